@@ -1,0 +1,136 @@
+// HNSW graph algorithm, separated from storage (as faiss separates HNSW from its storage).
+// The algorithm walks a GraphStore; the PostgreSQL glue implements it over index pages, InMemoryGraph over RAM.
+// This header is the contract between src/core and src/pg: extend it, do not break it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cancel.h"
+#include "distance.h"
+#include "status.h"
+
+namespace s5v::hnsw {
+
+// A node's identity in its store. In pages: (block << 16) | offset. In memory: a dense index.
+using NodeId = std::uint64_t;
+inline constexpr NodeId kNoNode = ~NodeId{0};
+inline constexpr int kMaxLevel = 15; // levels are clamped to this (memory/page layout bound)
+
+struct Params {
+	int m = 16;               // neighbours per node on levels >= 1; 2 * m on level 0
+	int ef_construction = 64; // candidate list size while inserting
+};
+
+inline int MaxNeighbors(const Params &p, int level) { return level == 0 ? 2 * p.m : p.m; }
+
+// Level of a new node from a uniform random 64-bit value: floor(-ln(U) / ln(m)), clamped to kMaxLevel.
+int RandomLevel(int m, std::uint64_t random_bits) noexcept;
+
+struct Candidate {
+	float distance; // IndexDistance of the metric (smaller is nearer)
+	NodeId node;
+};
+
+// The storage the algorithm walks. All calls may fail (a page read can raise an error in the host): the
+// algorithm returns the status unchanged and leaves the store consistent.
+class GraphStore {
+public:
+	virtual ~GraphStore() = default;
+
+	// Current entry point and its level; node == kNoNode when the graph is empty.
+	virtual Status EntryPoint(NodeId &node, int &level) = 0;
+
+	// Index distances from `query` to each of `nodes` (computed where the vectors live, no copy).
+	// If `pass` is non-empty, it is filled with 1 for nodes that may be returned as results (not deleted, inside
+	// the store's current filter, e.g. an age range) and 0 for nodes that may only be walked through.
+	virtual Status Distances(const float *query, std::span<const NodeId> nodes, std::span<float> out,
+	                         std::span<std::uint8_t> pass) = 0;
+
+	// The neighbours of `node` at `level` (cleared, then filled; deleted nodes may appear).
+	virtual Status Neighbors(NodeId node, int level, std::vector<NodeId> &out) = 0;
+
+	// A copy of the node's stored vector (as stored: normalised for cosine).
+	virtual Status Vector(NodeId node, std::vector<float> &out) = 0;
+};
+
+class MutableGraphStore : public GraphStore {
+public:
+	// Replace the neighbour list of `node` at `level` (at most MaxNeighbors entries, nearest first).
+	virtual Status SetNeighbors(NodeId node, int level, std::span<const NodeId> neighbors) = 0;
+	virtual Status SetEntryPoint(NodeId node, int level) = 0;
+};
+
+// Link `node` (already present in the store with its vector and `level`, with empty neighbour lists) into the
+// graph: find its neighbours with ef_construction, select them with the heuristic, add back-links (pruning
+// lists that overflow), and raise the entry point if `level` is above it.
+Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
+              const CancelToken &cancel);
+
+// Recompute the neighbours of `node` at every level <= `level` after some of them were deleted: nodes for which
+// `pass` is 0 (see Distances) are never chosen. Used by VACUUM before deleted nodes are unlinked.
+Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
+              const Params &params, const CancelToken &cancel);
+
+struct SearchParams {
+	int ef_search = 40;            // size of the result pool of the first pass
+	std::size_t max_visits = 0;    // stop widening after this many distance computations (0 = no limit)
+	bool iterative = true;         // widen when the pool is exhausted
+};
+
+// A query: greedy descent to level 1, best-first search on level 0 with ef_search; results handed out in
+// distance order. When the caller wants more than the pool held, the search widens from where it stopped
+// (the candidates it had not expanded and the results it had discarded), so a filtered scan is not short.
+// Nodes whose `pass` is 0 are walked through but never returned.
+class Searcher {
+public:
+	Searcher(GraphStore &store, std::size_t dim, const CancelToken &cancel);
+	~Searcher();
+	Searcher(const Searcher &) = delete;
+	Searcher &operator=(const Searcher &) = delete;
+
+	Status Start(const float *query, const SearchParams &params);
+	// Next result; `done` is set when the graph (or max_visits) is exhausted.
+	Status Next(Candidate &out, bool &done);
+	std::size_t distance_computations() const;
+
+private:
+	struct State;
+	State *state_;
+};
+
+// A graph held in memory (index build, unit tests). Dense node ids 0..size()-1, vectors stored contiguously.
+class InMemoryGraph final : public MutableGraphStore {
+public:
+	InMemoryGraph(std::size_t dim, Metric metric, const Params &params);
+	~InMemoryGraph() override;
+
+	// Append a node (vector copied) with the given level; returns its id. Not linked yet: call Insert.
+	NodeId Add(const float *vec, int level);
+	// Add + Insert in one step, with a level drawn from `random_bits`.
+	Status AddAndInsert(const float *vec, std::uint64_t random_bits, const CancelToken &cancel, NodeId &out);
+
+	std::size_t size() const;
+	std::size_t dim() const;
+	int level(NodeId node) const;
+	const float *vector_data(NodeId node) const;
+	std::span<const NodeId> neighbors_view(NodeId node, int level) const; // for writing pages
+	std::size_t memory_bytes() const;                                  // approximate heap use
+	void MarkDeleted(NodeId node);                                     // for tests of Repair
+
+	Status EntryPoint(NodeId &node, int &level) override;
+	Status Distances(const float *query, std::span<const NodeId> nodes, std::span<float> out,
+	                 std::span<std::uint8_t> pass) override;
+	Status Neighbors(NodeId node, int level, std::vector<NodeId> &out) override;
+	Status Vector(NodeId node, std::vector<float> &out) override;
+	Status SetNeighbors(NodeId node, int level, std::span<const NodeId> neighbors) override;
+	Status SetEntryPoint(NodeId node, int level) override;
+
+private:
+	struct Impl;
+	Impl *impl_;
+};
+
+} // namespace s5v::hnsw

@@ -1,0 +1,117 @@
+// The boundary's error plumbing: status -> SQLSTATE, exception capture, saved PostgreSQL errors.
+extern "C" {
+#include "postgres.h"
+
+#include "utils/elog.h"
+#include "utils/memutils.h"
+}
+
+#include "pg/guard.h"
+
+namespace s5v::pg {
+
+namespace {
+// The PostgreSQL error caught by the innermost PgCall, waiting to be re-thrown at the edge.
+ErrorData *saved_pg_error = nullptr;
+
+const char *CopyMessage(const char *msg) noexcept {
+	// pstrdup may itself fail (out of memory): fall back to a static text rather than raising here.
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *copy = nullptr;
+	PG_TRY();
+	{
+		copy = MemoryContextStrdup(cxt, msg);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		copy = "out of memory";
+	}
+	PG_END_TRY();
+	return copy;
+}
+} // namespace
+
+int SqlStateFor(StatusCode code) noexcept {
+	switch (code) {
+	case StatusCode::Ok:
+		return 0;
+	case StatusCode::InvalidInput:
+		return ERRCODE_INVALID_PARAMETER_VALUE;
+	case StatusCode::LimitExceeded:
+		return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+	case StatusCode::Corrupt:
+		return ERRCODE_DATA_CORRUPTED;
+	case StatusCode::Unavailable:
+	case StatusCode::NotFound:
+		return ERRCODE_CONNECTION_FAILURE;
+	case StatusCode::Cancelled:
+		return ERRCODE_QUERY_CANCELED;
+	case StatusCode::OutOfMemory:
+		return ERRCODE_OUT_OF_MEMORY;
+	case StatusCode::External:
+	case StatusCode::Internal:
+		return ERRCODE_INTERNAL_ERROR;
+	}
+	return ERRCODE_INTERNAL_ERROR;
+}
+
+void CaptureStatus(const Status &status, PendingError &out) noexcept {
+	out.pending = true;
+	out.sqlstate = SqlStateFor(status.code());
+	out.saved = nullptr;
+	if (status.code() == StatusCode::External && saved_pg_error != nullptr) {
+		out.saved = saved_pg_error;
+		saved_pg_error = nullptr;
+	}
+	out.message = CopyMessage(status.message().c_str());
+}
+
+void CaptureException(std::exception_ptr e, PendingError &out) noexcept {
+	out.pending = true;
+	out.saved = nullptr;
+	try {
+		std::rethrow_exception(e);
+	} catch (const std::bad_alloc &) {
+		out.sqlstate = ERRCODE_OUT_OF_MEMORY;
+		out.message = "out of memory";
+	} catch (const std::exception &ex) {
+		out.sqlstate = ERRCODE_INTERNAL_ERROR;
+		out.message = CopyMessage(ex.what());
+	} catch (...) {
+		out.sqlstate = ERRCODE_INTERNAL_ERROR;
+		out.message = "unknown C++ exception";
+	}
+}
+
+void Raise(const PendingError &err) {
+	if (err.saved != nullptr)
+		ReThrowError(err.saved);
+	if (err.sqlstate == ERRCODE_QUERY_CANCELED) {
+		// Let PostgreSQL report the cancel the way it always does (statement timeout vs. user request).
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (err.sqlstate == ERRCODE_INTERNAL_ERROR)
+		elog(ERROR, "s5vector: %s", err.message);
+	ereport(ERROR, (errcode(err.sqlstate), errmsg("%s", err.message)));
+	pg_unreachable();
+}
+
+Status SaveCurrentPgError() noexcept {
+	// Called in the caller's (non-error) memory context right after PG_CATCH.
+	if (saved_pg_error != nullptr)
+		FreeErrorData(saved_pg_error);
+	saved_pg_error = CopyErrorData();
+	FlushErrorState();
+	return Status::External();
+}
+
+void DiscardSavedPgError() noexcept {
+	if (saved_pg_error != nullptr) {
+		FreeErrorData(saved_pg_error);
+		saved_pg_error = nullptr;
+	}
+}
+
+} // namespace s5v::pg

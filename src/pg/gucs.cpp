@@ -1,0 +1,30 @@
+// GUCs under the reserved prefix s5vector.* (query knobs now; S5 connection and worker settings later).
+extern "C" {
+#include "postgres.h"
+
+#include "utils/guc.h"
+}
+
+#include "pg/s5vector.h"
+#include "pg/gucs.h"
+
+int s5v_ef_search = 40;
+bool s5v_iterative_scan = true;
+int s5v_max_scan_tuples = 20000;
+
+namespace s5v::pg {
+
+void InitGucs() {
+	DefineCustomIntVariable("s5vector.ef_search", "Size of the candidate list of a hot-tier (HNSW) search.",
+	                        "Larger values find more of the true nearest neighbours and are slower.", &s5v_ef_search, 40,
+	                        1, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("s5vector.iterative_scan",
+	                         "Widen an index scan when the executor asks for more rows than the first pass found.",
+	                         "With it off, a scan returns at most ef_search rows from the hot tier.",
+	                         &s5v_iterative_scan, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("s5vector.max_scan_tuples", "Upper bound on the elements an iterative scan visits.",
+	                        "The scan stops widening after visiting this many elements.", &s5v_max_scan_tuples, 20000,
+	                        1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+}
+
+} // namespace s5v::pg

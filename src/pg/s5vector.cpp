@@ -1,0 +1,21 @@
+// Module entry: PG_MODULE_MAGIC and _PG_init (GUCs, reloptions, the background worker).
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+}
+
+#include "pg/s5vector.h"
+
+extern "C" {
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+}
+
+void _PG_init(void) {
+	s5v::pg::InitIndexOptions();
+	s5v::pg::InitGucs();
+	MarkGUCPrefixReserved("s5vector");
+}
