@@ -39,6 +39,8 @@ inline float L1Distance(const float *a, const float *b, std::size_t n) noexcept 
 // Cosine distance computed as pgvector does: float parts, double division, similarity clamped to [-1, 1].
 // Returns NaN when either vector has zero norm.
 double CosineDistance(const float *a, const float *b, std::size_t n) noexcept;
+// The same with a given kernel set (tests, benchmarks).
+double CosineDistance(const KernelSet &kernels, const float *a, const float *b, std::size_t n) noexcept;
 
 // The distance an index orders by. Monotonic in the SQL operator's distance for that metric:
 // L2 -> squared L2; InnerProduct -> -dot; Cosine -> -dot on vectors normalised before storing; L1 -> L1.

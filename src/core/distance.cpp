@@ -1,0 +1,126 @@
+// The scalar reference kernels, cosine distance and the once-only choice of the active kernel set.
+#include "distance.h"
+
+#include <cmath>
+
+#include "kernels.h"
+
+namespace s5v {
+namespace {
+
+// The reference loops are pgvector's C loops, summing in float in index order. They must stay
+// sequential: GCC does not vectorise float reductions without -ffast-math/-fassociative-math, which
+// no build of this file uses (test/unit/distance_test.cpp checks bit-exactness against the same loop).
+float ScalarL2Squared(const float *a, const float *b, std::size_t n) noexcept {
+	float sum = 0.0f;
+	for (std::size_t i = 0; i < n; i++) {
+		float d = a[i] - b[i];
+		sum += d * d;
+	}
+	return sum;
+}
+
+float ScalarInnerProduct(const float *a, const float *b, std::size_t n) noexcept {
+	float sum = 0.0f;
+	for (std::size_t i = 0; i < n; i++)
+		sum += a[i] * b[i];
+	return sum;
+}
+
+float ScalarL1(const float *a, const float *b, std::size_t n) noexcept {
+	float sum = 0.0f;
+	for (std::size_t i = 0; i < n; i++)
+		sum += std::fabs(a[i] - b[i]);
+	return sum;
+}
+
+void ScalarCosineParts(const float *a, const float *b, std::size_t n, float *dot, float *norm_a,
+                       float *norm_b) noexcept {
+	float sab = 0.0f, saa = 0.0f, sbb = 0.0f;
+	for (std::size_t i = 0; i < n; i++) {
+		sab += a[i] * b[i];
+		saa += a[i] * a[i];
+		sbb += b[i] * b[i];
+	}
+	*dot = sab;
+	*norm_a = saa;
+	*norm_b = sbb;
+}
+
+constexpr KernelSet kScalarKernels{"scalar", ScalarL2Squared, ScalarInnerProduct, ScalarL1, ScalarCosineParts};
+
+// CPU checks through GCC's cpuinfo (it also checks that the OS saves the wide registers, via XGETBV).
+// Not xsimd::available_architectures(): in xsimd 8.1 it reads SSE2 and AVX from the wrong CPUID
+// registers and ignores XCR0, and, being an inline function, it must not be instantiated in the ISA
+// translation units anyway.
+bool CpuHasSse2() noexcept {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("sse2");
+}
+
+bool CpuHasAvx2() noexcept {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+// kernels_avx512.cpp is compiled with F, DQ, BW and VL (plus AVX2/FMA), so the compiler may use any of them.
+bool CpuHasAvx512() noexcept {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && CpuHasAvx2();
+}
+
+const KernelSet &ChooseKernels() noexcept {
+	if (CpuHasAvx512())
+		return Avx512Kernels();
+	if (CpuHasAvx2())
+		return Avx2Kernels();
+	if (CpuHasSse2())
+		return Sse2Kernels();
+	return kScalarKernels;
+}
+
+} // namespace
+
+const KernelSet &ScalarKernels() noexcept {
+	return kScalarKernels;
+}
+
+const KernelSet *KernelsByName(std::string_view name) noexcept {
+	if (name == "scalar")
+		return &kScalarKernels;
+	if (name == "sse2")
+		return CpuHasSse2() ? &Sse2Kernels() : nullptr;
+	if (name == "avx2")
+		return CpuHasAvx2() ? &Avx2Kernels() : nullptr;
+	if (name == "avx512")
+		return CpuHasAvx512() ? &Avx512Kernels() : nullptr;
+	return nullptr;
+}
+
+const KernelSet &ActiveKernels() noexcept {
+	// Initialised once (thread-safe); the choice never changes for the life of the process.
+	static const KernelSet &active = ChooseKernels();
+	return active;
+}
+
+// pgvector's vector_cosine_distance: float parts, double division, NaN when a norm is zero (0/0),
+// similarity clamped to [-1, 1] so rounding never yields a distance below 0 or above 2.
+double CosineDistance(const KernelSet &kernels, const float *a, const float *b, std::size_t n) noexcept {
+	float dot = 0.0f, norm_a = 0.0f, norm_b = 0.0f;
+	kernels.cosine_parts(a, b, n, &dot, &norm_a, &norm_b);
+	double similarity = static_cast<double>(dot) / std::sqrt(static_cast<double>(norm_a) * static_cast<double>(norm_b));
+	if (std::isnan(similarity))
+		return std::nan("");
+	if (similarity > 1.0)
+		similarity = 1.0;
+	else if (similarity < -1.0)
+		similarity = -1.0;
+	return 1.0 - similarity;
+}
+
+double CosineDistance(const float *a, const float *b, std::size_t n) noexcept {
+	return CosineDistance(ActiveKernels(), a, b, n);
+}
+
+} // namespace s5v
