@@ -14,6 +14,10 @@
 
 namespace s5v::hnsw {
 
+namespace internal {
+struct MemoryAccess; // the devirtualised fast path over InMemoryGraph (hnsw_memory.cpp)
+}
+
 // A node's identity in its store. In pages: (block << 16) | offset. In memory: a dense index.
 using NodeId = std::uint64_t;
 inline constexpr NodeId kNoNode = ~NodeId{0};
@@ -116,9 +120,15 @@ public:
 	std::size_t dim() const;
 	int level(NodeId node) const;
 	const float *vector_data(NodeId node) const;
-	std::span<const NodeId> neighbors_view(NodeId node, int level) const; // for writing pages
+	// For writing pages. Lists are stored as uint32, so this converts into a buffer owned by the graph: the span
+	// stays valid until the next neighbors_view call on this graph (not thread-safe). neighbor_ids avoids the copy.
+	std::span<const NodeId> neighbors_view(NodeId node, int level) const;
+	std::span<const std::uint32_t> neighbor_ids(NodeId node, int level) const; // zero-copy view of the same list
 	std::size_t memory_bytes() const;                                  // approximate heap use
-	void MarkDeleted(NodeId node);                                     // for tests of Repair
+	void MarkDeleted(NodeId node);                                     // for tests of Repair (pass = 0)
+	bool deleted(NodeId node) const;
+	Metric metric() const;
+	const Params &params() const;
 
 	Status EntryPoint(NodeId &node, int &level) override;
 	Status Distances(const float *query, std::span<const NodeId> nodes, std::span<float> out,
@@ -129,6 +139,7 @@ public:
 	Status SetEntryPoint(NodeId node, int level) override;
 
 private:
+	friend struct internal::MemoryAccess;
 	struct Impl;
 	Impl *impl_;
 };

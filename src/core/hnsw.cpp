@@ -1,0 +1,192 @@
+// HNSW over the virtual GraphStore interface (the page store) and the public entry points, which dispatch to the
+// devirtualised InMemoryGraph instantiation when they are given one.
+#include "hnsw.h"
+
+#include <cmath>
+#include <new>
+
+#include "hnsw_internal.h"
+
+namespace s5v::hnsw {
+
+int RandomLevel(int m, std::uint64_t random_bits) noexcept {
+	if (m < 2)
+		return 0;
+	// U in (0, 1]: the top 53 bits plus one, scaled.
+	const double u = static_cast<double>((random_bits >> 11) + 1) * (1.0 / 9007199254740992.0);
+	const double level = std::floor(-std::log(u) / std::log(static_cast<double>(m)));
+	if (!(level < kMaxLevel))
+		return kMaxLevel;
+	return level < 0 ? 0 : static_cast<int>(level);
+}
+
+namespace internal {
+
+Status ValidateParams(const Params &p, int level) {
+	if (p.m < 2 || p.m > 1000)
+		return Status::InvalidInput("hnsw m must be between 2 and 1000");
+	if (p.ef_construction < 1)
+		return Status::InvalidInput("hnsw ef_construction must be at least 1");
+	if (level < 0 || level > kMaxLevel)
+		return Status::InvalidInput("hnsw node level out of range");
+	return Status::Ok();
+}
+
+namespace {
+
+// Access through the virtual interface: neighbours are copied into a buffer, distances computed by the store.
+struct GenericAccess {
+	GenericAccess(GraphStore *s, MutableGraphStore *ms) : store(s), mstore(ms) {}
+
+	GraphStore *store;
+	MutableGraphStore *mstore; // null for searches
+	HashVisited visited;
+	Scratch scratch;
+	std::vector<NodeId> nbuf;
+	std::vector<NodeId> pair_ids;
+	std::vector<float> pair_dists;
+	std::vector<float> vbuf;
+
+	std::size_t VisitedCapacity() const { return 0; }
+
+	Status EntryPoint(NodeId &node, int &level) { return store->EntryPoint(node, level); }
+
+	template <class F>
+	Status ForEachNeighbor(NodeId node, int level, F &&f) {
+		S5V_RETURN_IF_ERROR(store->Neighbors(node, level, nbuf));
+		for (NodeId n : nbuf)
+			if (n != kNoNode)
+				f(n);
+		return Status::Ok();
+	}
+
+	Status Distances(const float *q, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
+		return store->Distances(q, std::span<const NodeId>(ids, n), std::span<float>(out, n),
+		                        std::span<std::uint8_t>(pass, n));
+	}
+
+	// Distances from the stored vector of `from` to `ids` (pass filled).
+	Status StoredDistances(NodeId from, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
+		S5V_RETURN_IF_ERROR(store->Vector(from, vbuf));
+		return Distances(vbuf.data(), ids, n, out, pass);
+	}
+
+	// good = e is nearer to the base node (e.d) than to every node of `kept`.
+	Status NearerThanAll(const Cand &e, const std::vector<Cand> &kept, bool &good) {
+		S5V_RETURN_IF_ERROR(store->Vector(e.id, vbuf));
+		pair_ids.clear();
+		for (const Cand &k : kept)
+			pair_ids.push_back(k.id);
+		pair_dists.resize(pair_ids.size());
+		S5V_RETURN_IF_ERROR(store->Distances(vbuf.data(), pair_ids, pair_dists, {}));
+		good = true;
+		for (float d : pair_dists) {
+			if (d < e.d) {
+				good = false;
+				break;
+			}
+		}
+		return Status::Ok();
+	}
+
+	Status SetNeighborIds(NodeId node, int level, const NodeId *ids, std::size_t n) {
+		return mstore->SetNeighbors(node, level, std::span<const NodeId>(ids, n));
+	}
+	Status SetNeighborCands(NodeId node, int level, const Cand *c, std::size_t n) {
+		pair_ids.clear();
+		for (std::size_t i = 0; i < n; ++i)
+			pair_ids.push_back(c[i].id);
+		return mstore->SetNeighbors(node, level, pair_ids);
+	}
+	Status SetEntryPoint(NodeId node, int level) { return mstore->SetEntryPoint(node, level); }
+};
+
+Status LinkAny(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
+               const Params &params, const CancelToken &cancel, bool repair) noexcept {
+	try {
+		S5V_RETURN_IF_ERROR(ValidateParams(params, level));
+		if (vec == nullptr || dim == 0)
+			return Status::InvalidInput("hnsw insert needs a vector");
+		if (auto *mem = dynamic_cast<InMemoryGraph *>(&store))
+			return MemoryLink(*mem, node, level, vec, dim, params, cancel, repair);
+		GenericAccess a(&store, &store);
+		return LinkNode(a, node, level, vec, params, cancel, repair);
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory in hnsw insert");
+	} catch (...) {
+		return Status::Internal("unexpected exception in hnsw insert");
+	}
+}
+
+} // namespace
+
+} // namespace internal
+
+Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
+              const CancelToken &cancel) {
+	return internal::LinkAny(store, node, level, vec, dim, params, cancel, false);
+}
+
+Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
+              const Params &params, const CancelToken &cancel) {
+	return internal::LinkAny(store, node, level, vec, dim, params, cancel, true);
+}
+
+struct Searcher::State {
+	GraphStore &store;
+	std::size_t dim;
+	const CancelToken &cancel;
+	std::unique_ptr<internal::SearchEngine> engine;
+};
+
+Searcher::Searcher(GraphStore &store, std::size_t dim, const CancelToken &cancel)
+    : state_(new (std::nothrow) State{store, dim, cancel, nullptr}) {}
+
+Searcher::~Searcher() { delete state_; }
+
+Status Searcher::Start(const float *query, const SearchParams &params) {
+	if (state_ == nullptr)
+		return Status::OutOfMemory("out of memory in hnsw search");
+	if (query == nullptr || state_->dim == 0)
+		return Status::InvalidInput("hnsw search needs a query vector");
+	try {
+		if (!state_->engine) {
+			if (auto *mem = dynamic_cast<InMemoryGraph *>(&state_->store)) {
+				if (mem->dim() != state_->dim)
+					return Status::InvalidInput("query dimensions do not match the graph");
+				state_->engine = internal::MakeMemorySearchEngine(*mem, state_->dim, state_->cancel);
+			} else {
+				state_->engine = std::make_unique<internal::SearchEngineT<internal::GenericAccess>>(
+				    state_->dim, state_->cancel, &state_->store, nullptr);
+			}
+		}
+		return state_->engine->Start(query, params);
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory in hnsw search");
+	} catch (...) {
+		return Status::Internal("unexpected exception in hnsw search");
+	}
+}
+
+Status Searcher::Next(Candidate &out, bool &done) {
+	done = true;
+	if (state_ == nullptr)
+		return Status::OutOfMemory("out of memory in hnsw search");
+	if (!state_->engine)
+		return Status::Ok(); // not started
+	try {
+		return state_->engine->Next(out, done);
+	} catch (const std::bad_alloc &) {
+		done = true;
+		return Status::OutOfMemory("out of memory in hnsw search");
+	} catch (...) {
+		done = true;
+		return Status::Internal("unexpected exception in hnsw search");
+	}
+}
+
+std::size_t Searcher::distance_computations() const {
+	return (state_ != nullptr && state_->engine) ? state_->engine->computations() : 0;
+}
+
+} // namespace s5v::hnsw

@@ -1,0 +1,547 @@
+// HNSW algorithm on the in-memory store and through the virtual GraphStore interface.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "hnsw.h"
+
+namespace s5v::hnsw {
+namespace {
+
+// splitmix64: the random bits for levels, deterministic.
+std::uint64_t SplitMix(std::uint64_t &state) {
+	std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+// n points around `clusters` Gaussian centres.
+std::vector<float> Clustered(std::size_t n, std::size_t dim, std::size_t clusters, std::uint32_t seed,
+                             bool normalise) {
+	std::mt19937 rng(seed);
+	std::normal_distribution<float> centre(0.0f, 1.0f), noise(0.0f, 0.35f);
+	std::vector<float> centres(clusters * dim);
+	for (float &c : centres)
+		c = centre(rng);
+	std::vector<float> data(n * dim);
+	for (std::size_t i = 0; i < n; ++i) {
+		const std::size_t c = rng() % clusters;
+		float norm = 0;
+		for (std::size_t j = 0; j < dim; ++j) {
+			data[i * dim + j] = centres[c * dim + j] + noise(rng);
+			norm += data[i * dim + j] * data[i * dim + j];
+		}
+		if (normalise) {
+			norm = std::sqrt(norm);
+			for (std::size_t j = 0; j < dim; ++j)
+				data[i * dim + j] /= norm;
+		}
+	}
+	return data;
+}
+
+float RefDistance(Metric m, const float *a, const float *b, std::size_t dim) {
+	double s = 0;
+	for (std::size_t j = 0; j < dim; ++j) {
+		switch (m) {
+		case Metric::L2:
+			s += double(a[j] - b[j]) * double(a[j] - b[j]);
+			break;
+		case Metric::InnerProduct:
+		case Metric::Cosine:
+			s -= double(a[j]) * double(b[j]);
+			break;
+		case Metric::L1:
+			s += std::fabs(double(a[j] - b[j]));
+			break;
+		}
+	}
+	return static_cast<float>(s);
+}
+
+std::vector<NodeId> ExactTopK(Metric m, const std::vector<float> &data, std::size_t dim, const float *q, std::size_t k,
+                              const std::vector<bool> *exclude = nullptr) {
+	const std::size_t n = data.size() / dim;
+	std::vector<std::pair<float, NodeId>> all;
+	for (std::size_t i = 0; i < n; ++i)
+		if (!exclude || !(*exclude)[i])
+			all.push_back({RefDistance(m, q, &data[i * dim], dim), i});
+	std::partial_sort(all.begin(), all.begin() + std::min(k, all.size()), all.end());
+	std::vector<NodeId> out;
+	for (std::size_t i = 0; i < std::min(k, all.size()); ++i)
+		out.push_back(all[i].second);
+	return out;
+}
+
+std::unique_ptr<InMemoryGraph> Build(const std::vector<float> &data, std::size_t dim, Metric metric,
+                                     const Params &params, std::uint64_t seed = 42) {
+	auto g = std::make_unique<InMemoryGraph>(dim, metric, params);
+	NeverCancel never;
+	std::uint64_t state = seed;
+	for (std::size_t i = 0; i < data.size() / dim; ++i) {
+		NodeId id;
+		Status st = g->AddAndInsert(&data[i * dim], SplitMix(state), never, id);
+		EXPECT_TRUE(st.ok()) << st.message();
+		EXPECT_EQ(id, i);
+	}
+	return g;
+}
+
+std::vector<Candidate> Search(GraphStore &store, std::size_t dim, const float *q, std::size_t k, int ef,
+                              bool iterative = false, std::size_t max_visits = 0) {
+	NeverCancel never;
+	Searcher s(store, dim, never);
+	SearchParams sp;
+	sp.ef_search = ef;
+	sp.iterative = iterative;
+	sp.max_visits = max_visits;
+	EXPECT_TRUE(s.Start(q, sp).ok());
+	std::vector<Candidate> out;
+	while (out.size() < k) {
+		Candidate c;
+		bool done;
+		EXPECT_TRUE(s.Next(c, done).ok());
+		if (done)
+			break;
+		out.push_back(c);
+	}
+	return out;
+}
+
+double Recall(GraphStore &store, Metric metric, const std::vector<float> &data, const std::vector<float> &queries,
+              std::size_t dim, int ef, const std::vector<bool> *exclude = nullptr) {
+	const std::size_t nq = queries.size() / dim;
+	std::size_t hits = 0, total = 0;
+	for (std::size_t qi = 0; qi < nq; ++qi) {
+		const float *q = &queries[qi * dim];
+		auto truth = ExactTopK(metric, data, dim, q, 10, exclude);
+		auto got = Search(store, dim, q, 10, ef);
+		std::set<NodeId> g;
+		for (auto &c : got)
+			g.insert(c.node);
+		for (NodeId t : truth)
+			hits += g.count(t);
+		total += truth.size();
+	}
+	return double(hits) / double(total);
+}
+
+// Every node reachable from the entry point on level 0.
+std::size_t Reachable(InMemoryGraph &g) {
+	NodeId ep;
+	int lvl;
+	EXPECT_TRUE(g.EntryPoint(ep, lvl).ok());
+	if (ep == kNoNode)
+		return 0;
+	std::vector<bool> seen(g.size());
+	std::vector<NodeId> stack{ep};
+	seen[ep] = true;
+	std::size_t count = 1;
+	while (!stack.empty()) {
+		NodeId n = stack.back();
+		stack.pop_back();
+		for (std::uint32_t x : g.neighbor_ids(n, 0))
+			if (!seen[x]) {
+				seen[x] = true;
+				++count;
+				stack.push_back(x);
+			}
+	}
+	return count;
+}
+
+class MetricRecall : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(MetricRecall, RecallAt10IsHigh) {
+	const Metric metric = GetParam();
+	const std::size_t dim = 32, n = 10000;
+	const bool norm = metric == Metric::Cosine;
+	auto data = Clustered(n, dim, 50, 1, norm);
+	std::vector<float> queries;
+	{
+		// Queries: data points perturbed, so they lie in the data's clusters.
+		std::mt19937 rng(7);
+		std::normal_distribution<float> noise(0.0f, 0.1f);
+		for (std::size_t qi = 0; qi < 100; ++qi) {
+			const std::size_t src = (qi * 97) % n;
+			float nn = 0;
+			for (std::size_t j = 0; j < dim; ++j) {
+				queries.push_back(data[src * dim + j] + noise(rng));
+				nn += queries.back() * queries.back();
+			}
+			if (norm)
+				for (std::size_t j = 0; j < dim; ++j)
+					queries[qi * dim + j] /= std::sqrt(nn);
+		}
+	}
+	Params p;
+	p.m = 16;
+	p.ef_construction = 64;
+	auto g = Build(data, dim, metric, p);
+	EXPECT_EQ(Reachable(*g), n);
+	const double r = Recall(*g, metric, data, queries, dim, 64);
+	EXPECT_GE(r, 0.95) << "metric " << int(metric);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMetrics, MetricRecall,
+                         ::testing::Values(Metric::L2, Metric::InnerProduct, Metric::Cosine, Metric::L1));
+
+TEST(Hnsw, EmptyGraphSearchIsDone) {
+	InMemoryGraph g(4, Metric::L2, Params{});
+	float q[4] = {1, 2, 3, 4};
+	auto r = Search(g, 4, q, 10, 40, true);
+	EXPECT_TRUE(r.empty());
+}
+
+TEST(Hnsw, SingleNode) {
+	InMemoryGraph g(4, Metric::L2, Params{});
+	float v[4] = {1, 0, 0, 0};
+	NodeId id;
+	NeverCancel never;
+	ASSERT_TRUE(g.AddAndInsert(v, 123, never, id).ok());
+	float q[4] = {0, 0, 0, 0};
+	auto r = Search(g, 4, q, 10, 40, true);
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0].node, id);
+	EXPECT_FLOAT_EQ(r[0].distance, 1.0f);
+}
+
+TEST(Hnsw, DuplicateVectors) {
+	const std::size_t dim = 8, n = 300;
+	std::vector<float> data(n * dim, 0.5f);
+	for (std::size_t i = 200; i < n; ++i)
+		data[i * dim] = float(i); // some distinct points after many duplicates
+	Params p;
+	p.m = 4;
+	auto g = Build(data, dim, Metric::L2, p);
+	EXPECT_EQ(Reachable(*g), n);
+	std::vector<float> q(dim, 0.5f);
+	auto r = Search(*g, dim, q.data(), 1000, 10, true);
+	EXPECT_EQ(r.size(), n);
+	std::set<NodeId> uniq;
+	for (auto &c : r)
+		uniq.insert(c.node);
+	EXPECT_EQ(uniq.size(), n);
+}
+
+TEST(Hnsw, ListBoundsAndNoSelfLinks) {
+	const std::size_t dim = 16, n = 3000;
+	auto data = Clustered(n, dim, 20, 3, false);
+	Params p;
+	p.m = 8;
+	p.ef_construction = 40;
+	auto g = Build(data, dim, Metric::L2, p);
+	NodeId ep;
+	int ep_level;
+	ASSERT_TRUE(g->EntryPoint(ep, ep_level).ok());
+	int max_level = 0;
+	for (NodeId i = 0; i < n; ++i) {
+		max_level = std::max(max_level, g->level(i));
+		for (int l = 0; l <= g->level(i); ++l) {
+			auto nb = g->neighbors_view(i, l);
+			EXPECT_LE(nb.size(), std::size_t(MaxNeighbors(p, l)));
+			std::set<NodeId> uniq(nb.begin(), nb.end());
+			EXPECT_EQ(uniq.size(), nb.size()) << "duplicate link";
+			for (NodeId x : nb) {
+				EXPECT_NE(x, i) << "self link";
+				EXPECT_LT(x, n);
+				EXPECT_GE(g->level(x), l) << "link to a node without that level";
+			}
+		}
+	}
+	EXPECT_EQ(ep_level, max_level);
+	EXPECT_EQ(g->level(ep), max_level);
+	EXPECT_GT(g->memory_bytes(), n * dim * sizeof(float));
+}
+
+TEST(Hnsw, IterativeReturnsEveryNodeOnce) {
+	const std::size_t dim = 8, n = 500;
+	auto data = Clustered(n, dim, 10, 5, false);
+	Params p;
+	p.m = 6;
+	p.ef_construction = 32;
+	auto g = Build(data, dim, Metric::L2, p);
+	NeverCancel never;
+	Searcher s(*g, dim, never);
+	SearchParams sp;
+	sp.ef_search = 10;
+	sp.iterative = true;
+	ASSERT_TRUE(s.Start(&data[0], sp).ok());
+	std::set<NodeId> seen;
+	std::size_t count = 0;
+	float prev = -1e30f;
+	std::size_t first_round_in_order = 0;
+	while (true) {
+		Candidate c;
+		bool done;
+		ASSERT_TRUE(s.Next(c, done).ok());
+		if (done)
+			break;
+		++count;
+		EXPECT_TRUE(seen.insert(c.node).second) << "returned twice: " << c.node;
+		if (count <= 10) {
+			EXPECT_GE(c.distance, prev);
+			++first_round_in_order;
+		}
+		prev = c.distance;
+	}
+	EXPECT_EQ(count, n);
+	EXPECT_EQ(seen.size(), n);
+	EXPECT_EQ(first_round_in_order, 10u);
+}
+
+TEST(Hnsw, NonIterativeStopsAtPool) {
+	const std::size_t dim = 8, n = 500;
+	auto data = Clustered(n, dim, 10, 5, false);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	auto r = Search(*g, dim, &data[0], 1000, 10, false);
+	EXPECT_EQ(r.size(), 10u);
+	for (std::size_t i = 1; i < r.size(); ++i)
+		EXPECT_LE(r[i - 1].distance, r[i].distance);
+}
+
+TEST(Hnsw, MaxVisitsBoundsWidening) {
+	const std::size_t dim = 8, n = 2000;
+	auto data = Clustered(n, dim, 10, 5, false);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	NeverCancel never;
+	Searcher s(*g, dim, never);
+	SearchParams sp;
+	sp.ef_search = 10;
+	sp.max_visits = 300;
+	ASSERT_TRUE(s.Start(&data[0], sp).ok());
+	std::size_t count = 0;
+	while (true) {
+		Candidate c;
+		bool done;
+		ASSERT_TRUE(s.Next(c, done).ok());
+		if (done)
+			break;
+		++count;
+	}
+	EXPECT_GE(count, 10u);
+	EXPECT_LT(count, n);
+	// One expansion may overshoot the limit by at most one neighbour list.
+	EXPECT_LE(s.distance_computations(), 300u + 2 * 16u + 1);
+}
+
+// Forwards to an InMemoryGraph through the virtual interface only (as the page store is used).
+class VirtualStore : public MutableGraphStore {
+public:
+	explicit VirtualStore(InMemoryGraph &g) : g_(g) {}
+	Status EntryPoint(NodeId &node, int &level) override { return g_.EntryPoint(node, level); }
+	Status Distances(const float *query, std::span<const NodeId> nodes, std::span<float> out,
+	                 std::span<std::uint8_t> pass) override {
+		++distance_calls;
+		Status st = g_.Distances(query, nodes, out, pass);
+		if (st.ok() && odd_fails && !pass.empty())
+			for (std::size_t i = 0; i < nodes.size(); ++i)
+				if (nodes[i] % 2 == 1)
+					pass[i] = 0;
+		return st;
+	}
+	Status Neighbors(NodeId node, int level, std::vector<NodeId> &out) override { return g_.Neighbors(node, level, out); }
+	Status Vector(NodeId node, std::vector<float> &out) override { return g_.Vector(node, out); }
+	Status SetNeighbors(NodeId node, int level, std::span<const NodeId> neighbors) override {
+		return g_.SetNeighbors(node, level, neighbors);
+	}
+	Status SetEntryPoint(NodeId node, int level) override { return g_.SetEntryPoint(node, level); }
+
+	bool odd_fails = false;
+	std::size_t distance_calls = 0;
+
+private:
+	InMemoryGraph &g_;
+};
+
+TEST(Hnsw, VirtualPathMatchesFastPath) {
+	const std::size_t dim = 16, n = 2000;
+	auto data = Clustered(n, dim, 20, 9, false);
+	Params p;
+	p.m = 8;
+	p.ef_construction = 40;
+	auto fast = Build(data, dim, Metric::L2, p, 77);
+
+	InMemoryGraph slow_graph(dim, Metric::L2, p);
+	VirtualStore slow(slow_graph);
+	NeverCancel never;
+	std::uint64_t state = 77;
+	for (std::size_t i = 0; i < n; ++i) {
+		const int level = RandomLevel(p.m, SplitMix(state));
+		const NodeId id = slow_graph.Add(&data[i * dim], level);
+		ASSERT_EQ(id, i);
+		ASSERT_TRUE(Insert(slow, id, level, &data[i * dim], dim, p, never).ok());
+	}
+	// Same random bits, same algorithm: the same graph.
+	for (NodeId i = 0; i < n; ++i)
+		for (int l = 0; l <= fast->level(i); ++l) {
+			auto a = fast->neighbor_ids(i, l);
+			auto b = slow_graph.neighbor_ids(i, l);
+			ASSERT_EQ(std::vector<std::uint32_t>(a.begin(), a.end()), std::vector<std::uint32_t>(b.begin(), b.end()))
+			    << "node " << i << " level " << l;
+		}
+	// Searching through the virtual path gives the fast path's results.
+	for (std::size_t qi = 0; qi < 20; ++qi) {
+		const float *q = &data[(qi * 31) * dim];
+		auto a = Search(*fast, dim, q, 10, 40);
+		auto b = Search(slow, dim, q, 10, 40);
+		ASSERT_EQ(a.size(), b.size());
+		for (std::size_t i = 0; i < a.size(); ++i)
+			EXPECT_EQ(a[i].node, b[i].node);
+	}
+	EXPECT_GT(slow.distance_calls, 0u);
+}
+
+TEST(Hnsw, FilterReturnsOnlyPassingNodes) {
+	const std::size_t dim = 16, n = 3000;
+	auto data = Clustered(n, dim, 20, 11, false);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	VirtualStore filtered(*g);
+	filtered.odd_fails = true;
+	std::vector<bool> odd(n);
+	for (std::size_t i = 0; i < n; ++i)
+		odd[i] = i % 2 == 1;
+	std::size_t hits = 0, total = 0;
+	for (std::size_t qi = 0; qi < 30; ++qi) {
+		const float *q = &data[(qi * 53 + 1) * dim];
+		auto r = Search(filtered, dim, q, 10, 40);
+		ASSERT_EQ(r.size(), 10u);
+		for (auto &c : r)
+			EXPECT_EQ(c.node % 2, 0u);
+		auto truth = ExactTopK(Metric::L2, data, dim, q, 10, &odd);
+		std::set<NodeId> got;
+		for (auto &c : r)
+			got.insert(c.node);
+		for (NodeId t : truth)
+			hits += got.count(t);
+		total += truth.size();
+	}
+	EXPECT_GE(double(hits) / double(total), 0.9);
+}
+
+TEST(Hnsw, RepairAfterDelete) {
+	const std::size_t dim = 16, n = 4000;
+	auto data = Clustered(n, dim, 30, 13, false);
+	Params p;
+	p.m = 8;
+	p.ef_construction = 64;
+	auto g = Build(data, dim, Metric::L2, p);
+	std::vector<bool> del(n);
+	std::mt19937 rng(3);
+	for (std::size_t i = 0; i < n; ++i)
+		if (rng() % 10 < 3) {
+			del[i] = true;
+			g->MarkDeleted(i);
+		}
+	NodeId ep;
+	int ep_level;
+	ASSERT_TRUE(g->EntryPoint(ep, ep_level).ok());
+	NeverCancel never;
+	// Repair every live node that links to a deleted one.
+	for (NodeId i = 0; i < n; ++i) {
+		if (del[i])
+			continue;
+		bool touches = false;
+		for (int l = 0; l <= g->level(i); ++l)
+			for (std::uint32_t x : g->neighbor_ids(i, l))
+				touches |= del[x];
+		if (touches) {
+			ASSERT_TRUE(Repair(*g, i, g->level(i), g->vector_data(i), dim, p, never).ok());
+		}
+	}
+	std::size_t only_deleted = 0;
+	for (NodeId i = 0; i < n; ++i) {
+		if (del[i])
+			continue;
+		auto nb = g->neighbor_ids(i, 0);
+		bool any_live = false;
+		for (std::uint32_t x : nb)
+			any_live |= !del[x];
+		if (!any_live)
+			++only_deleted;
+		for (std::uint32_t x : nb)
+			EXPECT_NE(x, i);
+	}
+	EXPECT_EQ(only_deleted, 0u);
+	std::vector<float> queries;
+	for (std::size_t qi = 0; qi < 50; ++qi)
+		queries.insert(queries.end(), &data[(qi * 71) * dim], &data[(qi * 71) * dim] + dim);
+	const double r = Recall(*g, Metric::L2, data, queries, dim, 64, &del);
+	EXPECT_GE(r, 0.95);
+	// No result is ever a deleted node.
+	for (std::size_t qi = 0; qi < 50; ++qi) {
+		for (auto &c : Search(*g, dim, &queries[qi * dim], 10, 40)) {
+			EXPECT_FALSE(del[c.node]);
+		}
+	}
+}
+
+class CancelAfter : public CancelToken {
+public:
+	explicit CancelAfter(int n) : left_(n) {}
+	bool cancelled() const noexcept override { return --left_ < 0; }
+
+private:
+	mutable int left_;
+};
+
+TEST(Hnsw, CancelledWhenTokenFires) {
+	const std::size_t dim = 8, n = 3000;
+	auto data = Clustered(n, dim, 10, 17, false);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	CancelAfter cancel(0);
+	Searcher s(*g, dim, cancel);
+	SearchParams sp;
+	sp.ef_search = 500;
+	Status st = s.Start(&data[0], sp);
+	EXPECT_EQ(st.code(), StatusCode::Cancelled);
+
+	CancelAfter cancel2(0);
+	InMemoryGraph g2(dim, Metric::L2, Params{});
+	NodeId id;
+	Status last;
+	for (std::size_t i = 0; i < n && last.ok(); ++i)
+		last = g2.AddAndInsert(&data[i * dim], i * 0x9E3779B97F4A7C15ULL, cancel2, id);
+	EXPECT_EQ(last.code(), StatusCode::Cancelled);
+}
+
+TEST(Hnsw, RandomLevelDistribution) {
+	const int m = 16;
+	std::uint64_t state = 1;
+	std::vector<int> hist(kMaxLevel + 1);
+	const int n = 1000000;
+	for (int i = 0; i < n; ++i)
+		++hist[RandomLevel(m, SplitMix(state))];
+	// P(level >= l) = m^-l.
+	EXPECT_NEAR(hist[0] / double(n), 1.0 - 1.0 / m, 0.005);
+	EXPECT_NEAR(hist[1] / double(n), (1.0 / m) * (1.0 - 1.0 / m), 0.003);
+	EXPECT_EQ(RandomLevel(m, ~std::uint64_t{0}), 0);
+	EXPECT_EQ(RandomLevel(m, 0), kMaxLevel > 13 ? 13 : kMaxLevel); // U = 2^-53: floor(53 ln2 / ln16) = 13
+	EXPECT_EQ(RandomLevel(2, 0), kMaxLevel);
+	EXPECT_EQ(RandomLevel(1, 12345), 0);
+	EXPECT_EQ(RandomLevel(m, 0x123456789ULL), RandomLevel(m, 0x123456789ULL));
+}
+
+TEST(Hnsw, BadInput) {
+	InMemoryGraph g(4, Metric::L2, Params{});
+	float v[4] = {1, 2, 3, 4};
+	NeverCancel never;
+	Params bad;
+	bad.m = 1;
+	const NodeId id = g.Add(v, 0);
+	EXPECT_EQ(Insert(g, id, 0, v, 4, bad, never).code(), StatusCode::InvalidInput);
+	EXPECT_EQ(Insert(g, id, 0, v, 3, Params{}, never).code(), StatusCode::InvalidInput);
+	EXPECT_EQ(Insert(g, 99, 0, v, 4, Params{}, never).code(), StatusCode::InvalidInput);
+	EXPECT_EQ(g.Add(v, kMaxLevel + 1), kNoNode);
+	Searcher s(g, 3, never);
+	EXPECT_EQ(s.Start(v, SearchParams{}).code(), StatusCode::InvalidInput);
+}
+
+} // namespace
+} // namespace s5v::hnsw
