@@ -44,3 +44,6 @@ $(DATA_built): $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
 
 EXTRA_CLEAN += $(DATA_built)
+
+# PGXS does not track header dependencies: rebuild on any header change.
+$(PG_OBJS) $(CORE_OBJS): $(wildcard src/pg/*.h src/core/*.h)

@@ -2,6 +2,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
 }
@@ -105,6 +106,24 @@ Status SaveCurrentPgError() noexcept {
 	saved_pg_error = CopyErrorData();
 	FlushErrorState();
 	return Status::External();
+}
+
+bool InterruptToken::cancelled() const noexcept { return InterruptPending; }
+
+Status PgCall(void (*fn)(void *), void *arg) noexcept {
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile bool failed = false;
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		failed = true;
+	}
+	PG_END_TRY();
+	return failed ? SaveCurrentPgError() : Status::Ok();
 }
 
 void DiscardSavedPgError() noexcept {

@@ -10,10 +10,12 @@
 // Include after the PostgreSQL headers (postgres.h first in every glue file).
 #pragma once
 
+#include "core/cancel.h"
 #include "core/status.h"
 
 #include <exception>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace s5v::pg {
@@ -51,6 +53,13 @@ template <typename Fn> inline void Guarded(Fn &&fn) {
 		Raise(err);
 }
 
+// The core's cancel token over PostgreSQL's InterruptPending; after a Cancelled status the edge raises the
+// interrupt with CHECK_FOR_INTERRUPTS() (see Raise()).
+class InterruptToken final : public CancelToken {
+public:
+	bool cancelled() const noexcept override;
+};
+
 // Implementation detail of PgCall: saves the current PostgreSQL error (must be called inside PG_CATCH).
 Status SaveCurrentPgError() noexcept;
 // Forget a saved error (when a caller decides to swallow an External status).
@@ -58,22 +67,20 @@ void DiscardSavedPgError() noexcept;
 
 } // namespace s5v::pg
 
+namespace s5v::pg {
+
+// Run fn(arg) inside PG_TRY; on a PostgreSQL error, save it and return Status::External().
+Status PgCall(void (*fn)(void *), void *arg) noexcept;
+
+// Run a callable holding only PostgreSQL calls (no C++ object with a destructor inside it) from C++ code.
+template <typename F> inline Status PgTry(F &&f) noexcept {
+	using Fn = std::remove_reference_t<F>;
+	return PgCall([](void *p) { (*static_cast<Fn *>(p))(); }, (void *)&f);
+}
+
+} // namespace s5v::pg
+
 // Run PostgreSQL calls (that may ereport) from inside C++ code: the statement must hold no C++ object with a
-// destructor. Evaluates to a Status: Ok, or External with the error saved for Guarded() to re-throw.
-// Usage:  S5V_PG_CALL(status_var, { buf = ReadBuffer(rel, blkno); });
-#define S5V_PG_CALL(status_var, ...)                                                                                  \
-	do {                                                                                                               \
-		MemoryContext s5v_oldcxt_ = CurrentMemoryContext;                                                             \
-		bool s5v_failed_ = false;                                                                                     \
-		PG_TRY();                                                                                                      \
-		{                                                                                                              \
-			__VA_ARGS__;                                                                                               \
-		}                                                                                                              \
-		PG_CATCH();                                                                                                    \
-		{                                                                                                              \
-			MemoryContextSwitchTo(s5v_oldcxt_);                                                                       \
-			s5v_failed_ = true;                                                                                       \
-		}                                                                                                              \
-		PG_END_TRY();                                                                                                  \
-		(status_var) = s5v_failed_ ? ::s5v::pg::SaveCurrentPgError() : ::s5v::Status::Ok();                            \
-	} while (0)
+// destructor. Sets status_var to Ok, or External with the error saved for Guarded() to re-throw.
+// Usage:  S5V_PG_CALL(status_var, buf = ReadBuffer(rel, blkno));
+#define S5V_PG_CALL(status_var, ...) ((status_var) = ::s5v::pg::PgTry([&]() { __VA_ARGS__; }))

@@ -2,6 +2,8 @@
 extern "C" {
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 }
 

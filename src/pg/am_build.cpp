@@ -1,0 +1,383 @@
+// CREATE INDEX: the graph is built in memory (up to maintenance_work_mem) by the core, then written to pages in
+// one pass and WAL-logged once (log_newpage_range). Past the memory limit, the rest is inserted on disk.
+extern "C" {
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/rel.h"
+}
+
+#include "pg/am.h"
+#include "pg/guard.h"
+#include "pg/index.h"
+#include "pg/page_store.h"
+#include "pg/s5vector.h"
+
+#include <vector>
+
+namespace s5v::pg {
+
+namespace {
+
+// C++ state of a build; owned by the build memory context (deleted by its reset callback on success or error).
+struct BuildObjects {
+	hnsw::InMemoryGraph graph;
+	std::vector<ItemPointerData> tids;
+	std::vector<int64> ages;
+	std::vector<uint8> flags;
+	PageGraphStore *store = nullptr; // after the graph went to disk
+	InterruptToken cancel;
+
+	BuildObjects(std::size_t dim, s5v::Metric metric, const hnsw::Params &p) : graph(dim, metric, p) {}
+	~BuildObjects() { delete store; }
+};
+
+// Plain data only: PostgreSQL errors may jump over frames that hold it.
+struct BuildState {
+	Relation heap;
+	Relation index;
+	IndexInfoCache info;
+	BuildObjects *objects;
+	MemoryContext tmpcxt;
+	float *vec;
+	double heap_tuples;
+	double index_tuples;
+	Size memory_limit;
+	bool on_disk;
+};
+
+void DeleteBuildObjects(void *arg) {
+	BuildObjects **objs = (BuildObjects **)arg;
+	delete *objs;
+	*objs = nullptr;
+}
+
+int DrawLevel(const IndexInfoCache &info) {
+	int level = hnsw::RandomLevel(info.m, pg_prng_uint64(&pg_global_prng_state));
+	return Min(level, info.max_level);
+}
+
+// Where each in-memory node goes: element and neighbour tuple on the same page when they fit together.
+struct Placement {
+	BlockNumber eblk;
+	OffsetNumber eoff;
+	BlockNumber nblk;
+	OffsetNumber noff;
+};
+
+// Write the in-memory graph to pages 1..n (block 0, the metapage, exists), without WAL; the caller logs them.
+void WriteGraph(BuildState *bs, const Placement *place, BlockNumber npages) {
+	hnsw::InMemoryGraph &graph = bs->objects->graph;
+	uint32 dim = bs->info.dimensions;
+	int m = bs->info.m;
+	size_t n = graph.size();
+	Size esize = S5V_ELEMENT_SIZE(dim);
+	S5vElementTuple etup = (S5vElementTuple)palloc0(esize);
+	S5vNeighborTuple ntup = (S5vNeighborTuple)palloc0(S5V_NEIGHBOR_SIZE(m, bs->info.max_level));
+	PGAlignedBlock pagebufs[2];
+	size_t next = 0;
+	BlockNumber first = RelationGetNumberOfBlocks(bs->index);
+	for (BlockNumber b = 0; b < npages; b++) {
+		BlockNumber blk = first + b;
+		Page page = (Page)pagebufs[0].data;
+		InitPage(page, S5V_PAGE_HOT);
+		// Add every tuple placed on this block, in node order (offsets were assigned in that order).
+		for (size_t i = next; i < n; i++) {
+			if (place[i].eblk > blk && place[i].nblk > blk)
+				break;
+			int level = graph.level(i);
+			if (place[i].eblk == blk) {
+				memset(etup, 0, esize);
+				etup->type = S5V_TUPLE_ELEMENT;
+				etup->version = S5V_TUPLE_VERSION;
+				etup->level = (uint8)level;
+				etup->flags = bs->objects->flags[i];
+				etup->heaptid = bs->objects->tids[i];
+				ItemPointerSet(&etup->neighbortid, place[i].nblk, place[i].noff);
+				etup->age = bs->objects->ages[i];
+				memcpy(etup->x, graph.vector_data(i), sizeof(float) * dim);
+				if (PageAddItem(page, (Item)etup, esize, InvalidOffsetNumber, false, false) != place[i].eoff)
+					elog(ERROR, "s5vector: failed to place element %zu", i);
+			}
+			if (place[i].nblk == blk) {
+				Size nsize = S5V_NEIGHBOR_SIZE(m, level);
+				memset(ntup, 0, nsize);
+				ntup->type = S5V_TUPLE_NEIGHBORS;
+				ntup->version = S5V_TUPLE_VERSION;
+				ntup->count = (uint16)S5V_NEIGHBOR_SLOTS(m, level);
+				for (int s = 0; s < ntup->count; s++)
+					ItemPointerSetInvalid(&ntup->tids[s]);
+				for (int l = 0; l <= level; l++) {
+					std::span<const hnsw::NodeId> nb = graph.neighbors_view(i, l);
+					int start = l == 0 ? 0 : 2 * m + (l - 1) * m;
+					int cap = l == 0 ? 2 * m : m;
+					int k = 0;
+					for (hnsw::NodeId id : nb) {
+						if (k >= cap)
+							break;
+						ItemPointerSet(&ntup->tids[start + k], place[id].eblk, place[id].eoff);
+						k++;
+					}
+				}
+				if (PageAddItem(page, (Item)ntup, nsize, InvalidOffsetNumber, false, false) != place[i].noff)
+					elog(ERROR, "s5vector: failed to place neighbours of element %zu", i);
+			}
+			if (place[i].eblk <= blk && place[i].nblk <= blk)
+				next = i + 1;
+		}
+		Buffer buf = ReadBufferExtended(bs->index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+		if (BufferGetBlockNumber(buf) != blk)
+			elog(ERROR, "s5vector: unexpected block %u while writing block %u", BufferGetBlockNumber(buf), blk);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		memcpy(BufferGetPage(buf), page, BLCKSZ);
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(etup);
+	pfree(ntup);
+}
+
+// Assign pages and offsets to every node; returns the number of pages.
+BlockNumber PlaceGraph(BuildState *bs, Placement *place) {
+	hnsw::InMemoryGraph &graph = bs->objects->graph;
+	uint32 dim = bs->info.dimensions;
+	int m = bs->info.m;
+	Size esize = S5V_ELEMENT_SIZE(dim) + sizeof(ItemIdData);
+	BlockNumber first = RelationGetNumberOfBlocks(bs->index);
+	BlockNumber cur = first;
+	Size free_space = S5V_PAGE_FREE_SPACE + 2 * sizeof(ItemIdData);
+	const Size empty = free_space;
+	OffsetNumber off = FirstOffsetNumber;
+	for (size_t i = 0; i < graph.size(); i++) {
+		Size nsize = S5V_NEIGHBOR_SIZE(m, graph.level(i)) + sizeof(ItemIdData);
+		if (esize + nsize <= empty) {
+			if (esize + nsize > free_space) {
+				cur++;
+				free_space = empty;
+				off = FirstOffsetNumber;
+			}
+			place[i] = {cur, off, cur, (OffsetNumber)(off + 1)};
+			off += 2;
+			free_space -= esize + nsize;
+		} else {
+			if (esize > free_space) {
+				cur++;
+				free_space = empty;
+				off = FirstOffsetNumber;
+			}
+			place[i].eblk = cur;
+			place[i].eoff = off;
+			cur++;
+			free_space = empty - nsize;
+			place[i].nblk = cur;
+			place[i].noff = FirstOffsetNumber;
+			off = FirstOffsetNumber + 1;
+		}
+	}
+	return graph.size() == 0 ? 0 : cur - first + 1;
+}
+
+void WriteMetaPage(Relation index, const BuildState *bs, ForkNumber fork) {
+	Buffer buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+	if (BufferGetBlockNumber(buf) != S5V_METAPAGE_BLKNO)
+		elog(ERROR, "s5vector: metapage is not block 0");
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Page page = BufferGetPage(buf);
+	InitPage(page, S5V_PAGE_META);
+	S5vMetaPage meta = S5vPageGetMeta(page);
+	memset(meta, 0, sizeof(S5vMetaPageData));
+	meta->magic = S5V_MAGIC;
+	meta->version = S5V_FORMAT_VERSION;
+	meta->dimensions = bs->info.dimensions;
+	meta->metric = (uint8)bs->info.metric;
+	meta->age_kind = bs->info.age_kind;
+	meta->m = (uint16)bs->info.m;
+	meta->ef_construction = (uint16)bs->info.ef_construction;
+	meta->max_level = (uint16)bs->info.max_level;
+	meta->lists = OptionLists(index);
+	OptionHotWindow(index, &meta->hot_window, &meta->hot_window_infinite);
+	meta->entry_blkno = InvalidBlockNumber;
+	meta->entry_offno = InvalidOffsetNumber;
+	meta->entry_level = -1;
+	meta->insert_page = InvalidBlockNumber;
+	meta->cold_root = InvalidBlockNumber;
+	meta->index_id = pg_prng_uint64(&pg_global_prng_state);
+	((PageHeader)page)->pd_lower = ((char *)meta + sizeof(S5vMetaPageData)) - (char *)page;
+	MarkBufferDirty(buf);
+	if (fork == INIT_FORKNUM)
+		log_newpage_buffer(buf, true);
+	UnlockReleaseBuffer(buf);
+}
+
+// Move the in-memory graph to pages and point the metapage at it.
+void FlushGraph(BuildState *bs) {
+	hnsw::InMemoryGraph &graph = bs->objects->graph;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_WRITE);
+	size_t n = graph.size();
+	Placement *place = n > 0 ? (Placement *)palloc_extended(sizeof(Placement) * n, MCXT_ALLOC_HUGE) : nullptr;
+	BlockNumber npages = n > 0 ? PlaceGraph(bs, place) : 0;
+	WriteGraph(bs, place, npages);
+
+	Buffer buf = ReadBuffer(bs->index, S5V_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	S5vMetaPage meta = S5vPageGetMeta(BufferGetPage(buf));
+	hnsw::NodeId entry = hnsw::kNoNode;
+	int level = -1;
+	if (!graph.EntryPoint(entry, level).ok())
+		entry = hnsw::kNoNode;
+	if (entry != hnsw::kNoNode) {
+		meta->entry_blkno = place[entry].eblk;
+		meta->entry_offno = place[entry].eoff;
+		meta->entry_level = (int16)level;
+		meta->insert_page = place[n - 1].nblk;
+	}
+	meta->hot_elements = (int64)n;
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+	if (place)
+		pfree(place);
+}
+
+void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool tupleIsAlive, void *state) {
+	BuildState *bs = (BuildState *)state;
+	bs->heap_tuples++;
+	if (isnull[0])
+		return;
+	MemoryContext old = MemoryContextSwitchTo(bs->tmpcxt);
+	if (PrepareVector(bs->info, values[0], bs->vec)) {
+		uint8 flags = 0;
+		int64 age;
+		if (bs->info.age_kind != S5V_AGE_NONE && isnull[1]) {
+			flags |= S5V_ELEMENT_AGE_NULL;
+			age = GetCurrentTimestamp();
+		} else {
+			age = AgeFromDatum(bs->info.age_kind, bs->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
+		}
+		int level = DrawLevel(bs->info);
+		BuildObjects *objs = bs->objects;
+		if (!bs->on_disk && objs->graph.memory_bytes() + objs->tids.capacity() * 16 > bs->memory_limit) {
+			ereport(NOTICE, (errmsg("s5vector graph no longer fits into maintenance_work_mem after %.0f tuples",
+			                        bs->index_tuples),
+			                 errdetail("Building will take significantly more time."),
+			                 errhint("Increase maintenance_work_mem to speed up builds.")));
+			FlushGraph(bs);
+			bs->on_disk = true;
+		}
+		float *vec = bs->vec;
+		ItemPointerData heaptid = *tid;
+		if (!bs->on_disk) {
+			Guarded([&]() -> Status {
+				hnsw::NodeId id = objs->graph.Add(vec, level);
+				objs->tids.push_back(heaptid);
+				objs->ages.push_back(age);
+				objs->flags.push_back(flags);
+				hnsw::Params params{bs->info.m, bs->info.ef_construction};
+				return hnsw::Insert(objs->graph, id, level, vec, bs->info.dimensions, params, objs->cancel);
+			});
+		} else {
+			Guarded([&]() -> Status {
+				if (objs->store == nullptr)
+					objs->store = new PageGraphStore(bs->index, bs->info);
+				hnsw::NodeId id;
+				S5V_RETURN_IF_ERROR(objs->store->AddElement(&heaptid, age, flags, vec, level, id));
+				hnsw::Params params{bs->info.m, bs->info.ef_construction};
+				return hnsw::Insert(*objs->store, id, level, vec, bs->info.dimensions, params, objs->cancel);
+			});
+		}
+		bs->index_tuples++;
+		if ((uint64)bs->index_tuples % 1000 == 0)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)bs->index_tuples);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpcxt);
+}
+
+// Frozen settings for a new index, checked against the column and the options.
+void InitBuildInfo(Relation index, IndexInfoCache *info) {
+	Form_pg_attribute attr = TupleDescAttr(RelationGetDescr(index), 0);
+	int dims = attr->atttypmod;
+	if (dims < 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("column does not have dimensions")));
+	if (dims > S5V_MAX_DIM)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		                errmsg("column cannot have more than %d dimensions for s5vector index", S5V_MAX_DIM)));
+	info->dimensions = (uint32)dims;
+	info->metric = MetricOfIndex(index);
+	info->age_kind = AgeKindOfIndex(index);
+	info->m = OptionM(index);
+	info->ef_construction = OptionEfConstruction(index);
+	if (info->ef_construction < 2 * info->m)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("ef_construction must be greater than or equal to 2 * m")));
+	info->max_level = MaxLevelForM(info->m);
+}
+
+} // namespace
+
+IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+	BuildState *bs = (BuildState *)palloc0(sizeof(BuildState));
+	bs->heap = heap;
+	bs->index = index;
+	InitBuildInfo(index, &bs->info);
+	bs->memory_limit = (Size)maintenance_work_mem * 1024L;
+	bs->vec = (float *)palloc(sizeof(float) * bs->info.dimensions);
+	bs->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector build temporary context",
+	                                   ALLOCSET_DEFAULT_SIZES);
+
+	// The C++ objects are freed by a callback of this context, whether the build ends normally or by error.
+	MemoryContext buildcxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector build", ALLOCSET_SMALL_SIZES);
+	MemoryContextCallback *cb = (MemoryContextCallback *)MemoryContextAlloc(buildcxt, sizeof(MemoryContextCallback));
+	cb->func = DeleteBuildObjects;
+	cb->arg = &bs->objects;
+	MemoryContextRegisterResetCallback(buildcxt, cb);
+	Guarded([&]() -> Status {
+		hnsw::Params params{bs->info.m, bs->info.ef_construction};
+		bs->objects = new BuildObjects(bs->info.dimensions, bs->info.metric, params);
+		return Status::Ok();
+	});
+
+	WriteMetaPage(index, bs, MAIN_FORKNUM);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_LOAD);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64)Max(heap->rd_rel->reltuples, 0));
+	bs->heap_tuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, (void *)bs, NULL);
+	if (!bs->on_disk)
+		FlushGraph(bs);
+	else {
+		// Counters of the on-disk part were kept by AddElement.
+	}
+
+	if (RelationNeedsWAL(index))
+		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+
+	IndexBuildResult *result = (IndexBuildResult *)palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = bs->heap_tuples;
+	result->index_tuples = bs->index_tuples;
+	MemoryContextDelete(buildcxt);
+	MemoryContextDelete(bs->tmpcxt);
+	return result;
+}
+
+void BuildEmpty(Relation index) {
+	BuildState bs;
+	memset(&bs, 0, sizeof(bs));
+	bs.index = index;
+	InitBuildInfo(index, &bs.info);
+	WriteMetaPage(index, &bs, INIT_FORKNUM);
+}
+
+} // namespace s5v::pg

@@ -1,0 +1,207 @@
+// The access method's handler: capabilities, cost estimation, operator class validation, options, build phases.
+extern "C" {
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/amvalidate.h"
+#include "access/htup_details.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_amproc.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_type.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "catalog/namespace.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/paths.h"
+#include "utils/regproc.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/lsyscache.h"
+#include "utils/selfuncs.h"
+#include "utils/syscache.h"
+}
+
+#include "pg/am.h"
+#include "pg/gucs.h"
+#include "pg/index.h"
+
+extern "C" bytea *s5vector_options_internal(Datum reloptions, bool validate);
+
+namespace s5v::pg {
+
+// The planner must use the index for ORDER BY <distance> LIMIT and never otherwise: without an ordering
+// operator the cost is infinite. With one, the scan reads about ef_search * m elements per level, at start-up.
+static void CostEstimate(PlannerInfo *root, IndexPath *path, double loop_count, Cost *indexStartupCost,
+                         Cost *indexTotalCost, Selectivity *indexSelectivity, double *indexCorrelation,
+                         double *indexPages) {
+	if (path->indexorderbys == NIL) {
+		*indexStartupCost = get_float8_infinity();
+		*indexTotalCost = get_float8_infinity();
+		*indexSelectivity = 0;
+		*indexCorrelation = 0;
+		*indexPages = 0;
+		return;
+	}
+	GenericCosts costs;
+	memset(&costs, 0, sizeof(costs));
+	genericcostestimate(root, path, loop_count, &costs);
+
+	double tuples = Max(path->indexinfo->tuples, 1.0);
+	int m = S5V_DEFAULT_M;
+	double levels = Max(1.0, log(tuples) / log((double)m));
+	double visited = Min(tuples, (double)s5v_ef_search * 2.0 * m * 0.5 + levels * m);
+	double ratio = Min(1.0, visited / tuples);
+	double pages = Max(1.0, ceil(costs.numIndexPages * ratio));
+	// Random page reads plus one distance per visited element.
+	Cost work = pages * costs.spc_random_page_cost + visited * cpu_operator_cost * 4;
+	*indexStartupCost = work;
+	*indexTotalCost = work + costs.indexTotalCost * 0.01;
+	*indexSelectivity = costs.indexSelectivity;
+	*indexCorrelation = 0;
+	*indexPages = pages;
+}
+
+static bytea *Options(Datum reloptions, bool validate) { return s5vector_options_internal(reloptions, validate); }
+
+static char *BuildPhaseName(int64 phase) {
+	switch (phase) {
+	case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+		return pstrdup("initializing");
+	case S5V_PHASE_LOAD:
+		return pstrdup("loading tuples");
+	case S5V_PHASE_WRITE:
+		return pstrdup("writing pages");
+	default:
+		return nullptr;
+	}
+}
+
+// A real amvalidate (as contrib/bloom's): every member of the opclass has a strategy, purpose and signature
+// this access method understands.
+static bool Validate(Oid opclassoid) {
+	bool result = true;
+	HeapTuple classtup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
+	if (!HeapTupleIsValid(classtup))
+		elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+	Form_pg_opclass classform = (Form_pg_opclass)GETSTRUCT(classtup);
+	Oid opfamilyoid = classform->opcfamily;
+	Oid opcintype = classform->opcintype;
+	char *opclassname = NameStr(classform->opcname);
+	Oid vectoroid = TypenameGetTypid("vector");
+	bool is_vector = OidIsValid(vectoroid) && opcintype == vectoroid;
+	bool is_age = opcintype == TIMESTAMPTZOID || opcintype == TIMESTAMPOID || opcintype == DATEOID;
+
+	if (!is_vector && !is_age) {
+		ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+		               errmsg("s5vector operator class \"%s\" is for unsupported type %s", opclassname,
+		                      format_type_be(opcintype))));
+		result = false;
+	}
+
+	CatCList *proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
+	CatCList *oprlist = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(opfamilyoid));
+	bool has_distance_proc = false;
+	for (int i = 0; i < proclist->n_members; i++) {
+		Form_pg_amproc procform = (Form_pg_amproc)GETSTRUCT(&proclist->members[i]->tuple);
+		if (procform->amproclefttype != opcintype || procform->amprocrighttype != opcintype)
+			continue;
+		bool ok = is_vector && procform->amprocnum == 1 &&
+		          check_amproc_signature(procform->amproc, FLOAT8OID, true, 2, 2, opcintype, opcintype);
+		if (!ok) {
+			ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			               errmsg("s5vector operator class \"%s\" has invalid support function %s with number %d",
+			                      opclassname, format_procedure(procform->amproc), procform->amprocnum)));
+			result = false;
+		} else {
+			has_distance_proc = true;
+		}
+	}
+	int ordering_ops = 0;
+	for (int i = 0; i < oprlist->n_members; i++) {
+		Form_pg_amop oprform = (Form_pg_amop)GETSTRUCT(&oprlist->members[i]->tuple);
+		if (oprform->amoplefttype != opcintype)
+			continue;
+		bool ok;
+		if (oprform->amoppurpose == AMOP_ORDER) {
+			ok = is_vector && oprform->amopstrategy == 1 && OidIsValid(oprform->amopsortfamily) &&
+			     check_amop_signature(oprform->amopopr, FLOAT8OID, oprform->amoplefttype, oprform->amoprighttype);
+			ordering_ops += ok;
+		} else {
+			ok = is_age && oprform->amopstrategy >= 1 && oprform->amopstrategy <= 5 &&
+			     check_amop_signature(oprform->amopopr, BOOLOID, oprform->amoplefttype, oprform->amoprighttype);
+		}
+		if (!ok) {
+			ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			               errmsg("s5vector operator class \"%s\" has invalid operator %s with strategy %d",
+			                      opclassname, format_operator(oprform->amopopr), oprform->amopstrategy)));
+			result = false;
+		}
+	}
+	if (is_vector && (!has_distance_proc || ordering_ops != 1)) {
+		ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+		               errmsg("s5vector operator class \"%s\" needs one distance function and one ordering operator",
+		                      opclassname)));
+		result = false;
+	}
+	ReleaseCatCacheList(proclist);
+	ReleaseCatCacheList(oprlist);
+	ReleaseSysCache(classtup);
+	return result;
+}
+
+} // namespace s5v::pg
+
+extern "C" {
+PG_FUNCTION_INFO_V1(s5vectorhandler);
+PGDLLEXPORT Datum s5vectorhandler(PG_FUNCTION_ARGS);
+}
+
+Datum s5vectorhandler(PG_FUNCTION_ARGS) {
+	IndexAmRoutine *am = makeNode(IndexAmRoutine);
+	am->amstrategies = 5;
+	am->amsupport = 1;
+	am->amoptsprocnum = 0;
+	am->amcanorder = false;
+	am->amcanorderbyop = true;
+	am->amcanbackward = false;
+	am->amcanunique = false;
+	am->amcanmulticol = true;
+	am->amoptionalkey = true;
+	am->amsearcharray = false;
+	am->amsearchnulls = false;
+	am->amstorage = false;
+	am->amclusterable = false;
+	am->ampredlocks = false;
+	am->amcanparallel = false;
+	am->amcaninclude = false;
+	am->amusemaintenanceworkmem = true;
+	am->amparallelvacuumoptions = VACUUM_OPTION_NO_PARALLEL;
+	am->amkeytype = InvalidOid;
+
+	am->ambuild = s5v::pg::Build;
+	am->ambuildempty = s5v::pg::BuildEmpty;
+	am->aminsert = s5v::pg::Insert;
+	am->ambulkdelete = s5v::pg::BulkDelete;
+	am->amvacuumcleanup = s5v::pg::VacuumCleanup;
+	am->amcanreturn = nullptr;
+	am->amcostestimate = s5v::pg::CostEstimate;
+	am->amoptions = s5v::pg::Options;
+	am->amproperty = nullptr;
+	am->ambuildphasename = s5v::pg::BuildPhaseName;
+	am->amvalidate = s5v::pg::Validate;
+	am->amadjustmembers = nullptr;
+	am->ambeginscan = s5v::pg::BeginScan;
+	am->amrescan = s5v::pg::ReScan;
+	am->amgettuple = s5v::pg::GetTuple;
+	am->amgetbitmap = nullptr;
+	am->amendscan = s5v::pg::EndScan;
+	am->ammarkpos = nullptr;
+	am->amrestrpos = nullptr;
+	am->amestimateparallelscan = nullptr;
+	am->aminitparallelscan = nullptr;
+	am->amparallelrescan = nullptr;
+	PG_RETURN_POINTER(am);
+}

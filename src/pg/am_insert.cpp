@@ -1,0 +1,54 @@
+// INSERT into the index: the element is appended to a page, then linked into the graph by the core.
+// Writers of the graph (inserts, VACUUM's repair) are serialised by a page lock; scans run beside them.
+extern "C" {
+#include "postgres.h"
+
+#include "common/pg_prng.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+
+#include "pg/am.h"
+#include "pg/guard.h"
+#include "pg/index.h"
+#include "pg/page_store.h"
+
+namespace s5v::pg {
+
+bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, Relation heap,
+            IndexUniqueCheck checkUnique, bool indexUnchanged, IndexInfo *indexInfo) {
+	if (isnull[0])
+		return false;
+	IndexInfoCache info = GetIndexInfo(index);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector insert", ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	float *vec = (float *)palloc(sizeof(float) * info.dimensions);
+	if (PrepareVector(info, values[0], vec)) {
+		uint8 flags = 0;
+		int64 age;
+		if (info.age_kind != S5V_AGE_NONE && isnull[1]) {
+			flags |= S5V_ELEMENT_AGE_NULL;
+			age = GetCurrentTimestamp();
+		} else {
+			age = AgeFromDatum(info.age_kind, info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
+		}
+		int level = Min(hnsw::RandomLevel(info.m, pg_prng_uint64(&pg_global_prng_state)), info.max_level);
+		ItemPointerData tid = *heap_tid;
+		LockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+		Guarded([&]() -> Status {
+			PageGraphStore store(index, info);
+			InterruptToken cancel;
+			hnsw::NodeId id;
+			S5V_RETURN_IF_ERROR(store.AddElement(&tid, age, flags, vec, level, id));
+			hnsw::Params params{info.m, info.ef_construction};
+			return hnsw::Insert(store, id, level, vec, info.dimensions, params, cancel);
+		});
+		UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return false;
+}
+
+} // namespace s5v::pg

@@ -1,0 +1,265 @@
+// Index scans: TIDs in distance order from the hot graph, widening when the executor asks for more, with the
+// age predicate (second key column) applied inside the index. A NULL query (or a zero query under cosine) has
+// no order: every live row is returned, unordered.
+extern "C" {
+#include "postgres.h"
+
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+}
+
+#include "pg/am.h"
+#include "pg/guard.h"
+#include "pg/gucs.h"
+#include "pg/index.h"
+#include "pg/page_store.h"
+
+#include <unordered_set>
+
+namespace s5v::pg {
+
+namespace {
+
+// C++ state of one scan, owned by the scan's memory context (deleted by its reset callback).
+struct ScanObjects {
+	PageGraphStore store;
+	InterruptToken cancel;
+	hnsw::Searcher searcher;
+	std::unordered_set<uint64> returned;
+
+	ScanObjects(Relation index, const IndexInfoCache &info)
+	    : store(index, info), searcher(store, info.dimensions, cancel) {}
+};
+
+struct ScanOpaqueData {
+	IndexInfoCache info;
+	MemoryContext cxt;
+	ScanObjects *objects;
+	AgeFilter filter;
+	float *query;
+	bool started;
+	bool done;
+	bool sweep; // no usable query: return every matching row
+	BlockNumber sweep_blk;
+	ItemPointerData *sweep_tids;
+	int sweep_count;
+	int sweep_pos;
+};
+typedef ScanOpaqueData *ScanOpaque;
+
+void DeleteScanObjects(void *arg) {
+	ScanOpaque so = (ScanOpaque)arg;
+	delete so->objects;
+	so->objects = nullptr;
+}
+
+uint64 TidKey(const ItemPointerData &t) {
+	return ((uint64)ItemPointerGetBlockNumber(&t) << 16) | ItemPointerGetOffsetNumber(&t);
+}
+
+// Next page of the sweep: copy its live, matching heap TIDs. Returns false at the end of the index.
+bool SweepNextPage(IndexScanDesc scan, ScanOpaque so) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(scan->indexRelation);
+	while (so->sweep_blk < nblocks) {
+		BlockNumber blk = so->sweep_blk++;
+		Buffer buf = ReadBuffer(scan->indexRelation, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		so->sweep_count = 0;
+		so->sweep_pos = 0;
+		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
+			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+				ItemId iid = PageGetItemId(page, off);
+				if (!ItemIdIsNormal(iid))
+					continue;
+				S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
+				if (etup->type != S5V_TUPLE_ELEMENT || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)))
+					continue;
+				if (!so->filter.Matches(etup->age, etup->flags))
+					continue;
+				so->sweep_tids[so->sweep_count++] = etup->heaptid;
+			}
+		}
+		UnlockReleaseBuffer(buf);
+		if (so->sweep_count > 0)
+			return true;
+	}
+	return false;
+}
+
+// Turn the scan keys on the age column into one range.
+void BuildAgeFilter(ScanOpaque so, ScanKey keys, int nkeys) {
+	so->filter = AgeFilter();
+	for (int i = 0; i < nkeys; i++) {
+		ScanKey key = &keys[i];
+		if (key->sk_attno != 2)
+			continue;
+		so->filter.active = true;
+		if (key->sk_flags & SK_ISNULL) {
+			so->filter.impossible = true;
+			continue;
+		}
+		int64 v = AgeFromDatum(so->info.age_kind, key->sk_argument);
+		switch (key->sk_strategy) {
+		case BTLessStrategyNumber:
+			if (v < so->filter.hi || (v == so->filter.hi && so->filter.hi_inclusive)) {
+				so->filter.hi = v;
+				so->filter.hi_inclusive = false;
+			}
+			break;
+		case BTLessEqualStrategyNumber:
+			if (v < so->filter.hi) {
+				so->filter.hi = v;
+				so->filter.hi_inclusive = true;
+			}
+			break;
+		case BTEqualStrategyNumber:
+			if (v < so->filter.hi) {
+				so->filter.hi = v;
+				so->filter.hi_inclusive = true;
+			}
+			if (v > so->filter.lo) {
+				so->filter.lo = v;
+				so->filter.lo_inclusive = true;
+			}
+			break;
+		case BTGreaterEqualStrategyNumber:
+			if (v > so->filter.lo) {
+				so->filter.lo = v;
+				so->filter.lo_inclusive = true;
+			}
+			break;
+		case BTGreaterStrategyNumber:
+			if (v > so->filter.lo || (v == so->filter.lo && so->filter.lo_inclusive)) {
+				so->filter.lo = v;
+				so->filter.lo_inclusive = false;
+			}
+			break;
+		default:
+			elog(ERROR, "s5vector: unexpected strategy %d on the age column", key->sk_strategy);
+		}
+	}
+	if (so->filter.lo > so->filter.hi)
+		so->filter.impossible = true;
+}
+
+} // namespace
+
+IndexScanDesc BeginScan(Relation index, int nkeys, int norderbys) {
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	ScanOpaque so = (ScanOpaque)palloc0(sizeof(ScanOpaqueData));
+	so->info = GetIndexInfo(index);
+	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector scan", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextCallback *cb = (MemoryContextCallback *)MemoryContextAlloc(so->cxt, sizeof(MemoryContextCallback));
+	cb->func = DeleteScanObjects;
+	cb->arg = so;
+	MemoryContextRegisterResetCallback(so->cxt, cb);
+	so->query = (float *)MemoryContextAlloc(so->cxt, sizeof(float) * so->info.dimensions);
+	so->sweep_tids = (ItemPointerData *)MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * MaxOffsetNumber);
+	scan->opaque = so;
+	return scan;
+}
+
+void ReScan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
+	ScanOpaque so = (ScanOpaque)scan->opaque;
+	if (keys && scan->numberOfKeys > 0)
+		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+	BuildAgeFilter(so, scan->keyData, scan->numberOfKeys);
+	so->started = false;
+	so->done = false;
+	so->sweep = false;
+	delete so->objects;
+	so->objects = nullptr;
+}
+
+bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
+	ScanOpaque so = (ScanOpaque)scan->opaque;
+	if (so->done || so->filter.impossible)
+		return false;
+
+	if (!so->started) {
+		so->started = true;
+		bool have_query = scan->numberOfOrderBys > 0 && !(scan->orderByData[0].sk_flags & SK_ISNULL);
+		if (have_query) {
+			MemoryContext old = MemoryContextSwitchTo(so->cxt);
+			have_query = PrepareVector(so->info, scan->orderByData[0].sk_argument, so->query);
+			MemoryContextSwitchTo(old);
+		}
+		if (!have_query) {
+			so->sweep = true;
+			so->sweep_blk = S5V_METAPAGE_BLKNO + 1;
+			so->sweep_count = 0;
+			so->sweep_pos = 0;
+		} else {
+			Guarded([&]() -> Status {
+				so->objects = new ScanObjects(scan->indexRelation, so->info);
+				so->objects->store.SetAgeFilter(so->filter);
+				hnsw::SearchParams params;
+				params.ef_search = s5v_ef_search;
+				params.iterative = s5v_iterative_scan;
+				params.max_visits = (std::size_t)s5v_max_scan_tuples;
+				return so->objects->searcher.Start(so->query, params);
+			});
+		}
+	}
+
+	if (so->sweep) {
+		while (so->sweep_pos >= so->sweep_count) {
+			if (!SweepNextPage(scan, so)) {
+				so->done = true;
+				return false;
+			}
+		}
+		scan->xs_heaptid = so->sweep_tids[so->sweep_pos++];
+		scan->xs_recheck = false;
+		scan->xs_recheckorderby = false;
+		return true;
+	}
+
+	bool found = false;
+	ItemPointerData tid;
+	for (;;) {
+		bool done = false;
+		Guarded([&]() -> Status {
+			ScanObjects *objs = so->objects;
+			for (;;) {
+				hnsw::Candidate c;
+				S5V_RETURN_IF_ERROR(objs->searcher.Next(c, done));
+				if (done)
+					return Status::Ok();
+				if (!objs->store.HeapTid(c.node, tid))
+					continue;
+				if (!objs->returned.insert(TidKey(tid)).second)
+					continue;
+				found = true;
+				return Status::Ok();
+			}
+		});
+		if (found || done)
+			break;
+	}
+	if (!found) {
+		so->done = true;
+		return false;
+	}
+	scan->xs_heaptid = tid;
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	return true;
+}
+
+void EndScan(IndexScanDesc scan) {
+	ScanOpaque so = (ScanOpaque)scan->opaque;
+	MemoryContextDelete(so->cxt);
+	pfree(so);
+	scan->opaque = nullptr;
+}
+
+} // namespace s5v::pg

@@ -1,0 +1,170 @@
+// The s5vector index: on-page formats and the helpers shared by the access method files (src/pg/am_*.cpp).
+// Include after the PostgreSQL headers.
+#pragma once
+
+extern "C" {
+#include "storage/bufpage.h"
+#include "utils/timestamp.h"
+}
+
+#include "core/distance.h"
+
+#define S5V_MAGIC 0x53355643 /* "S5VC" */
+#define S5V_FORMAT_VERSION 1
+#define S5V_PAGE_ID 0xFF5A
+#define S5V_METAPAGE_BLKNO 0
+
+// Page types (special space).
+#define S5V_PAGE_META 1
+#define S5V_PAGE_HOT 2 /* hot tier: element and neighbour tuples */
+
+// Tuple types (first byte of every tuple).
+#define S5V_TUPLE_ELEMENT 1
+#define S5V_TUPLE_NEIGHBORS 2
+#define S5V_TUPLE_VERSION 1
+
+// Element flags.
+#define S5V_ELEMENT_DELETED 0x01  /* heap tuple gone; kept in the graph until its neighbours are repaired */
+#define S5V_ELEMENT_AGE_NULL 0x02 /* the age column was NULL: never matches an age predicate */
+#define S5V_ELEMENT_UNLINKED 0x04 /* neighbours repaired; slot free for reuse */
+
+// Limits. The element tuple (header + vector) and the neighbour tuple must each fit on a page.
+#define S5V_MAX_DIM 2000
+#define S5V_MIN_M 2
+#define S5V_MAX_M 100
+#define S5V_DEFAULT_M 16
+#define S5V_MIN_EF_CONSTRUCTION 4
+#define S5V_MAX_EF_CONSTRUCTION 1000
+#define S5V_DEFAULT_EF_CONSTRUCTION 64
+
+// Lock tag (on a page number that is never a real lock target of ours otherwise) serialising writers of the graph.
+#define S5V_GRAPH_WRITE_LOCK 1
+
+// Special space at the end of every page.
+typedef struct S5vPageOpaqueData {
+	BlockNumber nextblkno;
+	uint16 page_type;
+	uint16 page_id; /* S5V_PAGE_ID, last, as pg_filedump expects */
+} S5vPageOpaqueData;
+typedef S5vPageOpaqueData *S5vPageOpaque;
+
+#define S5vPageGetOpaque(page) ((S5vPageOpaque)PageGetSpecialPointer(page))
+
+// Age column kinds.
+#define S5V_AGE_NONE 0 /* no age column: time the row entered the index */
+#define S5V_AGE_TIMESTAMPTZ 1
+#define S5V_AGE_TIMESTAMP 2
+#define S5V_AGE_DATE 3
+
+// Block 0.
+typedef struct S5vMetaPageData {
+	uint32 magic;
+	uint32 version;
+	uint32 dimensions;
+	uint8 metric; /* s5v::Metric */
+	uint8 age_kind;
+	uint16 m;
+	uint16 ef_construction;
+	uint16 max_level; /* levels are clamped so that a neighbour tuple fits a page */
+	int32 lists;      /* cold tier: number of lists (0 = automatic) */
+	Interval hot_window;
+	bool hot_window_infinite;
+	/* hot tier */
+	BlockNumber entry_blkno; /* InvalidBlockNumber when the graph is empty */
+	OffsetNumber entry_offno;
+	int16 entry_level;
+	BlockNumber insert_page; /* last page appended to; new elements go here first */
+	/* cold tier (reserved for the cold-tier issue) */
+	BlockNumber cold_root;
+	/* counters */
+	uint64 index_id; /* random identity of this index, for remote blobs */
+	int64 hot_elements;
+	int64 hot_deleted;
+} S5vMetaPageData;
+typedef S5vMetaPageData *S5vMetaPage;
+
+#define S5vPageGetMeta(page) ((S5vMetaPage)PageGetContents(page))
+
+// Hot tier element: one heap row.
+typedef struct S5vElementTupleData {
+	uint8 type;    /* S5V_TUPLE_ELEMENT */
+	uint8 version; /* S5V_TUPLE_VERSION */
+	uint8 level;
+	uint8 flags;
+	ItemPointerData heaptid;
+	ItemPointerData neighbortid; /* its S5vNeighborTuple */
+	int64 age;                   /* microseconds (timestamps; dates are converted), see S5V_AGE_* */
+	float x[FLEXIBLE_ARRAY_MEMBER];
+} S5vElementTupleData;
+typedef S5vElementTupleData *S5vElementTuple;
+
+#define S5V_ELEMENT_SIZE(dim) MAXALIGN(offsetof(S5vElementTupleData, x) + sizeof(float) * (dim))
+
+// Neighbour lists of one element: level 0 has 2*m slots, each level above m slots; unused slots are invalid.
+typedef struct S5vNeighborTupleData {
+	uint8 type;    /* S5V_TUPLE_NEIGHBORS */
+	uint8 version; /* S5V_TUPLE_VERSION */
+	uint16 count;  /* number of slots */
+	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];
+} S5vNeighborTupleData;
+typedef S5vNeighborTupleData *S5vNeighborTuple;
+
+#define S5V_NEIGHBOR_SLOTS(m, level) (2 * (m) + (m) * (level))
+#define S5V_NEIGHBOR_SIZE(m, level)                                                                                    \
+	MAXALIGN(offsetof(S5vNeighborTupleData, tids) + sizeof(ItemPointerData) * S5V_NEIGHBOR_SLOTS(m, level))
+#define S5V_PAGE_FREE_SPACE                                                                                            \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(S5vPageOpaqueData)) - 2 * sizeof(ItemIdData))
+
+// Parsed reloptions.
+typedef struct S5vOptions {
+	int32 vl_len_;
+	int m;
+	int ef_construction;
+	int lists;
+	int hot_window_offset; /* string option */
+} S5vOptions;
+
+namespace s5v::pg {
+
+// A node id as the core sees it: the element tuple's TID.
+inline uint64 NodeIdFromTid(BlockNumber blk, OffsetNumber off) { return ((uint64)blk << 16) | off; }
+inline BlockNumber NodeBlock(uint64 id) { return (BlockNumber)(id >> 16); }
+inline OffsetNumber NodeOffset(uint64 id) { return (OffsetNumber)(id & 0xFFFF); }
+
+// The index's frozen settings, read from the metapage once per relcache entry.
+struct IndexInfoCache {
+	uint32 dimensions;
+	s5v::Metric metric;
+	uint8 age_kind;
+	int m;
+	int ef_construction;
+	int max_level;
+};
+
+// Options and their reloption kind.
+int OptionM(Relation index);
+int OptionEfConstruction(Relation index);
+int OptionLists(Relation index);
+void OptionHotWindow(Relation index, Interval *out, bool *infinite);
+
+// Metric chosen by the opclass of the first column (from its support function 1).
+s5v::Metric MetricOfIndex(Relation index);
+uint8 AgeKindOfIndex(Relation index);
+// Largest level whose neighbour tuple fits a page for this m.
+int MaxLevelForM(int m);
+
+// Reads and checks the metapage (magic, version): ERRCODE_INDEX_CORRUPTED when it is wrong.
+void ReadMetaPage(Relation index, S5vMetaPageData *out);
+const IndexInfoCache &GetIndexInfo(Relation index);
+
+// Init a fresh page of the given type.
+void InitPage(Page page, uint16 page_type);
+// Check a page read from the index (special space id and type); corrupt -> ERRCODE_INDEX_CORRUPTED.
+void CheckPage(Relation index, Page page, BlockNumber blkno);
+
+// Value -> index representation. Returns false when the row is not indexed (zero vector under cosine).
+// `out` has dimensions floats; normalised for cosine.
+bool PrepareVector(const IndexInfoCache &info, Datum value, float *out);
+int64 AgeFromDatum(uint8 age_kind, Datum value);
+
+} // namespace s5v::pg

@@ -1,0 +1,408 @@
+// hnsw::MutableGraphStore over index pages (see page_store.h).
+extern "C" {
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "storage/bufmgr.h"
+#include "storage/indexfsm.h"
+#include "utils/float.h"
+#include "storage/lmgr.h"
+#include "utils/rel.h"
+}
+
+#include "pg/guard.h"
+#include "pg/page_store.h"
+
+namespace s5v::pg {
+
+using hnsw::NodeId;
+
+namespace {
+
+// Plain-C helpers: they may ereport, and are only called inside S5V_PG_CALL.
+
+using ElementRef = PageGraphStore::NodeMeta;
+
+// Returns the element tuple at (page, off) or NULL when the slot holds no element.
+S5vElementTuple ElementAt(Page page, OffsetNumber off) {
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+		return nullptr;
+	ItemId iid = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(iid))
+		return nullptr;
+	S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
+	if (etup->type != S5V_TUPLE_ELEMENT)
+		return nullptr;
+	return etup;
+}
+
+void ReadElementRef(Relation index, NodeId node, ElementRef *ref, float *vec_out, uint32 dim) {
+	Buffer buf = ReadBuffer(index, NodeBlock(node));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buf);
+	S5vElementTuple etup = ElementAt(page, NodeOffset(node));
+	ref->valid = etup != nullptr;
+	if (etup != nullptr) {
+		ref->heaptid = etup->heaptid;
+		ref->neighbortid = etup->neighbortid;
+		ref->level = etup->level;
+		ref->flags = etup->flags;
+		ref->age = etup->age;
+		if (vec_out != nullptr)
+			memcpy(vec_out, etup->x, sizeof(float) * dim);
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+void ComputeDistances(Relation index, s5v::Metric metric, uint32 dim, const AgeFilter *filter, const float *query,
+                      const NodeId *nodes, size_t n, float *out, uint8 *pass, ElementRef *refs) {
+	Buffer buf = InvalidBuffer;
+	BlockNumber cur = InvalidBlockNumber;
+	Page page = nullptr;
+	for (size_t i = 0; i < n; i++) {
+		BlockNumber blk = NodeBlock(nodes[i]);
+		if (blk != cur) {
+			if (BufferIsValid(buf))
+				UnlockReleaseBuffer(buf);
+			buf = ReadBuffer(index, blk);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			cur = blk;
+		}
+		S5vElementTuple etup = ElementAt(page, NodeOffset(nodes[i]));
+		if (etup == nullptr) {
+			out[i] = get_float4_infinity();
+			if (pass)
+				pass[i] = 0;
+			refs[i].valid = false;
+			continue;
+		}
+		out[i] = s5v::IndexDistance(metric, query, etup->x, dim);
+		refs[i].valid = true;
+		refs[i].heaptid = etup->heaptid;
+		refs[i].neighbortid = etup->neighbortid;
+		refs[i].level = etup->level;
+		refs[i].flags = etup->flags;
+		refs[i].age = etup->age;
+		if (pass)
+			pass[i] = !(etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)) &&
+			          filter->Matches(etup->age, etup->flags);
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+}
+
+// Copy the level's slots of a neighbour tuple into `out` (capacity `cap`); returns the count.
+int ReadNeighborSlots(Relation index, ItemPointer ntid, int m, int level, NodeId *out, int cap) {
+	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buf);
+	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	int n = 0;
+	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page)) {
+		ItemId iid = PageGetItemId(page, off);
+		S5vNeighborTuple ntup = ItemIdIsNormal(iid) ? (S5vNeighborTuple)PageGetItem(page, iid) : nullptr;
+		if (ntup != nullptr && ntup->type == S5V_TUPLE_NEIGHBORS) {
+			int start = level == 0 ? 0 : 2 * m + (level - 1) * m;
+			int len = level == 0 ? 2 * m : m;
+			if (start + len <= ntup->count) {
+				for (int i = 0; i < len && n < cap; i++) {
+					ItemPointer t = &ntup->tids[start + i];
+					if (ItemPointerIsValid(t))
+						out[n++] = NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t));
+				}
+			}
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+void WriteNeighborSlots(Relation index, ItemPointer ntid, int m, int level, const NodeId *nodes, int n) {
+	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	GenericXLogState *state = GenericXLogStart(index);
+	Page page = GenericXLogRegisterBuffer(state, buf, 0);
+	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	S5vNeighborTuple ntup = nullptr;
+	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page)) {
+		ItemId iid = PageGetItemId(page, off);
+		if (ItemIdIsNormal(iid))
+			ntup = (S5vNeighborTuple)PageGetItem(page, iid);
+	}
+	int start = level == 0 ? 0 : 2 * m + (level - 1) * m;
+	int len = level == 0 ? 2 * m : m;
+	if (ntup == nullptr || ntup->type != S5V_TUPLE_NEIGHBORS || start + len > ntup->count) {
+		GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+		ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+		                errmsg("index \"%s\" has a missing neighbour tuple at (%u,%u)", RelationGetRelationName(index),
+		                       ItemPointerGetBlockNumber(ntid), off),
+		                errhint("Please REINDEX it.")));
+	}
+	for (int i = 0; i < len; i++) {
+		if (i < n)
+			ItemPointerSet(&ntup->tids[start + i], NodeBlock(nodes[i]), NodeOffset(nodes[i]));
+		else
+			ItemPointerSetInvalid(&ntup->tids[start + i]);
+	}
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+void WriteEntryPoint(Relation index, NodeId node, int level) {
+	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	GenericXLogState *state = GenericXLogStart(index);
+	Page page = GenericXLogRegisterBuffer(state, buf, 0);
+	S5vMetaPage meta = S5vPageGetMeta(page);
+	if (node == hnsw::kNoNode) {
+		meta->entry_blkno = InvalidBlockNumber;
+		meta->entry_offno = InvalidOffsetNumber;
+		meta->entry_level = -1;
+	} else {
+		meta->entry_blkno = NodeBlock(node);
+		meta->entry_offno = NodeOffset(node);
+		meta->entry_level = (int16)level;
+	}
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+void ReadEntryPoint(Relation index, NodeId *node, int *level) {
+	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	S5vMetaPage meta = S5vPageGetMeta(BufferGetPage(buf));
+	if (meta->entry_blkno == InvalidBlockNumber) {
+		*node = hnsw::kNoNode;
+		*level = -1;
+	} else {
+		*node = NodeIdFromTid(meta->entry_blkno, meta->entry_offno);
+		*level = meta->entry_level;
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+// Put the element and its neighbour tuple on one page: the insert page if it has room, else a recycled page
+// from the FSM, else a new page. Metapage and data page change in one Generic WAL record.
+void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64 age, uint8 flags, const float *vec,
+                   int level, NodeId *out) {
+	Size esize = S5V_ELEMENT_SIZE(dim);
+	Size nsize = S5V_NEIGHBOR_SIZE(m, level);
+	Size need = esize + nsize + 2 * sizeof(ItemIdData);
+
+	S5vElementTuple etup = (S5vElementTuple)palloc0(esize);
+	etup->type = S5V_TUPLE_ELEMENT;
+	etup->version = S5V_TUPLE_VERSION;
+	etup->level = (uint8)level;
+	etup->flags = flags;
+	etup->heaptid = *heaptid;
+	etup->age = age;
+	memcpy(etup->x, vec, sizeof(float) * dim);
+	S5vNeighborTuple ntup = (S5vNeighborTuple)palloc0(nsize);
+	ntup->type = S5V_TUPLE_NEIGHBORS;
+	ntup->version = S5V_TUPLE_VERSION;
+	ntup->count = (uint16)S5V_NEIGHBOR_SLOTS(m, level);
+	for (int i = 0; i < ntup->count; i++)
+		ItemPointerSetInvalid(&ntup->tids[i]);
+
+	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	S5vMetaPage rmeta = S5vPageGetMeta(BufferGetPage(metabuf));
+	BlockNumber target = rmeta->insert_page;
+
+	Buffer buf = InvalidBuffer;
+	bool fresh = false;
+	if (target != InvalidBlockNumber && target < RelationGetNumberOfBlocks(index)) {
+		buf = ReadBuffer(index, target);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		Page p = BufferGetPage(buf);
+		if (PageIsNew(p) || S5vPageGetOpaque(p)->page_type != S5V_PAGE_HOT || PageGetFreeSpace(p) < need) {
+			UnlockReleaseBuffer(buf);
+			buf = InvalidBuffer;
+		}
+	}
+	while (!BufferIsValid(buf)) {
+		BlockNumber freeblk = GetFreeIndexPage(index);
+		if (freeblk == InvalidBlockNumber)
+			break;
+		Buffer b = ReadBuffer(index, freeblk);
+		if (ConditionalLockBuffer(b)) {
+			Page p = BufferGetPage(b);
+			if (PageIsNew(p) || PageIsEmpty(p)) {
+				buf = b;
+				fresh = true;
+				break;
+			}
+			UnlockReleaseBuffer(b);
+		} else {
+			ReleaseBuffer(b);
+		}
+	}
+	if (!BufferIsValid(buf)) {
+		LockRelationForExtension(index, ExclusiveLock);
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		UnlockRelationForExtension(index, ExclusiveLock);
+		fresh = true;
+	}
+
+	GenericXLogState *state = GenericXLogStart(index);
+	Page page = GenericXLogRegisterBuffer(state, buf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+	Page metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
+	if (fresh)
+		InitPage(page, S5V_PAGE_HOT);
+	OffsetNumber eoff = OffsetNumberNext(PageGetMaxOffsetNumber(page));
+	ItemPointerSet(&etup->neighbortid, BufferGetBlockNumber(buf), OffsetNumberNext(eoff));
+	if (PageAddItem(page, (Item)etup, esize, InvalidOffsetNumber, false, false) != eoff ||
+	    PageAddItem(page, (Item)ntup, nsize, InvalidOffsetNumber, false, false) != OffsetNumberNext(eoff))
+		elog(ERROR, "s5vector: failed to add element to index \"%s\"", RelationGetRelationName(index));
+	S5vMetaPage meta = S5vPageGetMeta(metapage);
+	meta->insert_page = BufferGetBlockNumber(buf);
+	meta->hot_elements++;
+	*out = NodeIdFromTid(BufferGetBlockNumber(buf), eoff);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	UnlockReleaseBuffer(metabuf);
+	pfree(etup);
+	pfree(ntup);
+}
+
+} // namespace
+
+PageGraphStore::PageGraphStore(Relation index, const IndexInfoCache &info) : index_(index), info_(info) {}
+
+Status PageGraphStore::EntryPoint(NodeId &node, int &level) {
+	Status st;
+	NodeId n = hnsw::kNoNode;
+	int l = -1;
+	S5V_PG_CALL(st, ReadEntryPoint(index_, &n, &l));
+	node = n;
+	level = l;
+	return st;
+}
+
+Status PageGraphStore::Distances(const float *query, std::span<const NodeId> nodes, std::span<float> out,
+                                 std::span<std::uint8_t> pass) {
+	if (scratch_.size() < nodes.size())
+		scratch_.resize(nodes.size());
+	std::vector<ElementRef> &refs = scratch_;
+	Status st;
+	Relation index = index_;
+	s5v::Metric metric = info_.metric;
+	uint32 dim = info_.dimensions;
+	const AgeFilter *filter = &filter_;
+	const NodeId *ids = nodes.data();
+	size_t n = nodes.size();
+	float *o = out.data();
+	uint8 *p = pass.empty() ? nullptr : pass.data();
+	ElementRef *r = refs.data();
+	S5V_PG_CALL(st, ComputeDistances(index, metric, dim, filter, query, ids, n, o, p, r));
+	if (!st.ok())
+		return st;
+	for (size_t i = 0; i < n; i++) {
+		if (!refs[i].valid)
+			continue;
+		seen_[ids[i]] = refs[i];
+	}
+	return Status::Ok();
+}
+
+Status PageGraphStore::Lookup(NodeId node, NodeMeta &meta) {
+	auto it = seen_.find(node);
+	if (it != seen_.end()) {
+		meta = it->second;
+		return Status::Ok();
+	}
+	ElementRef ref{};
+	Status st;
+	Relation index = index_;
+	S5V_PG_CALL(st, ReadElementRef(index, node, &ref, nullptr, 0));
+	if (!st.ok())
+		return st;
+	if (!ref.valid)
+		return Status::Corrupt("element referenced by the graph is missing");
+	meta = ref;
+	seen_[node] = meta;
+	return Status::Ok();
+}
+
+Status PageGraphStore::Neighbors(NodeId node, int level, std::vector<NodeId> &out) {
+	out.clear();
+	NodeMeta meta;
+	Status st = Lookup(node, meta);
+	if (!st.ok()) {
+		// A slot that no longer holds an element (removed by VACUUM under a concurrent scan) has no neighbours.
+		return st.code() == StatusCode::Corrupt ? Status::Ok() : st;
+	}
+	if (level > meta.level)
+		return Status::Ok();
+	out.resize(level == 0 ? 2 * info_.m : info_.m);
+	Relation index = index_;
+	ItemPointerData ntid = meta.neighbortid;
+	int m = info_.m;
+	NodeId *buf = out.data();
+	int cap = (int)out.size();
+	int n = 0;
+	S5V_PG_CALL(st, n = ReadNeighborSlots(index, &ntid, m, level, buf, cap));
+	out.resize(st.ok() ? n : 0);
+	return st;
+}
+
+Status PageGraphStore::Vector(NodeId node, std::vector<float> &out) {
+	out.resize(info_.dimensions);
+	ElementRef ref{};
+	Status st;
+	Relation index = index_;
+	float *v = out.data();
+	uint32 dim = info_.dimensions;
+	S5V_PG_CALL(st, ReadElementRef(index, node, &ref, v, dim));
+	if (st.ok() && !ref.valid)
+		return Status::Corrupt("element referenced by the graph is missing");
+	return st;
+}
+
+Status PageGraphStore::SetNeighbors(NodeId node, int level, std::span<const NodeId> neighbors) {
+	NodeMeta meta;
+	S5V_RETURN_IF_ERROR(Lookup(node, meta));
+	Status st;
+	Relation index = index_;
+	ItemPointerData ntid = meta.neighbortid;
+	int m = info_.m;
+	const NodeId *ids = neighbors.data();
+	int n = (int)neighbors.size();
+	S5V_PG_CALL(st, WriteNeighborSlots(index, &ntid, m, level, ids, n));
+	return st;
+}
+
+Status PageGraphStore::SetEntryPoint(NodeId node, int level) {
+	Status st;
+	Relation index = index_;
+	S5V_PG_CALL(st, WriteEntryPoint(index, node, level));
+	return st;
+}
+
+Status PageGraphStore::AddElement(ItemPointer heaptid, int64 age, uint8 flags, const float *vec, int level,
+                                  NodeId &out) {
+	Status st;
+	Relation index = index_;
+	uint32 dim = info_.dimensions;
+	int m = info_.m;
+	NodeId id = hnsw::kNoNode;
+	S5V_PG_CALL(st, AppendElement(index, dim, m, heaptid, age, flags, vec, level, &id));
+	if (!st.ok())
+		return st;
+	out = id;
+	seen_.erase(id);
+	return Status::Ok();
+}
+
+bool PageGraphStore::HeapTid(NodeId node, ItemPointerData &out) const {
+	auto it = seen_.find(node);
+	if (it == seen_.end())
+		return false;
+	out = it->second.heaptid;
+	return true;
+}
+
+} // namespace s5v::pg

@@ -1,0 +1,75 @@
+// The hot tier's graph over index pages: implements the core's hnsw::MutableGraphStore with buffers and
+// Generic WAL. Every PostgreSQL call runs inside S5V_PG_CALL, so an error becomes Status::External and is
+// re-thrown by Guarded() at the edge.
+#pragma once
+
+#include "core/hnsw.h"
+#include "pg/index.h"
+
+#include <unordered_map>
+#include <vector>
+
+namespace s5v::pg {
+
+// A closed or half-open range on the age key (int64 microseconds), from the scan keys on the age column.
+struct AgeFilter {
+	bool active = false;
+	bool impossible = false; // e.g. a NULL comparison value: nothing matches
+	int64 lo = PG_INT64_MIN;
+	bool lo_inclusive = true;
+	int64 hi = PG_INT64_MAX;
+	bool hi_inclusive = true;
+
+	bool Matches(int64 age, uint8 flags) const {
+		if (!active)
+			return true;
+		if (impossible || (flags & S5V_ELEMENT_AGE_NULL))
+			return false;
+		if (lo_inclusive ? age < lo : age <= lo)
+			return false;
+		if (hi_inclusive ? age > hi : age >= hi)
+			return false;
+		return true;
+	}
+};
+
+class PageGraphStore final : public hnsw::MutableGraphStore {
+public:
+	PageGraphStore(Relation index, const IndexInfoCache &info);
+
+	void SetAgeFilter(const AgeFilter &filter) { filter_ = filter; }
+
+	Status EntryPoint(hnsw::NodeId &node, int &level) override;
+	Status Distances(const float *query, std::span<const hnsw::NodeId> nodes, std::span<float> out,
+	                 std::span<std::uint8_t> pass) override;
+	Status Neighbors(hnsw::NodeId node, int level, std::vector<hnsw::NodeId> &out) override;
+	Status Vector(hnsw::NodeId node, std::vector<float> &out) override;
+	Status SetNeighbors(hnsw::NodeId node, int level, std::span<const hnsw::NodeId> neighbors) override;
+	Status SetEntryPoint(hnsw::NodeId node, int level) override;
+
+	// Append a new element (and its empty neighbour tuple) to the index; WAL-logged.
+	Status AddElement(ItemPointer heaptid, int64 age, uint8 flags, const float *vec, int level, hnsw::NodeId &out);
+	// Heap TID of an element seen by Distances() (false if it was not seen or is not returnable).
+	bool HeapTid(hnsw::NodeId node, ItemPointerData &out) const;
+
+	// What the store remembers of an element it has read.
+	struct NodeMeta {
+		ItemPointerData heaptid;
+		ItemPointerData neighbortid;
+		uint8 level;
+		uint8 flags;
+		bool valid; // false when the slot holds no element (removed or reused)
+		int64 age;
+	};
+
+private:
+	Status Lookup(hnsw::NodeId node, NodeMeta &meta);
+
+	Relation index_;
+	IndexInfoCache info_;
+	AgeFilter filter_;
+	std::unordered_map<hnsw::NodeId, NodeMeta> seen_;
+	std::vector<NodeMeta> scratch_;
+};
+
+} // namespace s5v::pg
