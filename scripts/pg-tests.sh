@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
 BINDIR=$($PG_CONFIG --bindir)
-PGXS_DIR=$(dirname "$($PG_CONFIG --pgxs)")/..
+PGXS_DIR=$(cd "$(dirname "$($PG_CONFIG --pgxs)")/../.." && pwd)
 PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
 
 run_regress=1

@@ -183,13 +183,54 @@ void ReadEntryPoint(Relation index, NodeId *node, int *level) {
 	UnlockReleaseBuffer(buf);
 }
 
-// Put the element and its neighbour tuple on one page: the insert page if it has room, else a recycled page
-// from the FSM, else a new page. Metapage and data page change in one Generic WAL record.
+// A new page at the end of the index, locked exclusively.
+Buffer ExtendIndex(Relation index) {
+	LockRelationForExtension(index, ExclusiveLock);
+	Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	UnlockRelationForExtension(index, ExclusiveLock);
+	return buf;
+}
+
+// A hot page with `need` free bytes, locked exclusively: the insert page if it has room, else a page recycled by
+// VACUUM (from the FSM), else a new page. *fresh says the caller must initialise it.
+Buffer GetPageWithSpace(Relation index, BlockNumber insert_page, Size need, bool *fresh) {
+	*fresh = false;
+	if (insert_page != InvalidBlockNumber && insert_page < RelationGetNumberOfBlocks(index)) {
+		Buffer buf = ReadBuffer(index, insert_page);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		Page p = BufferGetPage(buf);
+		if (!PageIsNew(p) && S5vPageGetOpaque(p)->page_type == S5V_PAGE_HOT && PageGetFreeSpace(p) >= need)
+			return buf;
+		UnlockReleaseBuffer(buf);
+	}
+	for (;;) {
+		BlockNumber freeblk = GetFreeIndexPage(index);
+		if (freeblk == InvalidBlockNumber)
+			break;
+		Buffer buf = ReadBuffer(index, freeblk);
+		if (ConditionalLockBuffer(buf)) {
+			Page p = BufferGetPage(buf);
+			if (PageIsNew(p) || PageIsEmpty(p)) {
+				*fresh = true;
+				return buf;
+			}
+			UnlockReleaseBuffer(buf);
+		} else {
+			ReleaseBuffer(buf);
+		}
+	}
+	*fresh = true;
+	return ExtendIndex(index);
+}
+
+// Append the element and its neighbour tuple: on one page when they fit together, else the neighbour tuple on a
+// page of its own (large vectors, high levels). Metapage and data pages change in one Generic WAL record.
 void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64 age, uint8 flags, const float *vec,
                    int level, NodeId *out) {
 	Size esize = S5V_ELEMENT_SIZE(dim);
 	Size nsize = S5V_NEIGHBOR_SIZE(m, level);
-	Size need = esize + nsize + 2 * sizeof(ItemIdData);
+	bool together = esize + nsize <= S5V_PAGE_FREE_SPACE;
 
 	S5vElementTuple etup = (S5vElementTuple)palloc0(esize);
 	etup->type = S5V_TUPLE_ELEMENT;
@@ -208,61 +249,39 @@ void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64
 
 	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	S5vMetaPage rmeta = S5vPageGetMeta(BufferGetPage(metabuf));
-	BlockNumber target = rmeta->insert_page;
+	BlockNumber insert_page = S5vPageGetMeta(BufferGetPage(metabuf))->insert_page;
 
-	Buffer buf = InvalidBuffer;
-	bool fresh = false;
-	if (target != InvalidBlockNumber && target < RelationGetNumberOfBlocks(index)) {
-		buf = ReadBuffer(index, target);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		Page p = BufferGetPage(buf);
-		if (PageIsNew(p) || S5vPageGetOpaque(p)->page_type != S5V_PAGE_HOT || PageGetFreeSpace(p) < need) {
-			UnlockReleaseBuffer(buf);
-			buf = InvalidBuffer;
-		}
-	}
-	while (!BufferIsValid(buf)) {
-		BlockNumber freeblk = GetFreeIndexPage(index);
-		if (freeblk == InvalidBlockNumber)
-			break;
-		Buffer b = ReadBuffer(index, freeblk);
-		if (ConditionalLockBuffer(b)) {
-			Page p = BufferGetPage(b);
-			if (PageIsNew(p) || PageIsEmpty(p)) {
-				buf = b;
-				fresh = true;
-				break;
-			}
-			UnlockReleaseBuffer(b);
-		} else {
-			ReleaseBuffer(b);
-		}
-	}
-	if (!BufferIsValid(buf)) {
-		LockRelationForExtension(index, ExclusiveLock);
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		UnlockRelationForExtension(index, ExclusiveLock);
-		fresh = true;
+	bool efresh, nfresh = false;
+	Size eneed = together ? esize + nsize + 2 * sizeof(ItemIdData) : esize + sizeof(ItemIdData);
+	Buffer ebuf = GetPageWithSpace(index, insert_page, eneed, &efresh);
+	Buffer nbuf = ebuf;
+	if (!together) {
+		nbuf = ExtendIndex(index);
+		nfresh = true;
 	}
 
 	GenericXLogState *state = GenericXLogStart(index);
-	Page page = GenericXLogRegisterBuffer(state, buf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+	Page epage = GenericXLogRegisterBuffer(state, ebuf, efresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+	Page npage = together ? epage : GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
 	Page metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
-	if (fresh)
-		InitPage(page, S5V_PAGE_HOT);
-	OffsetNumber eoff = OffsetNumberNext(PageGetMaxOffsetNumber(page));
-	ItemPointerSet(&etup->neighbortid, BufferGetBlockNumber(buf), OffsetNumberNext(eoff));
-	if (PageAddItem(page, (Item)etup, esize, InvalidOffsetNumber, false, false) != eoff ||
-	    PageAddItem(page, (Item)ntup, nsize, InvalidOffsetNumber, false, false) != OffsetNumberNext(eoff))
+	if (efresh)
+		InitPage(epage, S5V_PAGE_HOT);
+	if (nfresh)
+		InitPage(npage, S5V_PAGE_HOT);
+	OffsetNumber eoff = OffsetNumberNext(PageGetMaxOffsetNumber(epage));
+	OffsetNumber noff = together ? OffsetNumberNext(eoff) : OffsetNumberNext(PageGetMaxOffsetNumber(npage));
+	ItemPointerSet(&etup->neighbortid, BufferGetBlockNumber(nbuf), noff);
+	if (PageAddItem(epage, (Item)etup, esize, InvalidOffsetNumber, false, false) != eoff ||
+	    PageAddItem(npage, (Item)ntup, nsize, InvalidOffsetNumber, false, false) != noff)
 		elog(ERROR, "s5vector: failed to add element to index \"%s\"", RelationGetRelationName(index));
 	S5vMetaPage meta = S5vPageGetMeta(metapage);
-	meta->insert_page = BufferGetBlockNumber(buf);
+	meta->insert_page = BufferGetBlockNumber(nbuf);
 	meta->hot_elements++;
-	*out = NodeIdFromTid(BufferGetBlockNumber(buf), eoff);
+	*out = NodeIdFromTid(BufferGetBlockNumber(ebuf), eoff);
 	GenericXLogFinish(state);
-	UnlockReleaseBuffer(buf);
+	if (nbuf != ebuf)
+		UnlockReleaseBuffer(nbuf);
+	UnlockReleaseBuffer(ebuf);
 	UnlockReleaseBuffer(metabuf);
 	pfree(etup);
 	pfree(ntup);

@@ -1,0 +1,102 @@
+-- s5vector index: scans, age predicates, NULLs, inserts, deletes, VACUUM, TRUNCATE
+SET enable_seqscan = off;
+
+CREATE TABLE videos (id int PRIMARY KEY, uploaded_at timestamptz NOT NULL, embedding vector(2));
+CREATE INDEX videos_idx ON videos USING s5vector (embedding vector_l2_ops, uploaded_at);
+
+-- empty index
+SELECT id FROM videos ORDER BY embedding <-> '[0,0]' LIMIT 5;
+SELECT check_name, ok FROM s5vector_verify('videos_idx');
+
+-- inserts after the build go through the graph
+INSERT INTO videos SELECT i, '2026-01-01 00:00+00'::timestamptz + i * interval '1 day', ARRAY[i, i % 5]::vector
+	FROM generate_series(1, 30) i;
+INSERT INTO videos VALUES (100, '2026-03-01 00:00+00', NULL);
+SELECT id, embedding <-> '[10,0]' AS d FROM videos ORDER BY embedding <-> '[10,0]' LIMIT 5;
+
+-- wrong dimensions at insert and at query time
+INSERT INTO videos VALUES (101, now(), '[1,2,3]');
+SELECT id FROM videos ORDER BY embedding <-> '[1,2,3]' LIMIT 1;
+
+-- a NULL query vector has no order: every indexed row comes back (like ORDER BY NULL)
+SELECT count(*) FROM (SELECT id FROM videos ORDER BY embedding <-> NULL LIMIT 100) s;
+
+-- age predicates are evaluated in the index
+EXPLAIN (COSTS OFF) SELECT id FROM videos WHERE uploaded_at >= '2026-01-20 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at >= '2026-01-20 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at > '2026-01-20 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at < '2026-01-05 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at <= '2026-01-05 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at = '2026-01-12 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at BETWEEN '2026-01-08 00:00+00' AND '2026-01-10 00:00+00' ORDER BY embedding <-> '[0,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at > '2026-01-10 00:00+00' AND uploaded_at < '2026-01-05 00:00+00' ORDER BY embedding <-> '[0,0]' LIMIT 5;
+SELECT id FROM videos WHERE uploaded_at > NULL ORDER BY embedding <-> '[0,0]' LIMIT 5;
+-- a filter that the index cannot evaluate still gets its LIMIT (the scan widens)
+SELECT count(*) FROM (SELECT id FROM videos WHERE id % 3 = 0 ORDER BY embedding <-> '[0,0]' LIMIT 10) s;
+-- a time-restricted query with both filters
+SELECT id FROM videos WHERE uploaded_at > '2026-01-15 00:00+00' AND id % 2 = 0 ORDER BY embedding <-> '[0,0]' LIMIT 3;
+
+-- ef_search and iterative scans
+SHOW s5vector.ef_search;
+SET s5vector.ef_search = 1;
+SELECT count(*) FROM (SELECT id FROM videos ORDER BY embedding <-> '[0,0]' LIMIT 20) s;
+SET s5vector.iterative_scan = off;
+SELECT count(*) <= 20 AS bounded FROM (SELECT id FROM videos ORDER BY embedding <-> '[0,0]' LIMIT 20) s;
+RESET s5vector.iterative_scan;
+RESET s5vector.ef_search;
+SET s5vector.ef_search = 0;
+SET s5vector.ef_search = 1001;
+SET s5vector.max_scan_tuples = 0;
+SET s5vector.no_such_setting = 1;
+
+-- deletes and VACUUM
+DELETE FROM videos WHERE id % 2 = 1;
+VACUUM videos;
+SELECT id FROM videos ORDER BY embedding <-> '[10,0]' LIMIT 5;
+SELECT hot_elements, hot_deleted FROM s5vector_index_stats('videos_idx');
+SELECT check_name, ok FROM s5vector_verify('videos_idx');
+-- updates: the new version is indexed
+UPDATE videos SET embedding = '[100,100]' WHERE id = 2;
+SELECT id FROM videos ORDER BY embedding <-> '[100,100]' LIMIT 1;
+VACUUM videos;
+SELECT check_name, ok FROM s5vector_verify('videos_idx');
+
+-- TRUNCATE empties the index; it works again afterwards
+TRUNCATE videos;
+SELECT id FROM videos ORDER BY embedding <-> '[0,0]' LIMIT 5;
+INSERT INTO videos VALUES (1, now(), '[1,1]'), (2, now(), '[2,2]');
+SELECT id FROM videos ORDER BY embedding <-> '[2,2]' LIMIT 5;
+SELECT hot_elements FROM s5vector_index_stats('videos_idx');
+
+-- REINDEX
+REINDEX INDEX videos_idx;
+SELECT id FROM videos ORDER BY embedding <-> '[2,2]' LIMIT 5;
+SELECT check_name, ok FROM s5vector_verify('videos_idx');
+
+-- date and timestamp age columns
+CREATE TABLE clips (id int, day date, ts timestamp, v vector(2));
+INSERT INTO clips SELECT i, '2026-01-01'::date + i, '2026-01-01'::timestamp + i * interval '1 hour', ARRAY[i, 0]::vector FROM generate_series(1, 20) i;
+INSERT INTO clips VALUES (21, NULL, NULL, '[21,0]');
+CREATE INDEX clips_day ON clips USING s5vector (v, day);
+SELECT id FROM clips WHERE day > '2026-01-15' ORDER BY v <-> '[0,0]' LIMIT 3;
+SELECT id FROM clips WHERE day IS NULL ORDER BY v <-> '[0,0]' LIMIT 3;
+DROP INDEX clips_day;
+CREATE INDEX clips_ts ON clips USING s5vector (v, ts);
+SELECT id FROM clips WHERE ts <= '2026-01-01 03:00' ORDER BY v <-> '[100,0]' LIMIT 3;
+DROP TABLE clips;
+
+-- no age column: rows are aged from the time they entered the index
+CREATE TABLE plain (v vector(2));
+INSERT INTO plain VALUES ('[1,1]');
+CREATE INDEX plain_idx ON plain USING s5vector (v vector_cosine_ops);
+INSERT INTO plain VALUES ('[0,0]'), ('[2,1]');
+SELECT v FROM plain ORDER BY v <=> '[1,1]' LIMIT 5;
+SELECT check_name, ok FROM s5vector_verify('plain_idx');
+
+-- unlogged tables
+CREATE UNLOGGED TABLE ulog (v vector(2));
+CREATE INDEX ON ulog USING s5vector (v);
+INSERT INTO ulog VALUES ('[1,2]'), ('[3,4]');
+SELECT v FROM ulog ORDER BY v <-> '[3,3]' LIMIT 1;
+
+DROP TABLE videos, plain, ulog;
