@@ -1,0 +1,119 @@
+# Shared helpers for the s5vector TAP tests.
+package S5VTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use Test::More;
+
+our @EXPORT = qw(vec_sql rand_vec_literal lcg_new verify_all_ok index_sweep_count
+  recall_at_k ids_of knn_ids uses_index);
+
+# SQL expression for a deterministic pseudo-random vector of $dim components,
+# keyed by the SQL expression $key (e.g. a column or generate_series variable).
+sub vec_sql
+{
+	my ($key, $dim) = @_;
+	return "(SELECT array_agg(sin(($key) * 17 + j * 3.7) * 10 ORDER BY j)::vector "
+	  . "FROM generate_series(1, $dim) j)";
+}
+
+# A small deterministic generator (64-bit LCG), independent of Perl's rand().
+sub lcg_new
+{
+	my ($seed) = @_;
+	my $state = ($seed * 2654435761 + 12345) % 4294967296;
+	return sub {
+		# Numerical Recipes LCG, 32 bit, kept in a double-safe range.
+		$state = (1664525 * $state + 1013904223) % 4294967296;
+		return $state / 4294967296.0;
+	};
+}
+
+# A vector literal '[...]' with components in [-10, 10).
+sub rand_vec_literal
+{
+	my ($rng, $dim) = @_;
+	return '[' . join(',', map { sprintf('%.4f', $rng->() * 20 - 10) } 1 .. $dim) . ']';
+}
+
+# Assert that every row of s5vector_verify($index) is ok; print failing rows.
+sub verify_all_ok
+{
+	my ($node, $index, $name, $dbname) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$dbname //= 'postgres';
+	my ($ret, $out, $err) = $node->psql($dbname,
+		"SELECT check_name || '|' || ok || '|' || detail FROM s5vector_verify('$index'::regclass)");
+	if ($ret != 0)
+	{
+		fail($name);
+		diag("s5vector_verify failed: $err");
+		return 0;
+	}
+	my @rows = grep { length } split /\n/, $out;
+	my @bad = grep { (split /\|/, $_)[1] ne 't' } @rows;
+	my $ok = ok(@rows >= 1 && !@bad, $name);
+	diag("s5vector_verify: $_") for @bad;
+	diag("s5vector_verify returned no rows") unless @rows;
+	return $ok;
+}
+
+# Number of rows an index scan returns when asked for everything, nearest to $q first.
+sub index_sweep_count
+{
+	my ($node, $table, $col, $q, $dbname) = @_;
+	$dbname //= 'postgres';
+	return $node->safe_psql($dbname, qq{
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SET s5vector.ef_search = 1000; SET s5vector.max_scan_tuples = 100000000;
+SET s5vector.iterative_scan = on;
+SELECT count(*) FROM (SELECT id FROM $table ORDER BY $col <-> '$q' LIMIT 100000000) s;
+});
+}
+
+# Mean recall@k of lists of approximate ids against lists of exact ids.
+sub recall_at_k
+{
+	my ($exact, $approx, $k) = @_;
+	my ($sum, $n) = (0, 0);
+	for my $i (0 .. $#$exact)
+	{
+		my %truth = map { $_ => 1 } @{ $exact->[$i] }[ 0 .. $k - 1 ];
+		my $hit = grep { $truth{$_} } @{ $approx->[$i] };
+		$sum += $hit / $k;
+		$n++;
+	}
+	return $n ? $sum / $n : 0;
+}
+
+sub ids_of
+{
+	my ($out) = @_;
+	return [ grep { length } split /\n/, $out ];
+}
+
+# Top-k ids for query literal $q; $mode 'index' or 'exact'.
+sub knn_ids
+{
+	my ($node, $table, $col, $op, $q, $k, $mode, $extra) = @_;
+	$extra //= '';
+	my $set = $mode eq 'index'
+	  ? 'SET enable_seqscan = off; SET enable_bitmapscan = off;'
+	  : 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
+	my $tie = $mode eq 'index' ? '' : ', id';
+	return ids_of($node->safe_psql('postgres',
+		"$set $extra SELECT id FROM $table ORDER BY $col $op '$q'$tie LIMIT $k"));
+}
+
+# Whether EXPLAIN of $sql shows an index scan on $index.
+sub uses_index
+{
+	my ($node, $sql, $index, $dbname) = @_;
+	$dbname //= 'postgres';
+	my $plan = $node->safe_psql($dbname,
+		"SET enable_seqscan = off; EXPLAIN (COSTS OFF) $sql");
+	return ($plan =~ /Index Scan using $index/) ? 1 : 0;
+}
+
+1;
