@@ -81,7 +81,7 @@ struct GenericAccess {
 		S5V_RETURN_IF_ERROR(store->Distances(vbuf.data(), pair_ids, pair_dists, {}));
 		good = true;
 		for (float d : pair_dists) {
-			if (d < e.d) {
+			if (d <= e.d) {
 				good = false;
 				break;
 			}

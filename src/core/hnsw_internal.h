@@ -31,6 +31,28 @@ struct FarthestOnTop {
 };
 inline bool Ascending(const Cand &a, const Cand &b) noexcept { return a.d < b.d || (a.d == b.d && a.id < b.id); }
 
+// Nearest first; equal distances (exact duplicates) in a pseudo-random order that differs per base node, so that
+// in-links among duplicates spread like a random regular graph instead of piling onto the oldest ids (which
+// orphans every later duplicate). Deterministic.
+struct AscendingFrom {
+	NodeId base;
+	static std::uint64_t Mix(std::uint64_t x) noexcept {
+		x ^= x >> 33;
+		x *= 0xFF51AFD7ED558CCDULL;
+		x ^= x >> 33;
+		x *= 0xC4CEB9FE1A85EC53ULL;
+		x ^= x >> 33;
+		return x;
+	}
+	bool operator()(const Cand &a, const Cand &b) const noexcept {
+		if (a.d != b.d)
+			return a.d < b.d;
+		const std::uint64_t ha = Mix(a.id ^ (base * 0x9E3779B97F4A7C15ULL));
+		const std::uint64_t hb = Mix(b.id ^ (base * 0x9E3779B97F4A7C15ULL));
+		return ha < hb || (ha == hb && a.id < b.id);
+	}
+};
+
 // Visited set for dense ids (InMemoryGraph): one generation stamp per node, reset in O(1).
 class DenseVisited {
 public:
@@ -135,6 +157,7 @@ struct Scratch {
 };
 
 inline constexpr unsigned kCancelPollMask = 63; // poll the token every 64 expansions
+inline constexpr bool kKeepPrunedBackLinks = true;
 
 // Greedy descent (ef = 1) from `cur` through levels from_level .. stop_level + 1.
 template <class A>
@@ -283,9 +306,24 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 	for (std::size_t i = 0; i < n; ++i)
 		if (s.pass[i] && s.links[i] != nb)
 			s.link_cands.push_back({s.dists[i], s.links[i]});
-	std::sort(s.link_cands.begin(), s.link_cands.end(), Ascending);
+	std::sort(s.link_cands.begin(), s.link_cands.end(), AscendingFrom{nb});
 	// SelectNeighbors uses s.selected only through `out`; use a dedicated buffer since it's not in flight here.
 	S5V_RETURN_IF_ERROR(SelectNeighbors(a, s.link_cands, max_links, s.selected));
+	if constexpr (kKeepPrunedBackLinks) {
+		// Keep the list full: only the farthest pruned candidate is dropped (as pgvector replaces one slot).
+		// Far fewer nodes lose their last in-link this way.
+		if (s.selected.size() < max_links) {
+			for (const Cand &c : s.link_cands) {
+				if (s.selected.size() >= max_links)
+					break;
+				bool kept = false;
+				for (const Cand &k : s.selected)
+					kept |= (k.id == c.id);
+				if (!kept)
+					s.selected.push_back(c);
+			}
+		}
+	}
 	return a.SetNeighborCands(nb, level, s.selected.data(), s.selected.size());
 }
 
@@ -339,7 +377,7 @@ Status LinkNode(A &a, NodeId node, int level, const float *vec, const Params &p,
 		S5V_RETURN_IF_ERROR(SearchLayer<false>(a, vec, l, ef, cancel, comps, 0));
 
 		s.sorted.assign(s.pool.begin(), s.pool.end());
-		std::sort(s.sorted.begin(), s.sorted.end(), Ascending);
+		std::sort(s.sorted.begin(), s.sorted.end(), AscendingFrom{node});
 		const std::size_t max_links = static_cast<std::size_t>(MaxNeighbors(p, l));
 		std::vector<Cand> &selected = s.selected;
 		S5V_RETURN_IF_ERROR(SelectNeighbors(a, s.sorted, max_links, selected));

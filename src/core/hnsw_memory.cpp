@@ -155,7 +155,7 @@ struct MemoryAccess {
 		const float *v = g->Vec(e.id);
 		good = true;
 		for (const Cand &k : kept) {
-			if (g->Dist(v, g->Vec(k.id)) < e.d) {
+			if (g->Dist(v, g->Vec(k.id)) <= e.d) {
 				good = false;
 				break;
 			}
