@@ -55,6 +55,7 @@ struct BuildState {
 	double index_tuples;
 	Size memory_limit;
 	bool on_disk;
+	pg_prng_state prng; // levels: seeded with a constant, so a build of the same rows gives the same graph
 };
 
 void DeleteBuildObjects(void *arg) {
@@ -63,9 +64,9 @@ void DeleteBuildObjects(void *arg) {
 	*objs = nullptr;
 }
 
-int DrawLevel(const IndexInfoCache &info) {
-	int level = hnsw::RandomLevel(info.m, pg_prng_uint64(&pg_global_prng_state));
-	return Min(level, info.max_level);
+int DrawLevel(BuildState *bs) {
+	int level = hnsw::RandomLevel(bs->info.m, pg_prng_uint64(&bs->prng));
+	return Min(level, bs->info.max_level);
 }
 
 // Where each in-memory node goes: element and neighbour tuple on the same page when they fit together.
@@ -265,7 +266,7 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		} else {
 			age = AgeFromDatum(bs->info.age_kind, bs->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
 		}
-		int level = DrawLevel(bs->info);
+		int level = DrawLevel(bs);
 		BuildObjects *objs = bs->objects;
 		if (!bs->on_disk && objs->graph.memory_bytes() + objs->tids.capacity() * 16 > bs->memory_limit) {
 			ereport(NOTICE, (errmsg("s5vector graph no longer fits into maintenance_work_mem after %.0f tuples",
@@ -335,6 +336,7 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 	bs->index = index;
 	InitBuildInfo(index, &bs->info);
 	bs->memory_limit = (Size)maintenance_work_mem * 1024L;
+	pg_prng_seed(&bs->prng, UINT64CONST(0x5355564543544f52));
 	bs->vec = (float *)palloc(sizeof(float) * bs->info.dimensions);
 	bs->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector build temporary context",
 	                                   ALLOCSET_DEFAULT_SIZES);
