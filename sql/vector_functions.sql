@@ -44,6 +44,13 @@ SELECT cosine_distance(array_fill(1, ARRAY[100])::vector, array_fill(-2, ARRAY[1
 SELECT l1_distance(array_fill(1, ARRAY[1000])::vector, array_fill(-1.5, ARRAY[1000])::vector);
 SELECT a <-> b, a <#> b, a <+> b FROM (SELECT array_agg(i % 7)::vector a, array_agg(i % 5)::vector b FROM generate_series(1, 70) i) s;
 
+-- short vectors with inexact sums: the same bits as pgvector
+SELECT '[0.1,0.2,0.3]'::vector <-> '[1.5,-2.25,3.1]', '[0.1,0.2,0.3]'::vector <#> '[1.5,-2.25,3.1]', '[0.1,0.2,0.3]'::vector <=> '[1.5,-2.25,3.1]', '[0.1,0.2,0.3]'::vector <+> '[1.5,-2.25,3.1]';
+SELECT '[1.1,2.2,3.3,4.4,5.5]'::vector <-> '[0.7,-1.3,2.9,8.1,-4.2]', '[1.1,2.2,3.3,4.4,5.5]'::vector <#> '[0.7,-1.3,2.9,8.1,-4.2]', '[1.1,2.2,3.3,4.4,5.5]'::vector <=> '[0.7,-1.3,2.9,8.1,-4.2]', '[1.1,2.2,3.3,4.4,5.5]'::vector <+> '[0.7,-1.3,2.9,8.1,-4.2]';
+SELECT a <-> b, a <#> b, a <=> b, a <+> b, vector_norm(a), l2_normalize(a) FROM (SELECT '[0.11,-2.5,3.75,9.01,-0.3,6.6,7.7,1.9,0.01,-5.5,4.4]'::vector a, '[8.8,0.3,-1.7,2.2,5.05,-6.1,0.9,3.3,-7.25,1.1,0.6]'::vector b) s;
+SELECT cosine_distance('[1,2]'::vector, '[0.3,0.4]'), inner_product('[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]'::vector, '[0.9,0.8,0.7,0.6,0.5,0.4,0.3,0.2,0.1]');
+SELECT vector_spherical_distance(l2_normalize('[1,2,3]'::vector), l2_normalize('[3,-2,1]'::vector));
+
 SELECT vector_dims('[1,2,3]'::vector);
 SELECT vector_dims('[1]'::vector);
 SELECT vector_dims(NULL::vector);
