@@ -159,11 +159,8 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		}
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-			ItemId iid = PageGetItemId(page, off);
-			if (!ItemIdIsNormal(iid))
-				continue;
-			S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
-			if (etup->type != S5V_TUPLE_ELEMENT || (etup->flags & S5V_ELEMENT_UNLINKED))
+			S5vElementTuple etup = GetElement(index, page, blk, off, info.dimensions);
+			if (etup == nullptr || (etup->flags & S5V_ELEMENT_UNLINKED))
 				continue;
 			if (nel == cap) {
 				cap *= 2;
@@ -187,10 +184,9 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 			}
 			Page npage = BufferGetPage(nbuf);
 			S5vNeighborTuple ntup = nullptr;
-			if (noff >= FirstOffsetNumber && noff <= PageGetMaxOffsetNumber(npage) &&
-			    ItemIdIsNormal(PageGetItemId(npage, noff)))
-				ntup = (S5vNeighborTuple)PageGetItem(npage, PageGetItemId(npage, noff));
-			if (ntup == nullptr || ntup->type != S5V_TUPLE_NEIGHBORS || ntup->count != slots) {
+			if (!PageIsNew(npage) && PageGetSpecialSize(npage) == MAXALIGN(sizeof(S5vPageOpaqueData)))
+				ntup = GetNeighborTuple(index, npage, nblk, noff);
+			if (ntup == nullptr || ntup->count != slots) {
 				missing_neighbor_tuples++;
 			} else {
 				for (int s = 0; s < slots; s++) {

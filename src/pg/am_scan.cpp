@@ -71,14 +71,13 @@ bool SweepNextPage(IndexScanDesc scan, ScanOpaque so) {
 		Page page = BufferGetPage(buf);
 		so->sweep_count = 0;
 		so->sweep_pos = 0;
+		if (!PageIsNew(page))
+			CheckPage(scan->indexRelation, page, blk);
 		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
 			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				ItemId iid = PageGetItemId(page, off);
-				if (!ItemIdIsNormal(iid))
-					continue;
-				S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
-				if (etup->type != S5V_TUPLE_ELEMENT || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)))
+				S5vElementTuple etup = GetElement(scan->indexRelation, page, blk, off, so->info.dimensions);
+				if (etup == nullptr || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)))
 					continue;
 				if (!so->filter.Matches(etup->age, etup->flags))
 					continue;

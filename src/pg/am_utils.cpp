@@ -163,6 +163,55 @@ void CheckPage(Relation index, Page page, BlockNumber blkno) {
 		                errhint("Please REINDEX it.")));
 }
 
+[[noreturn]] static void ReportCorruptTuple(Relation index, BlockNumber blk, OffsetNumber off, const char *what) {
+	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+	                errmsg("index \"%s\" contains a corrupted tuple at (%u,%u): %s", RelationGetRelationName(index), blk,
+	                       off, what),
+	                errhint("Please REINDEX it.")));
+	pg_unreachable();
+}
+
+// The item at `off` if its bounds lie inside the page's data area; NULL for an unused slot.
+static char *CheckedItem(Relation index, Page page, BlockNumber blk, OffsetNumber off, Size *len) {
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+		return nullptr;
+	ItemId iid = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(iid))
+		return nullptr;
+	Size start = ItemIdGetOffset(iid);
+	*len = ItemIdGetLength(iid);
+	if (start < SizeOfPageHeaderData || start + *len > ((PageHeader)page)->pd_special || *len < 4)
+		ReportCorruptTuple(index, blk, off, "item outside the page");
+	return (char *)page + start;
+}
+
+S5vElementTuple GetElement(Relation index, Page page, BlockNumber blk, OffsetNumber off, uint32 dim) {
+	Size len;
+	char *item = CheckedItem(index, page, blk, off, &len);
+	if (item == nullptr)
+		return nullptr;
+	uint8 type = (uint8)item[0];
+	if (type == S5V_TUPLE_NEIGHBORS)
+		return nullptr;
+	if (type != S5V_TUPLE_ELEMENT || (uint8)item[1] != S5V_TUPLE_VERSION)
+		ReportCorruptTuple(index, blk, off, "unknown tuple type or version");
+	if (len < S5V_ELEMENT_SIZE(dim))
+		ReportCorruptTuple(index, blk, off, "element shorter than its vector");
+	return (S5vElementTuple)item;
+}
+
+S5vNeighborTuple GetNeighborTuple(Relation index, Page page, BlockNumber blk, OffsetNumber off) {
+	Size len;
+	char *item = CheckedItem(index, page, blk, off, &len);
+	if (item == nullptr || (uint8)item[0] != S5V_TUPLE_NEIGHBORS)
+		return nullptr;
+	S5vNeighborTuple ntup = (S5vNeighborTuple)item;
+	if (ntup->version != S5V_TUPLE_VERSION ||
+	    offsetof(S5vNeighborTupleData, tids) + sizeof(ItemPointerData) * ntup->count > len)
+		ReportCorruptTuple(index, blk, off, "neighbour list longer than its tuple");
+	return ntup;
+}
+
 void ReadMetaPage(Relation index, S5vMetaPageData *out) {
 	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);

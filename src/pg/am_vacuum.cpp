@@ -45,7 +45,7 @@ void DeleteVacuumObjects(void *arg) {
 }
 
 // Pass 1: mark elements whose heap row is dead. Returns the ids of every deleted-but-linked element.
-void MarkDeleted(Relation index, IndexBulkDeleteCallback callback, void *cb_state, VacuumState *vs,
+void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *cb_state, VacuumState *vs,
                  BufferAccessStrategy strategy, uint64 *ids, int64 *nids, int64 maxids) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
@@ -55,14 +55,13 @@ void MarkDeleted(Relation index, IndexBulkDeleteCallback callback, void *cb_stat
 		GenericXLogState *state = GenericXLogStart(index);
 		Page page = GenericXLogRegisterBuffer(state, buf, 0);
 		bool changed = false;
+		if (!PageIsNew(page))
+			CheckPage(index, page, blk);
 		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
 			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				ItemId iid = PageGetItemId(page, off);
-				if (!ItemIdIsNormal(iid))
-					continue;
-				S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
-				if (etup->type != S5V_TUPLE_ELEMENT || (etup->flags & S5V_ELEMENT_UNLINKED))
+				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
+				if (etup == nullptr || (etup->flags & S5V_ELEMENT_UNLINKED))
 					continue;
 				if (!(etup->flags & S5V_ELEMENT_DELETED) && callback(&etup->heaptid, cb_state)) {
 					etup->flags |= S5V_ELEMENT_DELETED;
@@ -89,7 +88,7 @@ void MarkDeleted(Relation index, IndexBulkDeleteCallback callback, void *cb_stat
 // `is_deleted` is answered by the C++ set through a plain callback.
 typedef bool (*IsDeletedFn)(void *arg, uint64 id);
 
-void FindBrokenLinks(Relation index, int m, IsDeletedFn is_deleted, void *arg, uint64 *out, int *levels,
+void FindBrokenLinks(Relation index, uint32 dim, int m, IsDeletedFn is_deleted, void *arg, uint64 *out, int *levels,
                      int64 *nout, int64 maxout, uint64 *best_entry, int *best_level, BufferAccessStrategy strategy) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	*best_entry = ~(uint64)0;
@@ -99,14 +98,13 @@ void FindBrokenLinks(Relation index, int m, IsDeletedFn is_deleted, void *arg, u
 		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+			CheckPage(index, page, blk);
 		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
 			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				ItemId iid = PageGetItemId(page, off);
-				if (!ItemIdIsNormal(iid))
-					continue;
-				S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
-				if (etup->type != S5V_TUPLE_ELEMENT || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)))
+				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
+				if (etup == nullptr || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)))
 					continue;
 				if (etup->level > *best_level) {
 					*best_level = etup->level;
@@ -122,8 +120,9 @@ void FindBrokenLinks(Relation index, int m, IsDeletedFn is_deleted, void *arg, u
 				}
 				Page npage = BufferGetPage(nbuf);
 				bool broken = false;
-				if (noff <= PageGetMaxOffsetNumber(npage)) {
-					S5vNeighborTuple ntup = (S5vNeighborTuple)PageGetItem(npage, PageGetItemId(npage, noff));
+				CheckPage(index, npage, nblk);
+				S5vNeighborTuple ntup = GetNeighborTuple(index, npage, nblk, noff);
+				if (ntup != nullptr) {
 					for (int s = 0; s < ntup->count && !broken; s++) {
 						ItemPointer t = &ntup->tids[s];
 						if (ItemPointerIsValid(t) &&
@@ -144,7 +143,7 @@ void FindBrokenLinks(Relation index, int m, IsDeletedFn is_deleted, void *arg, u
 }
 
 // Pass 3: unlink deleted elements; pages left with nothing live go to the FSM.
-void UnlinkDeleted(Relation index, BufferAccessStrategy strategy, int64 *freed_pages) {
+void UnlinkDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy, int64 *freed_pages) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
 		vacuum_delay_point();
@@ -154,19 +153,18 @@ void UnlinkDeleted(Relation index, BufferAccessStrategy strategy, int64 *freed_p
 		Page page = GenericXLogRegisterBuffer(state, buf, 0);
 		bool changed = false;
 		bool reclaim = false;
+		if (!PageIsNew(page))
+			CheckPage(index, page, blk);
 		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
 			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 			int elements = 0, unlinked = 0, neighbor_tuples = 0, own_neighbor_tuples = 0;
 			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				ItemId iid = PageGetItemId(page, off);
-				if (!ItemIdIsNormal(iid))
-					continue;
-				S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
-				if (etup->type == S5V_TUPLE_NEIGHBORS) {
+				if (GetNeighborTuple(index, page, blk, off) != nullptr) {
 					neighbor_tuples++;
 					continue;
 				}
-				if (etup->type != S5V_TUPLE_ELEMENT)
+				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
+				if (etup == nullptr)
 					continue;
 				elements++;
 				if (ItemPointerGetBlockNumber(&etup->neighbortid) == blk)
@@ -240,7 +238,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 	int64 maxids = Max((int64)RelationGetNumberOfBlocks(index) * (BLCKSZ / 32), 1024);
 	uint64 *ids = (uint64 *)palloc_extended(sizeof(uint64) * maxids, MCXT_ALLOC_HUGE);
 	int64 nids = 0;
-	MarkDeleted(index, callback, callback_state, vs, info->strategy, ids, &nids, maxids);
+	MarkDeleted(index, ic.dimensions, callback, callback_state, vs, info->strategy, ids, &nids, maxids);
 
 	if (nids > 0) {
 		Guarded([&]() -> Status {
@@ -254,7 +252,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		int64 nbroken = 0;
 		uint64 best_entry;
 		int best_level;
-		FindBrokenLinks(index, ic.m, IsDeletedInSet, vs->objects, broken, levels, &nbroken, maxids, &best_entry,
+		FindBrokenLinks(index, ic.dimensions, ic.m, IsDeletedInSet, vs->objects, broken, levels, &nbroken, maxids, &best_entry,
 		                &best_level, info->strategy);
 
 		// The entry point must be live before anything searches from it.
@@ -279,7 +277,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 			return Status::Ok();
 		});
 		int64 freed = 0;
-		UnlinkDeleted(index, info->strategy, &freed);
+		UnlinkDeleted(index, ic.dimensions, info->strategy, &freed);
 		stats->pages_deleted += freed;
 		stats->pages_free += freed;
 	}

@@ -162,6 +162,12 @@ void InitPage(Page page, uint16 page_type);
 // Check a page read from the index (special space id and type); corrupt -> ERRCODE_INDEX_CORRUPTED.
 void CheckPage(Relation index, Page page, BlockNumber blkno);
 
+// The element tuple at (blk, off) of a checked page, or NULL when the slot holds no element (unused, or a
+// neighbour tuple). Impossible bounds, sizes or tuple types raise ERRCODE_INDEX_CORRUPTED.
+S5vElementTuple GetElement(Relation index, Page page, BlockNumber blk, OffsetNumber off, uint32 dim);
+// The neighbour tuple at (blk, off), checked the same way; NULL when the slot holds none.
+S5vNeighborTuple GetNeighborTuple(Relation index, Page page, BlockNumber blk, OffsetNumber off);
+
 // Value -> index representation. Returns false when the row is not indexed (zero vector under cosine).
 // `out` has dimensions floats; normalised for cosine.
 bool PrepareVector(const IndexInfoCache &info, Datum value, float *out);

@@ -23,24 +23,13 @@ namespace {
 
 using ElementRef = PageGraphStore::NodeMeta;
 
-// Returns the element tuple at (page, off) or NULL when the slot holds no element.
-S5vElementTuple ElementAt(Page page, OffsetNumber off) {
-	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
-		return nullptr;
-	ItemId iid = PageGetItemId(page, off);
-	if (!ItemIdIsNormal(iid))
-		return nullptr;
-	S5vElementTuple etup = (S5vElementTuple)PageGetItem(page, iid);
-	if (etup->type != S5V_TUPLE_ELEMENT)
-		return nullptr;
-	return etup;
-}
 
 void ReadElementRef(Relation index, NodeId node, ElementRef *ref, float *vec_out, uint32 dim) {
 	Buffer buf = ReadBuffer(index, NodeBlock(node));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
-	S5vElementTuple etup = ElementAt(page, NodeOffset(node));
+	CheckPage(index, page, NodeBlock(node));
+	S5vElementTuple etup = GetElement(index, page, NodeBlock(node), NodeOffset(node), dim);
 	ref->valid = etup != nullptr;
 	if (etup != nullptr) {
 		ref->heaptid = etup->heaptid;
@@ -67,9 +56,10 @@ void ComputeDistances(Relation index, s5v::Metric metric, uint32 dim, const AgeF
 			buf = ReadBuffer(index, blk);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
+			CheckPage(index, page, blk);
 			cur = blk;
 		}
-		S5vElementTuple etup = ElementAt(page, NodeOffset(nodes[i]));
+		S5vElementTuple etup = GetElement(index, page, blk, NodeOffset(nodes[i]), dim);
 		if (etup == nullptr) {
 			out[i] = get_float4_infinity();
 			if (pass)
@@ -97,12 +87,12 @@ int ReadNeighborSlots(Relation index, ItemPointer ntid, int m, int level, NodeId
 	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
+	CheckPage(index, page, ItemPointerGetBlockNumber(ntid));
 	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
 	int n = 0;
-	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page)) {
-		ItemId iid = PageGetItemId(page, off);
-		S5vNeighborTuple ntup = ItemIdIsNormal(iid) ? (S5vNeighborTuple)PageGetItem(page, iid) : nullptr;
-		if (ntup != nullptr && ntup->type == S5V_TUPLE_NEIGHBORS) {
+	{
+		S5vNeighborTuple ntup = GetNeighborTuple(index, page, ItemPointerGetBlockNumber(ntid), off);
+		if (ntup != nullptr) {
 			int start = level == 0 ? 0 : 2 * m + (level - 1) * m;
 			int len = level == 0 ? 2 * m : m;
 			if (start + len <= ntup->count) {
@@ -124,12 +114,8 @@ void WriteNeighborSlots(Relation index, ItemPointer ntid, int m, int level, cons
 	GenericXLogState *state = GenericXLogStart(index);
 	Page page = GenericXLogRegisterBuffer(state, buf, 0);
 	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
-	S5vNeighborTuple ntup = nullptr;
-	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page)) {
-		ItemId iid = PageGetItemId(page, off);
-		if (ItemIdIsNormal(iid))
-			ntup = (S5vNeighborTuple)PageGetItem(page, iid);
-	}
+	CheckPage(index, page, ItemPointerGetBlockNumber(ntid));
+	S5vNeighborTuple ntup = GetNeighborTuple(index, page, ItemPointerGetBlockNumber(ntid), off);
 	int start = level == 0 ? 0 : 2 * m + (level - 1) * m;
 	int len = level == 0 ? 2 * m : m;
 	if (ntup == nullptr || ntup->type != S5V_TUPLE_NEIGHBORS || start + len > ntup->count) {
