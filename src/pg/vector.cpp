@@ -702,6 +702,10 @@ Datum vector_combine(PG_FUNCTION_ARGS) {
 		ArrayType *keep = n1 == 0.0 ? state2 : state1;
 		const float8 *kept = n1 == 0.0 ? values2 : values1;
 		int dim = StateDims(keep);
+		// Two empty partial states (parallel workers that saw no rows) combine to the empty state. pgvector
+		// 0.8 raises "vector must have at least 1 dimension" here at random; an empty partial is not an error.
+		if (kept[0] == 0.0)
+			PG_RETURN_ARRAYTYPE_P(MakeState(0.0, kept + 1, 0));
 		CheckDim(dim);
 		PG_RETURN_ARRAYTYPE_P(MakeState(kept[0], kept + 1, dim));
 	}
