@@ -3,9 +3,15 @@
 //
 // ODR: a translation unit compiled with -mavx512f must not emit any out-of-line function that another
 // translation unit could also emit, or the linker may keep the AVX-512 copy for everyone (SIGILL on
-// older CPUs). So every kernel here lives in an anonymous namespace (internal linkage) and is marked
-// flatten, which inlines every xsimd call into it at every optimisation level: no xsimd weak symbol is
-// left in the object. test/unit and `nm` check this (see docs/development.md).
+// older CPUs). Two rules keep that from happening:
+//  1. every kernel here has internal linkage (anonymous namespace) and is marked flatten, which inlines
+//     every xsimd call into it: from -O1 up no xsimd weak symbol is left in the object at all;
+//  2. at -O0 GCC inlines nothing and xsimd's inline functions are emitted as weak symbols, but their
+//     names carry the architecture type, and each architecture type is instantiated by exactly one
+//     translation unit (sse2 / fma3<avx2> / avx512f; the AVX-512 reduction uses an intrinsic rather than
+//     xsimd::hadd, which would instantiate the avx2 types that kernels_avx2.cpp also emits).
+// Check: `nm -C src/core/kernels_*.o | grep ' [WVu] '` lists only DW.ref.__gxx_personality_v0 (data)
+// when optimised, and at -O0 no symbol appears in two of the objects.
 #pragma once
 
 #include <cstddef>
@@ -19,14 +25,18 @@
 namespace s5v {
 namespace {
 
-// Tail policy: how the n % width elements after the last full batch are handled. The default is a
-// scalar loop; AVX-512 overrides it with a masked load (see kernels_avx512.cpp).
-template <class Arch> struct ScalarTail {
-	static constexpr bool kMasked = false;
+// Per-architecture operations the generic bodies need. By default the n % width elements after the
+// last full batch go through a scalar loop and the horizontal sum is xsimd::hadd; AVX-512 overrides
+// both (see kernels_avx512.cpp).
+template <class Arch> struct DefaultOps {
+	static constexpr bool kMaskedTail = false;
+	[[gnu::always_inline]] static inline float Sum(const xsimd::batch<float, Arch> &v) noexcept {
+		return xsimd::hadd(v);
+	}
 };
 
 // Four independent accumulators hide the add/FMA latency (4 cycles, 2 per cycle on current cores).
-template <class Arch, class Tail = ScalarTail<Arch>> struct SimdKernels {
+template <class Arch, class Ops = DefaultOps<Arch>> struct SimdKernels {
 	using Batch = xsimd::batch<float, Arch>;
 	static constexpr std::size_t kWidth = Batch::size;
 	static constexpr std::size_t kUnroll = 4;
@@ -48,14 +58,14 @@ template <class Arch, class Tail = ScalarTail<Arch>> struct SimdKernels {
 			Batch d = Batch::load_unaligned(a + i) - Batch::load_unaligned(b + i);
 			acc0 = xsimd::fma(d, d, acc0);
 		}
-		if constexpr (Tail::kMasked) {
+		if constexpr (Ops::kMaskedTail) {
 			if (i < n) {
-				Batch d = Tail::Load(a + i, n - i) - Tail::Load(b + i, n - i);
+				Batch d = Ops::Load(a + i, n - i) - Ops::Load(b + i, n - i);
 				acc1 = xsimd::fma(d, d, acc1);
 				i = n;
 			}
 		}
-		float sum = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
+		float sum = Ops::Sum((acc0 + acc1) + (acc2 + acc3));
 		for (; i < n; i++) {
 			float d = a[i] - b[i];
 			sum += d * d;
@@ -76,13 +86,13 @@ template <class Arch, class Tail = ScalarTail<Arch>> struct SimdKernels {
 		}
 		for (; i + kWidth <= n; i += kWidth)
 			acc0 = xsimd::fma(Batch::load_unaligned(a + i), Batch::load_unaligned(b + i), acc0);
-		if constexpr (Tail::kMasked) {
+		if constexpr (Ops::kMaskedTail) {
 			if (i < n) {
-				acc1 = xsimd::fma(Tail::Load(a + i, n - i), Tail::Load(b + i, n - i), acc1);
+				acc1 = xsimd::fma(Ops::Load(a + i, n - i), Ops::Load(b + i, n - i), acc1);
 				i = n;
 			}
 		}
-		float sum = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
+		float sum = Ops::Sum((acc0 + acc1) + (acc2 + acc3));
 		for (; i < n; i++)
 			sum += a[i] * b[i];
 		return sum;
@@ -99,13 +109,13 @@ template <class Arch, class Tail = ScalarTail<Arch>> struct SimdKernels {
 		}
 		for (; i + kWidth <= n; i += kWidth)
 			acc0 += xsimd::abs(Batch::load_unaligned(a + i) - Batch::load_unaligned(b + i));
-		if constexpr (Tail::kMasked) {
+		if constexpr (Ops::kMaskedTail) {
 			if (i < n) {
-				acc1 += xsimd::abs(Tail::Load(a + i, n - i) - Tail::Load(b + i, n - i));
+				acc1 += xsimd::abs(Ops::Load(a + i, n - i) - Ops::Load(b + i, n - i));
 				i = n;
 			}
 		}
-		float sum = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
+		float sum = Ops::Sum((acc0 + acc1) + (acc2 + acc3));
 		for (; i < n; i++) {
 			float d = a[i] - b[i];
 			sum += __builtin_fabsf(d); // not std::fabs: no inline library function in ISA code
@@ -135,16 +145,16 @@ template <class Arch, class Tail = ScalarTail<Arch>> struct SimdKernels {
 			aa0 = xsimd::fma(va, va, aa0);
 			bb0 = xsimd::fma(vb, vb, bb0);
 		}
-		if constexpr (Tail::kMasked) {
+		if constexpr (Ops::kMaskedTail) {
 			if (i < n) {
-				Batch va = Tail::Load(a + i, n - i), vb = Tail::Load(b + i, n - i);
+				Batch va = Ops::Load(a + i, n - i), vb = Ops::Load(b + i, n - i);
 				ab1 = xsimd::fma(va, vb, ab1);
 				aa1 = xsimd::fma(va, va, aa1);
 				bb1 = xsimd::fma(vb, vb, bb1);
 				i = n;
 			}
 		}
-		float sab = xsimd::hadd(ab0 + ab1), saa = xsimd::hadd(aa0 + aa1), sbb = xsimd::hadd(bb0 + bb1);
+		float sab = Ops::Sum(ab0 + ab1), saa = Ops::Sum(aa0 + aa1), sbb = Ops::Sum(bb0 + bb1);
 		for (; i < n; i++) {
 			sab += a[i] * b[i];
 			saa += a[i] * a[i];
