@@ -88,6 +88,11 @@ struct SearchParams {
 // distance order. When the caller wants more than the pool held, the search widens from where it stopped
 // (the candidates it had not expanded and the results it had discarded), so a filtered scan is not short.
 // Nodes whose `pass` is 0 are walked through but never returned.
+// Widening doubles the bound each round and hands out each round's new results nearest first; across rounds the
+// order is only approximately global (a later round may find a node nearer than one already returned). No node
+// is returned twice; iterated to the end, every node reachable from the entry point with pass = 1 is returned.
+// max_visits bounds only the widening rounds (the first pass always completes). The query is copied by Start.
+// When `store` is an InMemoryGraph, a devirtualised instantiation is used (same results as the virtual path).
 class Searcher {
 public:
 	Searcher(GraphStore &store, std::size_t dim, const CancelToken &cancel);
@@ -106,12 +111,17 @@ private:
 };
 
 // A graph held in memory (index build, unit tests). Dense node ids 0..size()-1, vectors stored contiguously.
+// Vectors are stored as given: for cosine the caller normalises them (and queries) before Add/search.
+// Not thread-safe. Insert/Repair given an InMemoryGraph take a devirtualised path (no allocation per insert once
+// warm). Neighbour lists chosen by the heuristic are nearest first; a back-link appended to a list that still
+// had room goes at its end (lists are not re-sorted, which would cost 2m distances per back-link).
 class InMemoryGraph final : public MutableGraphStore {
 public:
 	InMemoryGraph(std::size_t dim, Metric metric, const Params &params);
 	~InMemoryGraph() override;
 
 	// Append a node (vector copied) with the given level; returns its id. Not linked yet: call Insert.
+	// Returns kNoNode on bad input (null vector, level outside 0..kMaxLevel) or when memory runs out.
 	NodeId Add(const float *vec, int level);
 	// Add + Insert in one step, with a level drawn from `random_bits`.
 	Status AddAndInsert(const float *vec, std::uint64_t random_bits, const CancelToken &cancel, NodeId &out);
