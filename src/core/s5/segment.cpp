@@ -154,7 +154,8 @@ uint64_t SegmentView::RowId(uint64_t row) const noexcept { return LoadU64Le(row_
 void SegmentView::CopyVectors(std::span<float> out) const noexcept {
 	const size_t n = std::min(out.size(), vectors_le.size() / 4);
 	if constexpr (std::endian::native == std::endian::little) {
-		std::memcpy(out.data(), vectors_le.data(), n * 4);
+		if (n > 0)
+			std::memcpy(out.data(), vectors_le.data(), n * 4);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			out[i] = LoadF32Le(vectors_le.data() + i * 4);
