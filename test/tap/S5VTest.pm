@@ -52,7 +52,7 @@ sub verify_all_ok
 		return 0;
 	}
 	my @rows = grep { length } split /\n/, $out;
-	my @bad = grep { (split /\|/, $_)[1] ne 't' } @rows;
+	my @bad = grep { (split /\|/, $_)[1] ne 'true' } @rows;
 	my $ok = ok(@rows >= 1 && !@bad, $name);
 	diag("s5vector_verify: $_") for @bad;
 	diag("s5vector_verify returned no rows") unless @rows;
