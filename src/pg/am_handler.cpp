@@ -4,6 +4,7 @@ extern "C" {
 
 #include "access/amapi.h"
 #include "access/amvalidate.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "catalog/pg_amop.h"
 #include "catalog/pg_amproc.h"
@@ -13,6 +14,7 @@ extern "C" {
 #include "commands/progress.h"
 #include "commands/vacuum.h"
 #include "catalog/namespace.h"
+#include "utils/spccache.h"
 #include "optimizer/cost.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/paths.h"
@@ -33,7 +35,10 @@ extern "C" bytea *s5vector_options_internal(Datum reloptions, bool validate);
 namespace s5v::pg {
 
 // The planner must use the index for ORDER BY <distance> LIMIT and never otherwise: without an ordering
-// operator the cost is infinite. With one, the scan reads about ef_search * m elements per level, at start-up.
+// operator the cost is infinite. With one, the search visits about ef_search * m elements (more when an age
+// predicate rejects most of them), all before the first row comes back. Its cost is that share of a sequential
+// scan of the heap, weighted for random access: the planner's own sequential scan cost leaves out the detoasting
+// and the distance of every row, so comparing pages with pages would favour it wrongly.
 static void CostEstimate(PlannerInfo *root, IndexPath *path, double loop_count, Cost *indexStartupCost,
                          Cost *indexTotalCost, Selectivity *indexSelectivity, double *indexCorrelation,
                          double *indexPages) {
@@ -49,19 +54,27 @@ static void CostEstimate(PlannerInfo *root, IndexPath *path, double loop_count, 
 	memset(&costs, 0, sizeof(costs));
 	genericcostestimate(root, path, loop_count, &costs);
 
-	double tuples = Max(path->indexinfo->tuples, 1.0);
-	int m = S5V_DEFAULT_M;
-	double levels = Max(1.0, log(tuples) / log((double)m));
-	double visited = Min(tuples, (double)s5v_ef_search * 2.0 * m * 0.5 + levels * m);
+	Relation index = index_open(path->indexinfo->indexoid, NoLock);
+	int m = OptionM(index);
+	index_close(index, NoLock);
+
+	RelOptInfo *rel = path->indexinfo->rel;
+	double tuples = Max(Max(rel->tuples, path->indexinfo->tuples), 1.0);
+	double spc_seq_page_cost;
+	get_tablespace_page_costs(rel->reltablespace, NULL, &spc_seq_page_cost);
+	double heap_cost = rel->pages * spc_seq_page_cost + tuples * (cpu_tuple_cost + cpu_operator_cost);
+	double levels = Max(1.0, log(tuples) / log((double)Max(m, 2)));
+	double visited = (double)s5v_ef_search * m + levels * m;
+	// An age predicate that keeps a fraction s of the rows makes the search walk about 1/s times as far.
+	visited /= Max(costs.indexSelectivity, 0.001);
 	double ratio = Min(1.0, visited / tuples);
-	double pages = Max(1.0, ceil(costs.numIndexPages * ratio));
-	// Random page reads plus one distance per visited element.
-	Cost work = pages * costs.spc_random_page_cost + visited * cpu_operator_cost * 4;
-	*indexStartupCost = work;
-	*indexTotalCost = work + costs.indexTotalCost * 0.01;
+	const double random_access_factor = 3.0;
+	Cost startup = random_access_factor * ratio * heap_cost + costs.indexStartupCost;
+	*indexStartupCost = startup;
+	*indexTotalCost = startup + tuples * costs.indexSelectivity * cpu_index_tuple_cost;
 	*indexSelectivity = costs.indexSelectivity;
 	*indexCorrelation = 0;
-	*indexPages = pages;
+	*indexPages = Max(1.0, ceil(costs.numIndexPages * ratio));
 }
 
 static bytea *Options(Datum reloptions, bool validate) { return s5vector_options_internal(reloptions, validate); }
