@@ -9,13 +9,32 @@ use Test::More;
 our @EXPORT = qw(vec_sql rand_vec_literal lcg_new verify_all_ok index_sweep_count
   recall_at_k ids_of knn_ids uses_index);
 
-# SQL expression for a deterministic pseudo-random vector of $dim components,
-# keyed by the SQL expression $key (e.g. a column or generate_series variable).
+# SQL expression for a deterministic pseudo-random vector of $dim components in
+# [-10, 10), keyed by the SQL expression $key (e.g. a generate_series variable).
+# With $clusters, the vectors are drawn around $clusters centres (overlapping
+# clusters, spread $spread), like real embeddings; without, uniformly.
+sub _hash01
+{
+	my ($x) = @_;
+	return "((sin($x) * 43758.5453) - floor(sin($x) * 43758.5453))";
+}
+
 sub vec_sql
 {
-	my ($key, $dim) = @_;
-	return "(SELECT array_agg(sin(($key) * 17 + j * 3.7) * 10 ORDER BY j)::vector "
-	  . "FROM generate_series(1, $dim) j)";
+	my ($key, $dim, $clusters, $spread) = @_;
+	my $comp;
+	if ($clusters)
+	{
+		$spread //= 0.35;
+		my $c = "((($key)::bigint % $clusters) + 0.5)";
+		$comp = '(' . _hash01("$c * 12.9898 + j * 78.233") . " * 20 - 10) + $spread * ("
+		  . _hash01("($key) * 0.0137 + j * 39.3467 + 11.1") . ' * 20 - 10)';
+	}
+	else
+	{
+		$comp = '(' . _hash01("($key) * 12.9898 + j * 78.233 + 0.5") . ' * 20 - 10)';
+	}
+	return "(SELECT array_agg($comp ORDER BY j)::vector FROM generate_series(1, $dim) j)";
 }
 
 # A small deterministic generator (64-bit LCG), independent of Perl's rand().
