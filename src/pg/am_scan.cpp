@@ -18,6 +18,7 @@ extern "C" {
 #include "pg/index.h"
 #include "pg/page_store.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 namespace s5v::pg {
@@ -48,8 +49,54 @@ struct ScanOpaqueData {
 	ItemPointerData *sweep_tids;
 	int sweep_count;
 	int sweep_pos;
+	// Exhaustive pass: once the graph search has nothing more, every live matching element not yet returned,
+	// nearest first (the graph may not reach every element, e.g. under inner product or with duplicates).
+	bool exhaustive;
+	struct ScoredTid *rest;
+	int64 rest_count;
+	int64 rest_pos;
 };
 typedef ScanOpaqueData *ScanOpaque;
+
+struct ScoredTid {
+	float distance;
+	ItemPointerData tid;
+};
+
+// Every live element matching the age filter, with its distance to the query (plain code: may ereport).
+void CollectAll(IndexScanDesc scan, ScanOpaque so, ScoredTid **out, int64 *count) {
+	Relation index = scan->indexRelation;
+	int64 cap = 1024, n = 0;
+	ScoredTid *items = (ScoredTid *)MemoryContextAllocHuge(so->cxt, sizeof(ScoredTid) * cap);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
+		CHECK_FOR_INTERRUPTS();
+		Buffer buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+			CheckPage(index, page, blk);
+		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
+			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+				S5vElementTuple etup = GetElement(index, page, blk, off, so->info.dimensions);
+				if (etup == nullptr || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)) ||
+				    !so->filter.Matches(etup->age, etup->flags))
+					continue;
+				if (n == cap) {
+					cap *= 2;
+					items = (ScoredTid *)repalloc_huge(items, sizeof(ScoredTid) * cap);
+				}
+				items[n].distance = s5v::IndexDistance(so->info.metric, so->query, etup->x, so->info.dimensions);
+				items[n].tid = etup->heaptid;
+				n++;
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	*out = items;
+	*count = n;
+}
 
 void DeleteScanObjects(void *arg) {
 	ScanOpaque so = (ScanOpaque)arg;
@@ -174,6 +221,12 @@ void ReScan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->started = false;
 	so->done = false;
 	so->sweep = false;
+	so->exhaustive = false;
+	if (so->rest != nullptr)
+		pfree(so->rest);
+	so->rest = nullptr;
+	so->rest_count = 0;
+	so->rest_pos = 0;
 	delete so->objects;
 	so->objects = nullptr;
 }
@@ -224,7 +277,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 
 	bool found = false;
 	ItemPointerData tid;
-	for (;;) {
+	for (; !so->exhaustive;) {
 		bool done = false;
 		Guarded([&]() -> Status {
 			ScanObjects *objs = so->objects;
@@ -243,6 +296,28 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 		});
 		if (found || done)
 			break;
+	}
+	if (!found && !so->exhaustive && s5v_iterative_scan) {
+		// The graph has nothing more: finish with an exact pass over what it did not return.
+		so->exhaustive = true;
+		CollectAll(scan, so, &so->rest, &so->rest_count);
+		ScoredTid *rest = so->rest;
+		int64 n = so->rest_count;
+		Guarded([&]() -> Status {
+			ScanObjects *objs = so->objects;
+			int64 kept = 0;
+			for (int64 i = 0; i < n; i++)
+				if (!objs->returned.count(TidKey(rest[i].tid)))
+					rest[kept++] = rest[i];
+			std::sort(rest, rest + kept, [](const ScoredTid &a, const ScoredTid &b) { return a.distance < b.distance; });
+			so->rest_count = kept;
+			return Status::Ok();
+		});
+		so->rest_pos = 0;
+	}
+	if (!found && so->exhaustive && so->rest_pos < so->rest_count) {
+		tid = so->rest[so->rest_pos++].tid;
+		found = true;
 	}
 	if (!found) {
 		so->done = true;
