@@ -1,0 +1,72 @@
+# Several clients inserting and searching at once (pgbench, 4 clients, ~10 s):
+# no errors, then the index verifies, holds every row, and finds them.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use S5VTest;
+
+my $dim = 24;
+my $node = PostgreSQL::Test::Cluster->new('conc');
+$node->init;
+$node->append_conf('postgresql.conf', "max_connections = 20\n");
+$node->start;
+
+$node->safe_psql('postgres', qq{
+CREATE EXTENSION s5vector;
+CREATE TABLE t (id bigserial, v vector($dim));
+INSERT INTO t (v) SELECT @{[ vec_sql('i', $dim, 20) ]} FROM generate_series(1, 200) i;
+CREATE INDEX t_v_idx ON t USING s5vector (v vector_l2_ops) WITH (m = 8, ef_construction = 40);
+});
+
+my $dir = $node->basedir;
+# insert: 2 rows per transaction, with random keys (pgbench's own PRNG).
+PostgreSQL::Test::Utils::append_to_file("$dir/insert.sql", qq{
+\\set k random(1, 100000000)
+INSERT INTO t (v) SELECT @{[ vec_sql(':k + i', $dim, 20) ]} FROM generate_series(0, 1) i;
+});
+PostgreSQL::Test::Utils::append_to_file("$dir/search.sql", qq{
+\\set k random(1, 100000000)
+SET enable_seqscan = off;
+SELECT count(*) FROM (SELECT id FROM t ORDER BY v <-> @{[ vec_sql(':k', $dim, 20) ]} LIMIT 10) s;
+});
+
+my ($out, $err) = ('', '');
+my $ok = IPC::Run::run(
+	[ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '10',
+	  '-f', "$dir/insert.sql\@1", '-f', "$dir/search.sql\@1",
+	  $node->connstr('postgres') ],
+	'>', \$out, '2>', \$err);
+note $out;
+ok($ok, 'pgbench exited successfully');
+is($err, '', 'pgbench reported no errors') or diag($err);
+like($out, qr/number of failed transactions: 0 /, 'no failed transactions');
+my ($ins) = $out =~ /SQL script 1: .*?\n\s*- weight: \d+ .*?\n\s*- (\d+) transactions/s;
+my ($srch) = $out =~ /SQL script 2: .*?\n\s*- weight: \d+ .*?\n\s*- (\d+) transactions/s;
+$ins //= 0;
+$srch //= 0;
+diag("pgbench: $ins insert and $srch search transactions in 10 s with 4 clients");
+cmp_ok($ins, '>', 50, 'inserts ran');
+cmp_ok($srch, '>', 50, 'searches ran');
+
+ok(uses_index($node, 'SELECT id FROM t ORDER BY v <-> ' . vec_sql('1', $dim, 20) . ' LIMIT 10', 't_v_idx'),
+	'the search plan uses the index');
+
+my $count = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
+is($count, 200 + 2 * $ins, 'every committed insert is in the table');
+verify_all_ok($node, 't_v_idx', 's5vector_verify all ok after concurrent inserts and searches');
+is(index_sweep_count($node, 't', 'v', rand_vec_literal(lcg_new(3), $dim)), $count,
+	'index sweep returns every row');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM s5vector_index_stats(\'t_v_idx\') WHERE hot_elements = ' . $count),
+	'1', 'stats count every row');
+
+# Rows inserted concurrently are found by the index as their own nearest neighbour.
+is($node->safe_psql('postgres', qq{
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SELECT count(*) FROM (SELECT * FROM t WHERE id > 200 ORDER BY id LIMIT 50) s
+ WHERE (SELECT v <-> s.v FROM t ORDER BY v <-> s.v LIMIT 1) = 0}), '50',
+	'50 concurrently inserted rows are found by an index search for their own vector');
+
+done_testing();
