@@ -100,3 +100,18 @@ INSERT INTO ulog VALUES ('[1,2]'), ('[3,4]');
 SELECT v FROM ulog ORDER BY v <-> '[3,3]' LIMIT 1;
 
 DROP TABLE videos, plain, ulog;
+
+-- a scan read to the end returns every row exactly once, even those the graph does not reach
+-- (inner product leaves low-norm elements without in-links)
+CREATE TABLE ipt (id int, v vector(8));
+INSERT INTO ipt SELECT i, (SELECT array_agg(sin(i * 8 + j) * (1 + i % 10)) FROM generate_series(1, 8) j)::vector
+	FROM generate_series(1, 2000) i;
+CREATE INDEX ipt_idx ON ipt USING s5vector (v vector_ip_ops);
+SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5000) s;
+SELECT check_name, ok FROM s5vector_verify('ipt_idx') WHERE NOT ok;
+-- the first rows are the true nearest ones
+SELECT array_agg(id) FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5) s;
+SET enable_indexscan = off;
+SELECT array_agg(id) FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5) s;
+RESET enable_indexscan;
+DROP TABLE ipt;
