@@ -1,0 +1,473 @@
+#!/usr/bin/python3
+"""HNSW benchmark: s5vector's hot-tier index against pgvector's hnsw and faiss's IndexHNSWFlat.
+
+For each engine: load the vectors, build the index (timed), report its size, then run the queries one
+at a time for a sweep of ef_search values and report recall@k against exact ground truth, queries per
+second and the p50/p99 latency. PostgreSQL engines run `SELECT id FROM t ORDER BY embedding <-> $1
+LIMIT k` over a local connection; faiss runs in this process on one thread.
+
+Uses Debian's python3 with python3-psycopg, python3-numpy and python3-faiss (hence /usr/bin/python3).
+bench/run_hnsw_bench.sh starts a throwaway cluster and passes its arguments through; see
+docs/benchmarks.md.
+
+Examples:
+  hnsw_bench.py --dsn 'host=/tmp port=55432 dbname=s5v' --pgvector-dsn 'host=/tmp port=55432 dbname=pgv'
+  hnsw_bench.py --dataset fashion-mnist --engines pgvector,faiss --pgvector-dsn ... --json out.json
+  hnsw_bench.py --dataset fvecs:/data/sift_base.fvecs --n 100000 --queries 1000 --engines faiss
+"""
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import struct
+import sys
+import time
+
+import numpy as np
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+ALL_ENGINES = ("s5vector", "pgvector", "faiss")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Datasets: (name, base float32 [n, d], queries float32 [q, d])
+
+
+def synthetic(n, queries, dim, clusters, cluster_std, seed):
+    """Gaussian clusters whose spread overlaps their neighbours' (centres ~ N(0, 1), points ~ N(centre,
+    cluster_std)); queries come from the same mixture but are not in the base set."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+
+    def draw(count):
+        out = np.empty((count, dim), dtype=np.float32)
+        labels = rng.integers(0, clusters, size=count)
+        for start in range(0, count, 65536):
+            stop = min(start + 65536, count)
+            noise = rng.standard_normal((stop - start, dim), dtype=np.float32) * np.float32(cluster_std)
+            out[start:stop] = centres[labels[start:stop]] + noise
+        return out
+
+    return draw(n), draw(queries)
+
+
+def read_idx_images(path):
+    """An idx3-ubyte(.gz) file (MNIST format): big-endian magic 2051, count, rows, cols, then uint8 pixels."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        magic, count, rows, cols = struct.unpack(">iiii", f.read(16))
+        if magic != 2051:
+            raise ValueError(f"{path}: not an idx3 image file (magic {magic})")
+        data = np.frombuffer(f.read(count * rows * cols), dtype=np.uint8)
+    if data.size != count * rows * cols:
+        raise ValueError(f"{path}: truncated")
+    return data.reshape(count, rows * cols).astype(np.float32)
+
+
+def fashion_mnist(n, queries):
+    base = read_idx_images(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
+    test = read_idx_images(os.path.join(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"))
+    return base[: n or len(base)], test[:queries]
+
+
+def read_fvecs(path):
+    """The .fvecs format: each row is an int32 dimension followed by that many float32 (little-endian)."""
+    raw = np.fromfile(path, dtype=np.int32)
+    if raw.size == 0:
+        raise ValueError(f"{path}: empty")
+    dim = int(raw[0])
+    if dim <= 0 or raw.size % (dim + 1) != 0:
+        raise ValueError(f"{path}: not an fvecs file")
+    rows = raw.reshape(-1, dim + 1)
+    if not np.all(rows[:, 0] == dim):
+        raise ValueError(f"{path}: rows of different dimensions")
+    return rows[:, 1:].copy().view(np.float32)
+
+
+def fvecs(path, n, queries, query_path):
+    data = read_fvecs(path)
+    if query_path:
+        q = read_fvecs(query_path)[:queries]
+        return data[: n or len(data)], q
+    # One file: the last `queries` rows are the queries, the rows before them the base set.
+    if len(data) <= queries:
+        raise ValueError(f"{path}: {len(data)} rows, need more than --queries {queries}")
+    base = data[: len(data) - queries]
+    return base[: n or len(base)], data[len(data) - queries :]
+
+
+def load_dataset(args):
+    spec = args.dataset
+    if spec == "synthetic":
+        n = args.n or 100000
+        base, q = synthetic(n, args.queries, args.dim, args.clusters, args.cluster_std, args.seed)
+        name = f"synthetic (seed {args.seed}, {args.clusters} clusters, std {args.cluster_std})"
+    elif spec == "fashion-mnist":
+        base, q = fashion_mnist(args.n, args.queries)
+        name = "fashion-mnist (train as base, t10k as queries)"
+    elif spec.startswith("fvecs:"):
+        path = spec[len("fvecs:") :]
+        base, q = fvecs(path, args.n, args.queries, args.query_fvecs)
+        name = f"fvecs {path}"
+    else:
+        raise SystemExit(f"unknown --dataset {spec!r} (synthetic, fashion-mnist or fvecs:PATH)")
+    return name, np.ascontiguousarray(base, dtype=np.float32), np.ascontiguousarray(q, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exact ground truth
+
+
+def ground_truth(base, queries, k, batch=256):
+    """Exact k nearest neighbours by L2: float32 matrix products pick k+32 candidates per query, then the
+    candidates are re-ranked in float64 (the float32 expansion ||x||^2 - 2 q.x + ||q||^2 cancels badly
+    on un-normalised data such as 0..255 pixels)."""
+    k = min(k, len(base))
+    extra = min(len(base), k + 32)
+    base_sq = np.einsum("ij,ij->i", base, base, dtype=np.float32)
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), batch):
+        q = queries[start : start + batch]
+        d = base_sq[None, :] - 2.0 * (q @ base.T)
+        cand = np.argpartition(d, extra - 1, axis=1)[:, :extra]
+        for row in range(len(q)):
+            c = cand[row]
+            diff = base[c].astype(np.float64) - q[row].astype(np.float64)
+            exact = np.einsum("ij,ij->i", diff, diff)
+            order = np.lexsort((c, exact))[:k]  # distance, then id: deterministic ties
+            out[start + row] = c[order]
+    return out
+
+
+def recall_at_k(results, truth, k):
+    hits = 0
+    for got, want in zip(results, truth):
+        hits += len(set(got[:k]) & set(want[:k].tolist()))
+    return hits / (len(truth) * k)
+
+
+def latency_summary(latencies, truth, results, k, ef):
+    lat = np.asarray(latencies)
+    return {
+        "ef_search": ef,
+        "recall": recall_at_k(results, truth, k),
+        "qps": len(lat) / lat.sum(),
+        "p50_ms": float(np.percentile(lat, 50) * 1000),
+        "p99_ms": float(np.percentile(lat, 99) * 1000),
+        "mean_ms": float(lat.mean() * 1000),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# PostgreSQL engines (s5vector and pgvector share everything but the access method and the GUC)
+
+
+class PgEngine:
+    def __init__(self, name, dsn, args):
+        self.name = name
+        self.dsn = dsn
+        self.args = args
+        if name == "s5vector":
+            self.extension, self.am, self.guc = "s5vector", "s5vector", "s5vector.ef_search"
+        else:
+            self.extension, self.am, self.guc = "vector", "hnsw", "hnsw.ef_search"
+        self.table = args.table
+        self.index = args.table + "_embedding_idx"
+
+    def connect(self):
+        import psycopg
+
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        return conn
+
+    def extension_version(self, conn):
+        """The installed version, creating the extension when the database lacks it but has it available."""
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = %s", (self.extension,)).fetchone()
+        if row:
+            return row[0]
+        avail = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", (self.extension,)).fetchone()
+        if not avail:
+            return None
+        conn.execute(f"CREATE EXTENSION {self.extension}")
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = %s", (self.extension,)).fetchone()
+        return row[0] if row else None
+
+    def copy_binary(self, conn, base):
+        """COPY ... (FORMAT BINARY): pgvector's wire format (int16 dim, int16 unused, float4 big-endian),
+        which s5vector's recv reads byte for byte too."""
+        n, dim = base.shape
+        row = np.dtype(
+            [
+                ("fields", ">i2"),
+                ("id_len", ">i4"),
+                ("id", ">i4"),
+                ("vec_len", ">i4"),
+                ("dim", ">i2"),
+                ("unused", ">i2"),
+                ("x", ">f4", (dim,)),
+            ]
+        )
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY {self.table} (id, embedding) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+                chunk = 8192
+                for start in range(0, n, chunk):
+                    stop = min(start + chunk, n)
+                    rows = np.zeros(stop - start, dtype=row)
+                    rows["fields"] = 2
+                    rows["id_len"] = 4
+                    rows["id"] = np.arange(start, stop, dtype=np.int32)
+                    rows["vec_len"] = 4 + 4 * dim
+                    rows["dim"] = dim
+                    rows["x"] = base[start:stop]
+                    copy.write(rows.tobytes())
+                copy.write(struct.pack(">h", -1))
+
+    def copy_text(self, conn, base):
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY {self.table} (id, embedding) FROM STDIN") as copy:
+                for i, v in enumerate(base):
+                    copy.write(f"{i}\t{vector_literal(v)}\n")
+
+    def run(self, base, queries, truth):
+        import psycopg
+
+        args = self.args
+        n, dim = base.shape
+        res = {"engine": self.name, "dsn": self.dsn}
+        with self.connect() as conn:
+            version = self.extension_version(conn)
+            if version is None:
+                raise RuntimeError(f"extension {self.extension} is not available in this database")
+            res["version"] = version
+            res["server_version"] = conn.execute("SHOW server_version").fetchone()[0]
+            conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+            conn.execute(f"CREATE TABLE {self.table} (id int4 NOT NULL, embedding vector({dim}))")
+
+            t0 = time.perf_counter()
+            (self.copy_text if args.copy_format == "text" else self.copy_binary)(conn, base)
+            conn.execute(f"VACUUM ANALYZE {self.table}")
+            res["load_s"] = time.perf_counter() - t0
+            res["table_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.table,)).fetchone()[0]
+
+            conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
+            conn.execute("SET max_parallel_maintenance_workers = 0")  # serial builds, like faiss on one thread
+            notices = []
+            conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+            t0 = time.perf_counter()
+            conn.execute(
+                f"CREATE INDEX {self.index} ON {self.table} USING {self.am} (embedding vector_l2_ops) "
+                f"WITH (m = {args.m}, ef_construction = {args.ef_construction})"
+            )
+            res["build_s"] = time.perf_counter() - t0
+            res["build_notices"] = notices
+            res["index_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.index,)).fetchone()[0]
+
+            literals = [vector_literal(q) for q in queries]
+            sql = f"SELECT id FROM {self.table} ORDER BY embedding <-> %s LIMIT {args.k}"
+            with conn.cursor() as cur:
+                # The plan must be the index scan, or the numbers mean nothing.
+                cur.execute("EXPLAIN (COSTS OFF) " + sql, (literals[0],))
+                plan = "\n".join(r[0] for r in cur.fetchall())
+                res["plan"] = plan
+                res["index_used"] = self.index in plan
+                if not res["index_used"]:
+                    print(f"warning: {self.name}: the plan does not use {self.index}:\n{plan}", file=sys.stderr)
+
+                sweep = []
+                for ef in args.ef_search:
+                    cur.execute(f"SET {self.guc} = {int(ef)}")
+                    for lit in literals[: args.warmup]:
+                        cur.execute(sql, (lit,), prepare=True)
+                        cur.fetchall()
+                    results, latencies = [], []
+                    for lit in literals:
+                        t0 = time.perf_counter()
+                        cur.execute(sql, (lit,), prepare=True)
+                        rows = cur.fetchall()
+                        latencies.append(time.perf_counter() - t0)
+                        results.append([r[0] for r in rows])
+                    sweep.append(latency_summary(latencies, truth, results, args.k, ef))
+                    progress(self.name, sweep[-1])
+                res["sweep"] = sweep
+            if not args.keep:
+                conn.execute(f"DROP TABLE {self.table}")
+        return res
+
+
+def vector_literal(v):
+    # repr of the float64 holding each float32: reads back as the same float32.
+    return "[" + ",".join(repr(float(x)) for x in v) + "]"
+
+
+# ---------------------------------------------------------------------------------------------------
+# faiss
+
+
+def run_faiss(base, queries, truth, args):
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    n, dim = base.shape
+    res = {"engine": "faiss", "version": faiss.__version__}
+    index = faiss.IndexHNSWFlat(dim, args.m)
+    index.hnsw.efConstruction = args.ef_construction
+    t0 = time.perf_counter()
+    index.add(base)
+    res["build_s"] = time.perf_counter() - t0
+    res["index_bytes"] = int(faiss.serialize_index(index).nbytes)
+    sweep = []
+    for ef in args.ef_search:
+        index.hnsw.efSearch = int(ef)
+        for i in range(min(args.warmup, len(queries))):
+            index.search(queries[i : i + 1], args.k)
+        results, latencies = [], []
+        for i in range(len(queries)):
+            t0 = time.perf_counter()
+            _, ids = index.search(queries[i : i + 1], args.k)
+            latencies.append(time.perf_counter() - t0)
+            results.append(ids[0].tolist())
+        sweep.append(latency_summary(latencies, truth, results, args.k, ef))
+        progress("faiss", sweep[-1])
+    res["sweep"] = sweep
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output
+
+
+def progress(engine, s):
+    print(
+        f"  {engine}: ef_search={s['ef_search']} recall={s['recall']:.4f} qps={s['qps']:.0f}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def mib(b):
+    return f"{b / (1024 * 1024):.1f} MiB"
+
+
+def print_table(res, args):
+    title = f"{res['engine']} {res.get('version', '')}".strip()
+    print()
+    print(title)
+    print("-" * len(title))
+    if "error" in res:
+        print(f"skipped: {res['error']}")
+        return
+    line = f"build {res['build_s']:.2f} s, index {mib(res['index_bytes'])}"
+    if "load_s" in res:
+        line += f", load {res['load_s']:.2f} s, table {mib(res['table_bytes'])}"
+    print(line)
+    if res.get("index_used") is False:
+        print("WARNING: the query plan did not use the index")
+    for notice in res.get("build_notices", []):
+        print(f"build notice: {notice}")
+    print(f"{'ef_search':>9}  {'recall@' + str(args.k):>9}  {'QPS':>9}  {'p50 ms':>8}  {'p99 ms':>8}")
+    for s in res["sweep"]:
+        print(
+            f"{s['ef_search']:>9}  {s['recall']:>9.4f}  {s['qps']:>9.1f}  {s['p50_ms']:>8.3f}  {s['p99_ms']:>8.3f}"
+        )
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="synthetic", help="synthetic | fashion-mnist | fvecs:PATH")
+    p.add_argument("--n", type=int, default=0, help="base vectors (default: 100000 synthetic, all otherwise)")
+    p.add_argument("--queries", type=int, default=1000, help="query vectors (default 1000)")
+    p.add_argument("--query-fvecs", help="queries from this .fvecs file (with --dataset fvecs:PATH)")
+    p.add_argument("--dim", type=int, default=128, help="synthetic: dimensions (default 128)")
+    p.add_argument("--clusters", type=int, default=1000, help="synthetic: clusters (default 1000)")
+    p.add_argument("--cluster-std", type=float, default=0.5, help="synthetic: spread within a cluster (0.5)")
+    p.add_argument("--seed", type=int, default=42, help="synthetic: random seed (default 42)")
+    p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
+    p.add_argument("--m", type=int, default=16, help="HNSW m (default 16)")
+    p.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (default 64)")
+    p.add_argument(
+        "--ef-search",
+        default="10,20,40,80,160,320",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        help="comma-separated ef_search sweep (default 10,20,40,80,160,320)",
+    )
+    p.add_argument("--engines", default=",".join(ALL_ENGINES), help="comma-separated subset of " + ",".join(ALL_ENGINES))
+    p.add_argument("--dsn", help="libpq DSN of the database with s5vector")
+    p.add_argument("--pgvector-dsn", help="libpq DSN of a database with pgvector's vector extension")
+    p.add_argument("--table", default="hnsw_bench_items", help="table name (dropped and recreated)")
+    p.add_argument("--copy-format", choices=("binary", "text"), default="binary", help="COPY format (binary)")
+    p.add_argument("--maintenance-work-mem", default="2GB", help="for CREATE INDEX (default 2GB)")
+    p.add_argument("--warmup", type=int, default=100, help="untimed queries before each ef_search (100)")
+    p.add_argument("--keep", action="store_true", help="keep the tables afterwards")
+    p.add_argument("--json", help="write all results to this file")
+    args = p.parse_args(argv)
+    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    for e in args.engines:
+        if e not in ALL_ENGINES:
+            p.error(f"unknown engine {e!r}")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    name, base, queries = load_dataset(args)
+    print(f"dataset: {name}: {base.shape[0]} x {base.shape[1]}, {len(queries)} queries "
+          f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    t0 = time.perf_counter()
+    truth = ground_truth(base, queries, args.k)
+    print(f"ground truth: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    results = []
+    for engine in args.engines:
+        print(f"{engine}: running", file=sys.stderr, flush=True)
+        try:
+            if engine == "faiss":
+                res = run_faiss(base, queries, truth, args)
+            else:
+                dsn = args.dsn if engine == "s5vector" else args.pgvector_dsn
+                if not dsn:
+                    raise RuntimeError(f"no {'--dsn' if engine == 's5vector' else '--pgvector-dsn'} given")
+                res = PgEngine(engine, dsn, args).run(base, queries, truth)
+        except Exception as e:  # one engine failing (e.g. no access method yet) must not stop the others
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"{engine}: skipped: {msg}", file=sys.stderr)
+            res = {"engine": engine, "error": msg}
+        results.append(res)
+
+    print(f"\ndataset: {name}, {base.shape[0]} x {base.shape[1]}, {len(queries)} queries, k={args.k}")
+    print(f"index: m={args.m}, ef_construction={args.ef_construction}; queries one at a time, single client")
+    for res in results:
+        print_table(res, args)
+
+    if args.json:
+        out = {
+            "dataset": {"name": name, "spec": args.dataset, "n": int(base.shape[0]), "dim": int(base.shape[1]),
+                        "queries": int(len(queries))},
+            "params": {"k": args.k, "m": args.m, "ef_construction": args.ef_construction,
+                       "ef_search": args.ef_search, "maintenance_work_mem": args.maintenance_work_mem,
+                       "warmup": args.warmup, "copy_format": args.copy_format},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": cpu_model()},
+            "results": results,
+        }
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0 if all("error" not in r for r in results) else 1
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
