@@ -213,6 +213,7 @@ int main(int argc, char **argv) {
 	svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 	svr.set_payload_max_length(opt.max_blob_size);
 	svr.set_keep_alive_max_count(1000);
+	svr.set_tcp_nodelay(true); // small answers (upload JSON) must not wait for a delayed ACK
 
 	svr.set_pre_routing_handler([&](const httplib::Request &req, httplib::Response &res) {
 		if (opt.delay_ms > 0)

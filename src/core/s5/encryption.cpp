@@ -150,14 +150,20 @@ Status DecryptBlob(std::span<const uint8_t> ciphertext, const EncryptedCid &cid,
 }
 
 std::vector<uint8_t> EncodeEncryptedCidBytes(const EncryptedCid &cid) {
-	std::vector<uint8_t> out{kCidTypeEncryptedStatic, kEncryptionXChaCha20Poly1305, cid.chunk_size_log2,
-	                         kMultihashBlake3};
-	out.insert(out.end(), cid.encrypted.hash.begin(), cid.encrypted.hash.end());
-	out.insert(out.end(), cid.key.begin(), cid.key.end());
+	const std::vector<uint8_t> plain = EncodeRawCidBytes(cid.plaintext);
+	std::vector<uint8_t> out(4 + kBlake3HashLen + kEncryptionKeyLen + 4 + plain.size());
+	out[0] = kCidTypeEncryptedStatic;
+	out[1] = kEncryptionXChaCha20Poly1305;
+	out[2] = cid.chunk_size_log2;
+	out[3] = kMultihashBlake3;
+	size_t at = 4;
+	std::memcpy(out.data() + at, cid.encrypted.hash.data(), kBlake3HashLen);
+	at += kBlake3HashLen;
+	std::memcpy(out.data() + at, cid.key.data(), kEncryptionKeyLen);
+	at += kEncryptionKeyLen;
 	for (int i = 0; i < 4; i++)
-		out.push_back(static_cast<uint8_t>(cid.padding >> (8 * i)));
-	std::vector<uint8_t> plain = EncodeRawCidBytes(cid.plaintext);
-	out.insert(out.end(), plain.begin(), plain.end());
+		out[at++] = static_cast<uint8_t>(cid.padding >> (8 * i));
+	std::memcpy(out.data() + at, plain.data(), plain.size());
 	return out;
 }
 

@@ -181,17 +181,27 @@ Status HexDecode(std::string_view hex, std::vector<uint8_t> *out) {
 }
 
 std::string MultibaseEncode(Multibase base, std::span<const uint8_t> data) {
+	// Prefix appended to, not concatenated with operator+ (GCC 12 warns falsely about the latter at -O3).
+	std::string out;
 	switch (base) {
 	case Multibase::Base16:
-		return "f" + HexEncode(data);
+		out.push_back('f');
+		out.append(HexEncode(data));
+		break;
 	case Multibase::Base32:
-		return "b" + EncodeBase32(data);
+		out.push_back('b');
+		out.append(EncodeBase32(data));
+		break;
 	case Multibase::Base58btc:
-		return "z" + EncodeBase58(data);
+		out.push_back('z');
+		out.append(EncodeBase58(data));
+		break;
 	case Multibase::Base64url:
-		return "u" + EncodeBase64Url(data);
+		out.push_back('u');
+		out.append(EncodeBase64Url(data));
+		break;
 	}
-	return {};
+	return out;
 }
 
 Status MultibaseDecode(std::string_view text, size_t max_decoded, std::vector<uint8_t> *out, Multibase *base_out) {
