@@ -20,7 +20,7 @@ std::vector<uint8_t> VectorInput(size_t len) {
 	return in;
 }
 
-TEST(S5Blake3, OfficialVectors) {
+TEST(s5_blake3, OfficialVectors) {
 	test::Json doc = test::LoadJson("blake3_test_vectors.json");
 	const std::string key = doc["key"].text;
 	const std::string context = doc["context_string"].text;
@@ -67,7 +67,7 @@ TEST(S5Blake3, OfficialVectors) {
 	}
 }
 
-TEST(S5Blake3, ResetStartsOver) {
+TEST(s5_blake3, ResetStartsOver) {
 	Blake3Hasher h;
 	h.Update(test::Bytes("garbage"));
 	h.Reset();
@@ -76,7 +76,7 @@ TEST(S5Blake3, ResetStartsOver) {
 }
 
 // Debian's b3sum is an independent implementation (Rust): compare on random data of awkward sizes.
-TEST(S5Blake3, MatchesB3sum) {
+TEST(s5_blake3, MatchesB3sum) {
 	if (std::system("command -v b3sum >/dev/null 2>&1") != 0)
 		GTEST_SKIP() << "b3sum not installed";
 	std::mt19937_64 rng(42);

@@ -59,9 +59,9 @@ const std::map<std::string, Multibase> kSupported = {
     {"base64url", Multibase::Base64url},
 };
 
-class S5MultibaseTable : public ::testing::TestWithParam<std::string> {};
+class s5_multibase_table : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(S5MultibaseTable, EncodeAndDecode) {
+TEST_P(s5_multibase_table, EncodeAndDecode) {
 	MultibaseTable t = LoadTable(GetParam());
 	ASSERT_FALSE(t.input.empty());
 	std::vector<uint8_t> input = test::Bytes(t.input);
@@ -87,11 +87,11 @@ TEST_P(S5MultibaseTable, EncodeAndDecode) {
 	EXPECT_EQ(checked, 4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tables, S5MultibaseTable,
+INSTANTIATE_TEST_SUITE_P(Tables, s5_multibase_table,
                          ::testing::Values("multibase_basic.csv", "multibase_leading_zero.csv",
                                            "multibase_two_leading_zeros.csv"));
 
-TEST(S5Multibase, CaseInsensitiveBase16AndBase32) {
+TEST(s5_multibase, CaseInsensitiveBase16AndBase32) {
 	MultibaseTable t = LoadTable("multibase_case_insensitivity.csv");
 	for (const char *name : {"base16", "base16upper", "base32", "base32upper"}) {
 		std::vector<uint8_t> decoded;
@@ -100,14 +100,14 @@ TEST(S5Multibase, CaseInsensitiveBase16AndBase32) {
 	}
 }
 
-TEST(S5Multibase, TableListsOurPrefixes) {
+TEST(s5_multibase, TableListsOurPrefixes) {
 	std::string table = test::ReadFileOrThrow(test::TestDataPath("multibase/multibase_table.csv"));
 	for (const char *row : {"U+0066,     f,          base16,", "U+0062,     b,          base32,",
 	                        "U+007a,     z,          base58btc,", "U+0075,     u,          base64url,"})
 		EXPECT_NE(table.find(row), std::string::npos) << row;
 }
 
-TEST(S5Multibase, StrictDecoding) {
+TEST(s5_multibase, StrictDecoding) {
 	std::vector<uint8_t> out;
 	const char *bad[] = {
 	    "",                  // empty
@@ -136,7 +136,7 @@ TEST(S5Multibase, StrictDecoding) {
 	EXPECT_TRUE(out.empty());
 }
 
-TEST(S5Multibase, RandomRoundTrip) {
+TEST(s5_multibase, RandomRoundTrip) {
 	std::mt19937 rng(7);
 	for (int n = 0; n < 200; n++) {
 		std::vector<uint8_t> data(rng() % 64);
@@ -156,7 +156,7 @@ std::vector<uint8_t> FromHex(const std::string &hex) {
 	return out;
 }
 
-TEST(S5Cid, V1FromContent) {
+TEST(s5_cid, V1FromContent) {
 	test::Json doc = test::LoadJson("s5_cid_vectors.json");
 	for (const test::Json &c : doc["v1_from_content"].items) {
 		BlobId id = BlobIdOf(test::Bytes(c["content_utf8"].text));
@@ -176,7 +176,7 @@ TEST(S5Cid, V1FromContent) {
 	}
 }
 
-TEST(S5Cid, V1FromHash) {
+TEST(s5_cid, V1FromHash) {
 	test::Json doc = test::LoadJson("s5_cid_vectors.json");
 	for (const test::Json &c : doc["v1_from_hash"].items) {
 		std::vector<uint8_t> mh = FromHex(c["multihash_hex"].text);
@@ -199,7 +199,7 @@ TEST(S5Cid, V1FromHash) {
 }
 
 // The vectors are 0x5b 0x82 + 32 zero bytes + size (no hash-type byte); check our size field against them.
-TEST(S5Cid, SizeEncoding) {
+TEST(s5_cid, SizeEncoding) {
 	test::Json doc = test::LoadJson("s5_cid_vectors.json");
 	for (const test::Json &c : doc["size_encoding"]["cases"].items) {
 		const uint64_t size = c["size"].U64();
@@ -221,7 +221,7 @@ TEST(S5Cid, SizeEncoding) {
 	}
 }
 
-TEST(S5Cid, LegacyRaw) {
+TEST(s5_cid, LegacyRaw) {
 	test::Json doc = test::LoadJson("s5_cid_vectors.json");
 	const auto &cases = doc["legacy_raw"].items;
 	ASSERT_EQ(cases.size(), 2u);
@@ -260,7 +260,7 @@ TEST(S5Cid, LegacyRaw) {
 	}
 }
 
-TEST(S5Cid, RejectsMalformed) {
+TEST(s5_cid, RejectsMalformed) {
 	BlobId good = BlobIdOf(test::Bytes("Hello, world!"));
 	std::vector<uint8_t> v1 = EncodeBlobCidBytes(good);
 	BlobId out;
@@ -307,7 +307,7 @@ TEST(S5Cid, RejectsMalformed) {
 	EXPECT_EQ(out, good);
 }
 
-TEST(S5Cid, SizeBoundaries) {
+TEST(s5_cid, SizeBoundaries) {
 	for (uint64_t size : {uint64_t{1}, uint64_t{255}, uint64_t{256}, uint64_t{65535}, uint64_t{65536},
 	                      uint64_t{1} << 32, ~uint64_t{0}}) {
 		BlobId id;

@@ -89,7 +89,7 @@ private:
 	mutable std::atomic<int> left_;
 };
 
-class S5ClientNode : public ::testing::Test {
+class s5_client_node : public ::testing::Test {
 protected:
 	void SetUp() override { ASSERT_TRUE(node_.Start(S5V_NODE_PATH, store_.path())) << "cannot start the node"; }
 
@@ -131,7 +131,7 @@ protected:
 	std::vector<std::vector<uint8_t>> blobs_;
 };
 
-TEST_F(S5ClientNode, VersionUploadDownloadDelete) {
+TEST_F(s5_client_node, VersionUploadDownloadDelete) {
 	auto c = Client(Options(node_.url() + "/"));
 	std::string version;
 	ASSERT_TRUE(c->Version(&version, never_).ok());
@@ -160,7 +160,7 @@ TEST_F(S5ClientNode, VersionUploadDownloadDelete) {
 	EXPECT_TRUE(back.empty());
 }
 
-TEST_F(S5ClientNode, RefusesEmptyAndOversizedBlobs) {
+TEST_F(s5_client_node, RefusesEmptyAndOversizedBlobs) {
 	S5ClientOptions o = Options(node_.url());
 	o.max_blob_size = 1000;
 	auto c = Client(o);
@@ -179,7 +179,7 @@ TEST_F(S5ClientNode, RefusesEmptyAndOversizedBlobs) {
 	EXPECT_TRUE(c2->Upload(RandomBytes(100, 2), &id, never_).ok());
 }
 
-TEST_F(S5ClientNode, RangedDownload) {
+TEST_F(s5_client_node, RangedDownload) {
 	std::vector<BlobId> ids = Seed(1, 500 * 1024);
 	const auto &data = blobs_[0];
 	auto c = Client(Options(node_.url()));
@@ -201,7 +201,7 @@ TEST_F(S5ClientNode, RangedDownload) {
 	EXPECT_EQ(c->DownloadRange(ids[0], 0, 0, &part, &verified, never_).code(), StatusCode::InvalidInput);
 }
 
-TEST_F(S5ClientNode, NodeAnswersPerSpec) {
+TEST_F(s5_client_node, NodeAnswersPerSpec) {
 	std::vector<BlobId> ids = Seed(1, 5000);
 	const std::string base = node_.url();
 	const std::string cid = RawCidText(ids[0]);
@@ -241,7 +241,7 @@ TEST_F(S5ClientNode, NodeAnswersPerSpec) {
 	EXPECT_NE(Http("GET", base + "/s5/version").body.find("s5vector-node"), std::string::npos);
 }
 
-TEST_F(S5ClientNode, BearerTokenAuth) {
+TEST_F(s5_client_node, BearerTokenAuth) {
 	std::vector<BlobId> ids = Seed(1, 100);
 	test::NodeProcess secured;
 	ASSERT_TRUE(secured.Start(S5V_NODE_PATH, store_.path(), {"--auth-token", "s3cret"}));
@@ -268,7 +268,7 @@ TEST_F(S5ClientNode, BearerTokenAuth) {
 	EXPECT_TRUE(authed->Upload(RandomBytes(10, 5), &id, never_).ok());
 }
 
-TEST_F(S5ClientNode, SurvivesRestart) {
+TEST_F(s5_client_node, SurvivesRestart) {
 	std::vector<BlobId> ids = Seed(3, 70000);
 	EXPECT_EQ(node_.Stop(), 0); // SIGTERM ends it cleanly
 	auto c = Client(Options(node_.url()));
@@ -285,7 +285,7 @@ TEST_F(S5ClientNode, SurvivesRestart) {
 	}
 }
 
-TEST_F(S5ClientNode, ParallelDownloads) {
+TEST_F(s5_client_node, ParallelDownloads) {
 	std::vector<BlobId> ids = Seed(20, 64 * 1024);
 	BlobId missing = ids[3];
 	missing.hash[5] ^= 0x40;
@@ -303,7 +303,7 @@ TEST_F(S5ClientNode, ParallelDownloads) {
 	EXPECT_TRUE(results.back().data.empty());
 }
 
-TEST_F(S5ClientNode, RetriesInjectedFailures) {
+TEST_F(s5_client_node, RetriesInjectedFailures) {
 	std::vector<BlobId> ids = Seed(12, 20000);
 	test::NodeProcess flaky;
 	ASSERT_TRUE(flaky.Start(S5V_NODE_PATH, store_.path(), {"--fail-rate", "0.4", "--seed", "11"}));
@@ -329,7 +329,7 @@ TEST_F(S5ClientNode, RetriesInjectedFailures) {
 	EXPECT_TRUE(out.empty());
 }
 
-TEST_F(S5ClientNode, RetriesDroppedConnections) {
+TEST_F(s5_client_node, RetriesDroppedConnections) {
 	std::vector<BlobId> ids = Seed(10, 30000);
 	test::NodeProcess dropping;
 	ASSERT_TRUE(dropping.Start(S5V_NODE_PATH, store_.path(), {"--drop-rate", "0.4", "--seed", "5"}));
@@ -353,7 +353,7 @@ TEST_F(S5ClientNode, RetriesDroppedConnections) {
 	EXPECT_EQ(cd->Upload(RandomBytes(100, 1), &id, never_).code(), StatusCode::Unavailable);
 }
 
-TEST_F(S5ClientNode, RejectsCorruptBytesAndLyingCids) {
+TEST_F(s5_client_node, RejectsCorruptBytesAndLyingCids) {
 	std::vector<BlobId> ids = Seed(8, 40000);
 	test::NodeProcess liar;
 	ASSERT_TRUE(liar.Start(S5V_NODE_PATH, store_.path(), {"--corrupt-rate", "1"}));
@@ -392,7 +392,7 @@ TEST_F(S5ClientNode, RejectsCorruptBytesAndLyingCids) {
 	EXPECT_GT(corrupt, 0);
 }
 
-TEST_F(S5ClientNode, TimeoutsAndCancellation) {
+TEST_F(s5_client_node, TimeoutsAndCancellation) {
 	std::vector<BlobId> ids = Seed(2, 1000);
 	test::NodeProcess slow;
 	ASSERT_TRUE(slow.Start(S5V_NODE_PATH, store_.path(), {"--delay-ms", "400"}));
@@ -422,7 +422,7 @@ TEST_F(S5ClientNode, TimeoutsAndCancellation) {
 	EXPECT_EQ(patient->DownloadMany(ids, &results, already).code(), StatusCode::Cancelled);
 }
 
-TEST(S5ClientOptionsTest, Validation) {
+TEST(s5_client_options, Validation) {
 	std::unique_ptr<S5Client> c;
 	S5ClientOptions o;
 	o.base_url = "ftp://x";

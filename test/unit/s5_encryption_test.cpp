@@ -20,7 +20,7 @@ std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
 	return v;
 }
 
-TEST(S5Encryption, PaddedSizes) {
+TEST(s5_encryption, PaddedSizes) {
 	// The S5 pad-block table: 4 KiB steps up to 80 KiB, then 8 KiB steps up to 160 KiB, ...
 	const std::pair<uint64_t, uint64_t> cases[] = {
 	    {1, 4096}, {4096, 4096}, {4097, 8192}, {80 * 1024, 80 * 1024}, {80 * 1024 + 1, 88 * 1024},
@@ -33,7 +33,7 @@ TEST(S5Encryption, PaddedSizes) {
 	}
 }
 
-TEST(S5Encryption, RoundTripAcrossChunkBoundaries) {
+TEST(s5_encryption, RoundTripAcrossChunkBoundaries) {
 	const size_t chunk = 256 * 1024;
 	for (size_t n : {size_t{1}, size_t{4095}, size_t{4096}, chunk - 1, chunk, chunk + 1, 3 * chunk + 12345}) {
 		std::vector<uint8_t> plain = RandomBytes(n, static_cast<uint32_t>(n));
@@ -54,7 +54,7 @@ TEST(S5Encryption, RoundTripAcrossChunkBoundaries) {
 }
 
 // Each chunk is plain XChaCha20-Poly1305 with nonce = chunk index: decrypt chunk 1 directly with libsodium.
-TEST(S5Encryption, ChunkNonceIsLittleEndianIndex) {
+TEST(s5_encryption, ChunkNonceIsLittleEndianIndex) {
 	std::vector<uint8_t> plain = RandomBytes(300 * 1024, 9);
 	EncryptionKey key;
 	for (size_t i = 0; i < key.size(); i++)
@@ -82,7 +82,7 @@ TEST(S5Encryption, ChunkNonceIsLittleEndianIndex) {
 	EXPECT_EQ(cid2, cid);
 }
 
-TEST(S5Encryption, FreshKeyPerBlob) {
+TEST(s5_encryption, FreshKeyPerBlob) {
 	std::vector<uint8_t> plain = RandomBytes(1000, 1);
 	std::vector<uint8_t> a, b;
 	EncryptedCid ca, cb;
@@ -92,7 +92,7 @@ TEST(S5Encryption, FreshKeyPerBlob) {
 	EXPECT_NE(a, b);
 }
 
-TEST(S5Encryption, TamperingIsDetected) {
+TEST(s5_encryption, TamperingIsDetected) {
 	std::vector<uint8_t> plain = RandomBytes(600 * 1024, 2);
 	std::vector<uint8_t> cipher;
 	EncryptedCid cid;
@@ -137,7 +137,7 @@ TEST(S5Encryption, TamperingIsDetected) {
 	EXPECT_EQ(EncryptBlob({}, &c2, &cid2).code(), StatusCode::InvalidInput);
 }
 
-TEST(S5Encryption, EncryptedCidCodec) {
+TEST(s5_encryption, EncryptedCidCodec) {
 	std::vector<uint8_t> plain = RandomBytes(5000, 3);
 	std::vector<uint8_t> cipher;
 	EncryptedCid cid;

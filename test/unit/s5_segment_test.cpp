@@ -180,7 +180,7 @@ std::string JsonDiag(const test::Json &j) {
 	return "?";
 }
 
-TEST(S5Cbor, AppendixA) {
+TEST(s5_cbor, AppendixA) {
 	test::Json cases = test::LoadJson("cbor_appendix_a.json");
 	int decoded = 0, rejected_simple = 0;
 	for (const test::Json &c : cases.items) {
@@ -217,7 +217,7 @@ TEST(S5Cbor, AppendixA) {
 	EXPECT_GE(decoded, 75);
 }
 
-TEST(S5Cbor, HeaderSizes) {
+TEST(s5_cbor, HeaderSizes) {
 	for (uint64_t v : {uint64_t{0}, uint64_t{23}, uint64_t{24}, uint64_t{255}, uint64_t{256}, uint64_t{65535},
 	                   uint64_t{65536}, uint64_t{0xffffffff}, uint64_t{0x100000000}, ~uint64_t{0}}) {
 		std::vector<uint8_t> buf(16);
@@ -270,7 +270,7 @@ std::vector<uint8_t> Encode(const Sample &s, const SegmentLimits &limits = {}) {
 	return out;
 }
 
-TEST(S5Segment, RoundTrip) {
+TEST(s5_segment, RoundTrip) {
 	for (auto [dims, rows] : {std::pair<uint32_t, uint64_t>{1, 1}, {3, 0}, {8, 100}, {768, 37}, {16000, 2}}) {
 		Sample s = MakeSample(dims, rows);
 		std::vector<uint8_t> doc = Encode(s);
@@ -294,7 +294,7 @@ TEST(S5Segment, RoundTrip) {
 	}
 }
 
-TEST(S5Segment, KnownLayout) {
+TEST(s5_segment, KnownLayout) {
 	Sample s = MakeSample(2, 1);
 	s.vectors = {1.0f, -2.0f};
 	s.ids = {0x0102030405060708ull};
@@ -306,7 +306,7 @@ TEST(S5Segment, KnownLayout) {
 	EXPECT_EQ(hex.substr(hex.size() - 38), "48" "0000803f000000c0" "0948" "0807060504030201");
 }
 
-TEST(S5Segment, IdentityMismatch) {
+TEST(s5_segment, IdentityMismatch) {
 	Sample s = MakeSample(4, 3);
 	std::vector<uint8_t> doc = Encode(s);
 	SegmentView v;
@@ -324,7 +324,7 @@ TEST(S5Segment, IdentityMismatch) {
 	          StatusCode::Corrupt);
 }
 
-TEST(S5Segment, EncoderRejectsBadInput) {
+TEST(s5_segment, EncoderRejectsBadInput) {
 	Sample s = MakeSample(4, 3);
 	std::vector<uint8_t> out;
 	auto enc = [&](const Sample &x, const SegmentLimits &l = {}) {
@@ -376,7 +376,7 @@ std::vector<uint8_t> H(const std::string &hex) {
 	return out;
 }
 
-TEST(S5Segment, DecoderRejectsHostileInput) {
+TEST(s5_segment, DecoderRejectsHostileInput) {
 	Sample s = MakeSample(2, 1);
 	s.vectors = {1.0f, -2.0f};
 	s.ids = {0x0102030405060708ull};
@@ -438,7 +438,7 @@ TEST(S5Segment, DecoderRejectsHostileInput) {
 	EXPECT_EQ(DecodeSegment(H(good), small, &out).code(), StatusCode::LimitExceeded);
 }
 
-TEST(S5Segment, TruncationsAndBitFlipsNeverCrash) {
+TEST(s5_segment, TruncationsAndBitFlipsNeverCrash) {
 	Sample s = MakeSample(5, 4);
 	std::vector<uint8_t> doc = Encode(s);
 	for (size_t n = 0; n < doc.size(); n++) {
