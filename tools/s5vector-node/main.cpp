@@ -183,6 +183,13 @@ void Text(httplib::Response &res, int status, const std::string &body) {
 	res.set_content(body, "text/plain");
 }
 
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of parallel connections (the client fetches the
+// probes of one query at once) would see SYNs dropped and a 1 s retransmit. Raise it after binding.
+class Server : public httplib::Server {
+public:
+	void RaiseBacklog() { ::listen(svr_sock_, 1024); }
+};
+
 std::atomic<httplib::Server *> g_server{nullptr};
 
 } // namespace
@@ -207,7 +214,7 @@ int main(int argc, char **argv) {
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-	httplib::Server svr;
+	Server svr;
 	Dice dice(opt.seed);
 	const size_t threads = opt.threads;
 	svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -300,6 +307,7 @@ int main(int argc, char **argv) {
 		std::fprintf(stderr, "s5vector-node: cannot listen on %s:%d\n", opt.host.c_str(), port);
 		return 1;
 	}
+	svr.RaiseBacklog();
 	std::printf("s5vector-node listening on http://%s:%d\n", opt.host.c_str(), port);
 	std::fflush(stdout);
 

@@ -306,6 +306,8 @@ Status S5Client::Create(const S5ClientOptions &options, std::unique_ptr<S5Client
 			return Status::OutOfMemory("s5: curl_multi_init failed");
 		c->multi_ = m;
 		curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options.max_parallel));
+		// Keep one idle connection per parallel slot between calls (the default scales with live handles).
+		curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, static_cast<long>(options.max_parallel));
 		*out = std::move(c);
 		return Status::Ok();
 	} catch (const std::bad_alloc &) {
@@ -335,6 +337,7 @@ Status S5Client::Prepare(Transfer *t) {
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024); // fewer callbacks and reads for large blobs
 	curl_slist *h = nullptr;
 	auto add = [&](const std::string &line) {
 		curl_slist *n = curl_slist_append(h, line.c_str());
