@@ -250,7 +250,7 @@ class PgEngine:
             (self.copy_text if args.copy_format == "text" else self.copy_binary)(conn, base)
             conn.execute(f"VACUUM ANALYZE {self.table}")
             res["load_s"] = time.perf_counter() - t0
-            res["table_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.table,)).fetchone()[0]
+            res["table_bytes"] = conn.execute("SELECT pg_table_size(%s)", (self.table,)).fetchone()[0]  # with TOAST
 
             conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
             conn.execute("SET max_parallel_maintenance_workers = 0")  # serial builds, like faiss on one thread
@@ -382,7 +382,8 @@ def parse_args(argv):
     p.add_argument("--query-fvecs", help="queries from this .fvecs file (with --dataset fvecs:PATH)")
     p.add_argument("--dim", type=int, default=128, help="synthetic: dimensions (default 128)")
     p.add_argument("--clusters", type=int, default=1000, help="synthetic: clusters (default 1000)")
-    p.add_argument("--cluster-std", type=float, default=0.5, help="synthetic: spread within a cluster (0.5)")
+    p.add_argument("--cluster-std", type=float, default=1.5,
+                   help="synthetic: spread within a cluster (1.5: about 17%% of true neighbours from other clusters)")
     p.add_argument("--seed", type=int, default=42, help="synthetic: random seed (default 42)")
     p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
     p.add_argument("--m", type=int, default=16, help="HNSW m (default 16)")
