@@ -23,9 +23,11 @@ done
 
 if [ "$(id -u)" -eq 0 ]; then
 	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
-	WORK=/tmp/s5vector-pgtests
+	# A directory of its own per run (S5V_PGTEST_DIR to choose it), so runs side by side do not collide.
+	WORK=${S5V_PGTEST_DIR:-$(mktemp -d /tmp/s5vector-pgtests.XXXXXX)}
 	rm -rf "$WORK"
 	mkdir -p "$WORK"
+	echo "tests run in $WORK"
 	rsync -a --exclude .git --exclude build --exclude '*.o' --exclude '*.so' "$ROOT"/ "$WORK"/
 	chown -R s5vtest "$WORK"
 	exec runuser -u s5vtest -- env PATH="$PATH" bash "$WORK/scripts/pg-tests.sh" "$@"

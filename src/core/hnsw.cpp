@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <new>
+#include <unordered_map>
 
 #include "hnsw_internal.h"
 
@@ -130,6 +131,115 @@ Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec
 Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
               const Params &params, const CancelToken &cancel) {
 	return internal::LinkAny(store, node, level, vec, dim, params, cancel, true);
+}
+
+Status FindUnreachable(std::span<const std::uint32_t> offsets, std::span<const std::uint32_t> targets,
+                       std::uint32_t entry, std::span<const std::uint8_t> live, std::vector<std::uint32_t> &out) {
+	try {
+		out.clear();
+		if (offsets.empty())
+			return Status::Ok();
+		const std::size_t n = offsets.size() - 1;
+		if (live.size() != n || offsets[n] > targets.size())
+			return Status::InvalidInput("graph arrays do not agree");
+		std::vector<std::uint8_t> seen(n, 0);
+		std::vector<std::uint32_t> stack;
+		if (entry < n) {
+			seen[entry] = 1;
+			stack.push_back(entry);
+		}
+		while (!stack.empty()) {
+			std::uint32_t cur = stack.back();
+			stack.pop_back();
+			for (std::uint32_t k = offsets[cur]; k < offsets[cur + 1]; ++k) {
+				std::uint32_t t = targets[k];
+				if (t < n && !seen[t]) {
+					seen[t] = 1;
+					stack.push_back(t);
+				}
+			}
+		}
+		for (std::size_t i = 0; i < n; ++i)
+			if (live[i] && !seen[i])
+				out.push_back(static_cast<std::uint32_t>(i));
+		return Status::Ok();
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory while checking graph connectivity");
+	}
+}
+
+Status ForceLinks(MutableGraphStore &store, const Params &params, std::span<const std::uint32_t> offsets,
+                  std::span<const std::uint32_t> targets, std::span<const NodeId> ids, std::uint32_t entry,
+                  std::span<const std::uint32_t> orphans) {
+	try {
+		if (offsets.empty())
+			return Status::Ok();
+		const std::size_t n = offsets.size() - 1;
+		if (ids.size() != n || offsets[n] > targets.size())
+			return Status::InvalidInput("graph arrays do not agree");
+		std::vector<std::uint8_t> reach(n, 0);
+		std::vector<std::uint32_t> in_degree(n, 0), stack;
+		for (std::size_t k = 0; k < offsets[n]; ++k)
+			if (targets[k] < n)
+				in_degree[targets[k]]++;
+		auto mark_from = [&](std::uint32_t start) {
+			if (start >= n || reach[start])
+				return;
+			reach[start] = 1;
+			stack.push_back(start);
+			while (!stack.empty()) {
+				std::uint32_t cur = stack.back();
+				stack.pop_back();
+				for (std::uint32_t k = offsets[cur]; k < offsets[cur + 1]; ++k)
+					if (targets[k] < n && !reach[targets[k]]) {
+						reach[targets[k]] = 1;
+						stack.push_back(targets[k]);
+					}
+			}
+		};
+		mark_from(entry);
+		std::unordered_map<NodeId, std::uint32_t> index_of;
+		index_of.reserve(n);
+		for (std::size_t i = 0; i < n; ++i)
+			index_of.emplace(ids[i], static_cast<std::uint32_t>(i));
+		const std::size_t cap0 = static_cast<std::size_t>(MaxNeighbors(params, 0));
+		std::vector<NodeId> list;
+		for (int pass = 0; pass < 2; ++pass) {
+			for (std::uint32_t o : orphans) {
+				if (o >= n || reach[o])
+					continue;
+				std::uint32_t host = static_cast<std::uint32_t>(n);
+				for (std::uint32_t k = offsets[o]; k < offsets[o + 1] && host == n; ++k)
+					if (targets[k] < n && reach[targets[k]])
+						host = targets[k];
+				if (host == n)
+					continue;
+				S5V_RETURN_IF_ERROR(store.Neighbors(ids[host], 0, list));
+				if (list.size() < cap0) {
+					list.push_back(ids[o]);
+				} else {
+					std::size_t best = list.size();
+					for (std::size_t i = 0; i < list.size(); ++i) {
+						auto it = index_of.find(list[i]);
+						if (it == index_of.end() || in_degree[it->second] < 2)
+							continue;
+						if (best == list.size() || in_degree[it->second] > in_degree[index_of[list[best]]])
+							best = i;
+					}
+					if (best == list.size())
+						continue;
+					in_degree[index_of[list[best]]]--;
+					list[best] = ids[o];
+				}
+				S5V_RETURN_IF_ERROR(store.SetNeighbors(ids[host], 0, list));
+				in_degree[o]++;
+				mark_from(o);
+			}
+		}
+		return Status::Ok();
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory while linking orphans");
+	}
 }
 
 struct Searcher::State {

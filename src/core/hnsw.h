@@ -78,6 +78,21 @@ Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec
 Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
               const Params &params, const CancelToken &cancel);
 
+// Graph connectivity, on a compact form the callers build from their storage (CSR: node i links to
+// targets[offsets[i] .. offsets[i+1])). Fills `out` with the nodes i where live[i] != 0 that cannot be reached
+// from `entry` by following links. HNSW pruning can leave a node without in-links; callers Repair such nodes
+// (Repair adds back-links to them).
+Status FindUnreachable(std::span<const std::uint32_t> offsets, std::span<const std::uint32_t> targets,
+                       std::uint32_t entry, std::span<const std::uint8_t> live, std::vector<std::uint32_t> &out);
+
+// Last resort for nodes that Repair could not reconnect (ties among exact duplicates): put each orphan into the
+// level-0 list of its nearest reachable neighbour, appending when there is room, else replacing the entry whose
+// target keeps at least one other in-link (so no new orphan appears). The graph is given as in FindUnreachable,
+// with ids[i] the store's id of node i.
+Status ForceLinks(MutableGraphStore &store, const Params &params, std::span<const std::uint32_t> offsets,
+                  std::span<const std::uint32_t> targets, std::span<const NodeId> ids, std::uint32_t entry,
+                  std::span<const std::uint32_t> orphans);
+
 struct SearchParams {
 	int ef_search = 40;            // size of the result pool of the first pass
 	std::size_t max_visits = 0;    // stop widening after this many distance computations (0 = no limit)

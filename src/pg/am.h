@@ -22,4 +22,7 @@ void ReScan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 bool GetTuple(IndexScanDesc scan, ScanDirection dir);
 void EndScan(IndexScanDesc scan);
 
+// Repair live elements the graph no longer reaches (after VACUUM, after a build that went on disk).
+void ReconnectUnreachable(Relation index, const struct IndexInfoCache &info, BufferAccessStrategy strategy);
+
 } // namespace s5v::pg

@@ -325,6 +325,42 @@ void InitBuildInfo(Relation index, IndexInfoCache *info) {
 	info->max_level = MaxLevelForM(info->m);
 }
 
+// Give every node the build left without in-links back-links (Repair), a few rounds, then force links for what
+// is left; all in memory.
+Status ReconnectInMemory(hnsw::InMemoryGraph &graph, const hnsw::Params &params, const CancelToken &cancel) {
+	for (int round = 0; round < 4; round++) {
+		std::size_t n = graph.size();
+		hnsw::NodeId entry;
+		int entry_level;
+		S5V_RETURN_IF_ERROR(graph.EntryPoint(entry, entry_level));
+		if (n == 0 || entry == hnsw::kNoNode)
+			return Status::Ok();
+		std::vector<uint32_t> offsets(n + 1), targets;
+		std::vector<uint8_t> live(n, 1);
+		for (std::size_t i = 0; i < n; i++) {
+			offsets[i] = (uint32_t)targets.size();
+			for (int l = 0; l <= graph.level(i); l++)
+				for (hnsw::NodeId t : graph.neighbors_view(i, l))
+					targets.push_back((uint32_t)t);
+		}
+		offsets[n] = (uint32_t)targets.size();
+		std::vector<uint32_t> lost;
+		S5V_RETURN_IF_ERROR(hnsw::FindUnreachable(offsets, targets, (uint32_t)entry, live, lost));
+		if (lost.empty())
+			return Status::Ok();
+		if (round == 3) {
+			std::vector<hnsw::NodeId> ids(n);
+			for (std::size_t i = 0; i < n; i++)
+				ids[i] = i;
+			return hnsw::ForceLinks(graph, params, offsets, targets, ids, (uint32_t)entry, lost);
+		}
+		for (uint32_t id : lost)
+			S5V_RETURN_IF_ERROR(
+			    hnsw::Repair(graph, id, graph.level(id), graph.vector_data(id), graph.dim(), params, cancel));
+	}
+	return Status::Ok();
+}
+
 } // namespace
 
 IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
@@ -357,8 +393,13 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_LOAD);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64)Max(heap->rd_rel->reltuples, 0));
 	bs->heap_tuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, (void *)bs, NULL);
-	if (!bs->on_disk)
+	if (!bs->on_disk) {
+		Guarded([&]() -> Status {
+			hnsw::Params params{bs->info.m, bs->info.ef_construction};
+			return ReconnectInMemory(bs->objects->graph, params, bs->objects->cancel);
+		});
 		FlushGraph(bs);
+	}
 	else {
 		// Counters of the on-disk part were kept by AddElement.
 	}

@@ -18,6 +18,7 @@ extern "C" {
 }
 
 #include "pg/guard.h"
+#include "pg/graph_load.h"
 #include "pg/index.h"
 
 #include <string>
@@ -59,17 +60,6 @@ const char *MetricName(uint8 metric) {
 	}
 	return "unknown";
 }
-
-// One element as verify sees it.
-struct ElementInfo {
-	uint64 id;
-	ItemPointerData heaptid;
-	uint8 level;
-	uint8 flags;
-	int nlinks;
-	uint64 *links; // node ids, level 0 first; per-level boundaries recomputed from m
-	int8 *link_levels;
-};
 
 struct HeapCollect {
 	const IndexInfoCache *info;
@@ -141,68 +131,13 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	IndexInfoCache info = GetIndexInfo(index);
 
 	// Read every element and its neighbour slots into plain arrays.
+	LoadedGraph graph;
+	LoadGraph(index, info, NULL, &graph);
+	LoadedElement *els = graph.elements;
+	int64 nel = graph.count;
+	int64 bad_pages = graph.bad_pages;
+	int64 missing_neighbor_tuples = graph.missing_neighbor_tuples;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	int64 cap = 1024, nel = 0;
-	ElementInfo *els = (ElementInfo *)palloc_extended(sizeof(ElementInfo) * cap, MCXT_ALLOC_HUGE);
-	int64 bad_pages = 0;
-	int64 missing_neighbor_tuples = 0;
-	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
-		CHECK_FOR_INTERRUPTS();
-		Buffer buf = ReadBuffer(index, blk);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		Page page = BufferGetPage(buf);
-		if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(S5vPageOpaqueData)) ||
-		    S5vPageGetOpaque(page)->page_id != S5V_PAGE_ID) {
-			bad_pages += PageIsNew(page) ? 0 : 1;
-			UnlockReleaseBuffer(buf);
-			continue;
-		}
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-			S5vElementTuple etup = GetElement(index, page, blk, off, info.dimensions);
-			if (etup == nullptr || (etup->flags & S5V_ELEMENT_UNLINKED))
-				continue;
-			if (nel == cap) {
-				cap *= 2;
-				els = (ElementInfo *)repalloc_huge(els, sizeof(ElementInfo) * cap);
-			}
-			ElementInfo *e = &els[nel++];
-			e->id = NodeIdFromTid(blk, off);
-			e->heaptid = etup->heaptid;
-			e->level = etup->level;
-			e->flags = etup->flags;
-			e->nlinks = 0;
-			int slots = S5V_NEIGHBOR_SLOTS(info.m, etup->level);
-			e->links = (uint64 *)palloc(sizeof(uint64) * slots);
-			e->link_levels = (int8 *)palloc(slots);
-			BlockNumber nblk = ItemPointerGetBlockNumber(&etup->neighbortid);
-			OffsetNumber noff = ItemPointerGetOffsetNumber(&etup->neighbortid);
-			Buffer nbuf = buf;
-			if (nblk != blk) {
-				nbuf = ReadBuffer(index, nblk);
-				LockBuffer(nbuf, BUFFER_LOCK_SHARE);
-			}
-			Page npage = BufferGetPage(nbuf);
-			S5vNeighborTuple ntup = nullptr;
-			if (!PageIsNew(npage) && PageGetSpecialSize(npage) == MAXALIGN(sizeof(S5vPageOpaqueData)))
-				ntup = GetNeighborTuple(index, npage, nblk, noff);
-			if (ntup == nullptr || ntup->count != slots) {
-				missing_neighbor_tuples++;
-			} else {
-				for (int s = 0; s < slots; s++) {
-					ItemPointer t = &ntup->tids[s];
-					if (!ItemPointerIsValid(t))
-						continue;
-					e->links[e->nlinks] = NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t));
-					e->link_levels[e->nlinks] = (int8)(s < 2 * info.m ? 0 : 1 + (s - 2 * info.m) / info.m);
-					e->nlinks++;
-				}
-			}
-			if (nbuf != buf)
-				UnlockReleaseBuffer(nbuf);
-		}
-		UnlockReleaseBuffer(buf);
-	}
 
 	// Live heap rows that the index must hold.
 	IndexInfo *ii = BuildIndexInfo(index);
@@ -253,24 +188,10 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 					top = std::max(top, (int)els[i].level);
 				if (els[it->second].level != meta.entry_level || meta.entry_level < top)
 					entry_ok = false;
-				std::vector<char> seen(nel, 0);
-				std::vector<int64> stack{it->second};
-				seen[it->second] = 1;
-				while (!stack.empty()) {
-					int64 cur = stack.back();
-					stack.pop_back();
-					for (int k = 0; k < els[cur].nlinks; k++) {
-						auto nb = index_of.find(els[cur].links[k]);
-						if (nb != index_of.end() && !seen[nb->second]) {
-							seen[nb->second] = 1;
-							stack.push_back(nb->second);
-						}
-					}
-				}
-				for (int64 i = 0; i < nel; i++)
-					if (!seen[i] && !(els[i].flags & S5V_ELEMENT_DELETED))
-						unreachable++;
 			}
+			std::vector<uint64> lost;
+			S5V_RETURN_IF_ERROR(UnreachableElements(graph, entry, lost));
+			unreachable = (int64)lost.size();
 		} else if (entry != ~(uint64)0) {
 			entry_ok = false;
 		}

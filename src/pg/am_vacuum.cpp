@@ -1,6 +1,7 @@
-// VACUUM: mark elements of dead heap rows deleted, repair the neighbours that pointed to them (the core's Repair),
-// then unlink the deleted elements and give pages that hold nothing live back to the free space map.
-// The whole pass holds the graph write lock, so inserts wait for it (scans do not).
+// VACUUM: mark elements of dead heap rows deleted, repair the neighbours that pointed to them (the core's
+// Repair), remove the deleted elements so their space is reused through the free space map, then reconnect any
+// live element the graph no longer reaches. The graph write lock is held throughout, so inserts wait (scans do
+// not). Counters on the metapage change in the same WAL record as the elements they count.
 extern "C" {
 #include "postgres.h"
 
@@ -8,6 +9,7 @@ extern "C" {
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/freespace.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 #include "utils/memutils.h"
@@ -15,10 +17,12 @@ extern "C" {
 }
 
 #include "pg/am.h"
+#include "pg/graph_load.h"
 #include "pg/guard.h"
 #include "pg/index.h"
 #include "pg/page_store.h"
 
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -26,71 +30,75 @@ namespace s5v::pg {
 
 namespace {
 
-struct VacuumObjects {
-	std::unordered_set<uint64> deleted;   // elements marked deleted by this pass (or earlier, not yet unlinked)
-	std::vector<uint64> to_repair;        // live elements with a deleted neighbour
-	std::vector<int> to_repair_levels;
-};
-
-struct VacuumState {
-	VacuumObjects *objects;
-	int64 live;
-	int64 removed;
-};
-
-void DeleteVacuumObjects(void *arg) {
-	VacuumState *vs = (VacuumState *)arg;
-	delete vs->objects;
-	vs->objects = nullptr;
-}
-
-// Pass 1: mark elements whose heap row is dead. Returns the ids of every deleted-but-linked element.
-void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *cb_state, VacuumState *vs,
-                 BufferAccessStrategy strategy, uint64 *ids, int64 *nids, int64 maxids) {
+// Pass 1: mark elements whose heap row is dead. Collects the ids of every element marked deleted (now or by an
+// earlier VACUUM that did not finish).
+void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *cb_state,
+                 BufferAccessStrategy strategy, uint64 **ids, int64 *nids, int64 *live, int64 *removed) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int64 cap = 1024;
+	*ids = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
 	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
 		vacuum_delay_point();
 		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		GenericXLogState *state = GenericXLogStart(index);
-		Page page = GenericXLogRegisterBuffer(state, buf, 0);
-		bool changed = false;
-		if (!PageIsNew(page))
-			CheckPage(index, page, blk);
-		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
-				if (etup == nullptr || (etup->flags & S5V_ELEMENT_UNLINKED))
-					continue;
-				if (!(etup->flags & S5V_ELEMENT_DELETED) && callback(&etup->heaptid, cb_state)) {
-					etup->flags |= S5V_ELEMENT_DELETED;
-					changed = true;
-					vs->removed++;
+		Page page = BufferGetPage(buf);
+		if (PageIsNew(page)) {
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		CheckPage(index, page, blk);
+		// Decide first (on the shared page), then apply in one WAL record with the metapage counters.
+		OffsetNumber dead[MaxOffsetNumber];
+		int ndead = 0;
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+			S5vElementTuple etup = GetElement(index, page, blk, off, dim);
+			if (etup == nullptr)
+				continue;
+			bool deleted = (etup->flags & S5V_ELEMENT_DELETED) != 0;
+			if (!deleted && callback(&etup->heaptid, cb_state)) {
+				dead[ndead++] = off;
+				deleted = true;
+			}
+			if (deleted) {
+				if (*nids == cap) {
+					cap *= 2;
+					*ids = (uint64 *)repalloc_huge(*ids, sizeof(uint64) * cap);
 				}
-				if (etup->flags & S5V_ELEMENT_DELETED) {
-					if (*nids < maxids)
-						ids[(*nids)++] = NodeIdFromTid(blk, off);
-				} else {
-					vs->live++;
-				}
+				(*ids)[(*nids)++] = NodeIdFromTid(blk, off);
+			} else {
+				(*live)++;
 			}
 		}
-		if (changed)
+		if (ndead > 0) {
+			Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+			GenericXLogState *state = GenericXLogStart(index);
+			Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+			S5vMetaPage meta = S5vPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
+			for (int i = 0; i < ndead; i++) {
+				S5vElementTuple etup = (S5vElementTuple)PageGetItem(wpage, PageGetItemId(wpage, dead[i]));
+				etup->flags |= S5V_ELEMENT_DELETED;
+			}
+			meta->hot_elements -= ndead;
+			meta->hot_deleted += ndead;
 			GenericXLogFinish(state);
-		else
-			GenericXLogAbort(state);
+			UnlockReleaseBuffer(metabuf);
+			*removed += ndead;
+		}
 		UnlockReleaseBuffer(buf);
 	}
 }
 
-// Pass 2 (scan): find live elements that link to a deleted one; also pick a live entry point candidate.
-// `is_deleted` is answered by the C++ set through a plain callback.
+// Live elements that link to a deleted one, with their levels; and the live element of highest level.
 typedef bool (*IsDeletedFn)(void *arg, uint64 id);
 
-void FindBrokenLinks(Relation index, uint32 dim, int m, IsDeletedFn is_deleted, void *arg, uint64 *out, int *levels,
-                     int64 *nout, int64 maxout, uint64 *best_entry, int *best_level, BufferAccessStrategy strategy) {
+void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *arg, BufferAccessStrategy strategy,
+                     uint64 **out, int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int64 cap = 1024;
+	*out = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
+	*levels = (int *)palloc_extended(sizeof(int) * cap, MCXT_ALLOC_HUGE);
 	*best_entry = ~(uint64)0;
 	*best_level = -1;
 	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
@@ -100,119 +108,177 @@ void FindBrokenLinks(Relation index, uint32 dim, int m, IsDeletedFn is_deleted, 
 		Page page = BufferGetPage(buf);
 		if (!PageIsNew(page))
 			CheckPage(index, page, blk);
-		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
-				if (etup == nullptr || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)))
-					continue;
-				if (etup->level > *best_level) {
-					*best_level = etup->level;
-					*best_entry = NodeIdFromTid(blk, off);
+		OffsetNumber maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+			S5vElementTuple etup = GetElement(index, page, blk, off, dim);
+			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED))
+				continue;
+			if (etup->level > *best_level) {
+				*best_level = etup->level;
+				*best_entry = NodeIdFromTid(blk, off);
+			}
+			BlockNumber nblk = ItemPointerGetBlockNumber(&etup->neighbortid);
+			OffsetNumber noff = ItemPointerGetOffsetNumber(&etup->neighbortid);
+			Buffer nbuf = buf;
+			if (nblk != blk) {
+				nbuf = ReadBufferExtended(index, MAIN_FORKNUM, nblk, RBM_NORMAL, strategy);
+				LockBuffer(nbuf, BUFFER_LOCK_SHARE);
+			}
+			Page npage = BufferGetPage(nbuf);
+			CheckPage(index, npage, nblk);
+			S5vNeighborTuple ntup = GetNeighborTuple(index, npage, nblk, noff);
+			bool broken = false;
+			for (int s = 0; ntup != nullptr && s < ntup->count && !broken; s++) {
+				ItemPointer t = &ntup->tids[s];
+				if (ItemPointerIsValid(t) &&
+				    is_deleted(arg, NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t))))
+					broken = true;
+			}
+			if (nbuf != buf)
+				UnlockReleaseBuffer(nbuf);
+			if (broken) {
+				if (*nout == cap) {
+					cap *= 2;
+					*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * cap);
+					*levels = (int *)repalloc_huge(*levels, sizeof(int) * cap);
 				}
-				// Read its neighbour tuple (usually on this page).
-				BlockNumber nblk = ItemPointerGetBlockNumber(&etup->neighbortid);
-				OffsetNumber noff = ItemPointerGetOffsetNumber(&etup->neighbortid);
-				Buffer nbuf = buf;
-				if (nblk != blk) {
-					nbuf = ReadBufferExtended(index, MAIN_FORKNUM, nblk, RBM_NORMAL, strategy);
-					LockBuffer(nbuf, BUFFER_LOCK_SHARE);
-				}
-				Page npage = BufferGetPage(nbuf);
-				bool broken = false;
-				CheckPage(index, npage, nblk);
-				S5vNeighborTuple ntup = GetNeighborTuple(index, npage, nblk, noff);
-				if (ntup != nullptr) {
-					for (int s = 0; s < ntup->count && !broken; s++) {
-						ItemPointer t = &ntup->tids[s];
-						if (ItemPointerIsValid(t) &&
-						    is_deleted(arg, NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t))))
-							broken = true;
-					}
-				}
-				if (nbuf != buf)
-					UnlockReleaseBuffer(nbuf);
-				if (broken && *nout < maxout) {
-					levels[*nout] = etup->level;
-					out[(*nout)++] = NodeIdFromTid(blk, off);
-				}
+				(*levels)[*nout] = etup->level;
+				(*out)[(*nout)++] = NodeIdFromTid(blk, off);
 			}
 		}
 		UnlockReleaseBuffer(buf);
 	}
 }
 
-// Pass 3: unlink deleted elements; pages left with nothing live go to the FSM.
-void UnlinkDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy, int64 *freed_pages) {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
-		vacuum_delay_point();
-		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		GenericXLogState *state = GenericXLogStart(index);
-		Page page = GenericXLogRegisterBuffer(state, buf, 0);
-		bool changed = false;
-		bool reclaim = false;
-		if (!PageIsNew(page))
-			CheckPage(index, page, blk);
-		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-			int elements = 0, unlinked = 0, neighbor_tuples = 0, own_neighbor_tuples = 0;
-			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				if (GetNeighborTuple(index, page, blk, off) != nullptr) {
-					neighbor_tuples++;
-					continue;
-				}
-				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
-				if (etup == nullptr)
-					continue;
-				elements++;
-				if (ItemPointerGetBlockNumber(&etup->neighbortid) == blk)
-					own_neighbor_tuples++;
-				if ((etup->flags & S5V_ELEMENT_DELETED) && !(etup->flags & S5V_ELEMENT_UNLINKED)) {
-					etup->flags |= S5V_ELEMENT_UNLINKED;
-					ItemPointerSetInvalid(&etup->heaptid);
-					changed = true;
-				}
-				if (etup->flags & S5V_ELEMENT_UNLINKED)
-					unlinked++;
-			}
-			if (elements > 0 && unlinked == elements && neighbor_tuples == own_neighbor_tuples) {
-				InitPage(page, S5V_PAGE_HOT);
-				changed = true;
-				reclaim = true;
-			}
-		}
-		if (changed)
-			GenericXLogFinish(state);
-		else
-			GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
-		if (reclaim) {
-			RecordFreeIndexPage(index, blk);
-			(*freed_pages)++;
-		}
-	}
-}
-
-bool IsDeletedInSet(void *arg, uint64 id) {
-	VacuumObjects *objs = (VacuumObjects *)arg;
-	return objs->deleted.count(id) > 0;
-}
-
-void UpdateCounters(Relation index, int64 live, int64 deleted) {
-	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+// Remove the tuples at `offs` from page `blk` (one WAL record, with the metapage's pending-deletion counter), and
+// tell the free space map how much room the page now has.
+void RemoveTuples(Relation index, BlockNumber blk, const OffsetNumber *offs, int n, int elements_removed,
+                  BufferAccessStrategy strategy) {
+	Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	GenericXLogState *state = GenericXLogStart(index);
 	Page page = GenericXLogRegisterBuffer(state, buf, 0);
-	S5vMetaPage meta = S5vPageGetMeta(page);
-	meta->hot_elements = live;
-	meta->hot_deleted += deleted;
+	S5vMetaPage meta = S5vPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
+	// Highest offset first, so that removing a trailing line pointer does not move the others.
+	for (int i = 0; i < n; i++) {
+		OffsetNumber off = offs[i];
+		if (off <= PageGetMaxOffsetNumber(page) && ItemIdIsNormal(PageGetItemId(page, off)))
+			PageIndexTupleDeleteNoCompact(page, off);
+	}
+	meta->hot_deleted -= elements_removed;
+	Size free_space = PageGetFreeSpace(page);
 	GenericXLogFinish(state);
+	UnlockReleaseBuffer(metabuf);
 	UnlockReleaseBuffer(buf);
+	RecordPageWithFreeSpace(index, blk, free_space);
+}
+
+int CompareOffsetsDesc(const void *a, const void *b) {
+	OffsetNumber x = *(const OffsetNumber *)a, y = *(const OffsetNumber *)b;
+	return x > y ? -1 : (x < y ? 1 : 0);
+}
+
+// Pass 3: remove deleted elements (now unreferenced) and their neighbour tuples.
+void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	// Neighbour tuples that live on another page than their element, removed after the element pages.
+	int64 cap = 64, nfar = 0;
+	ItemPointerData *far = (ItemPointerData *)palloc(sizeof(ItemPointerData) * cap);
+	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
+		vacuum_delay_point();
+		OffsetNumber offs[MaxOffsetNumber];
+		int n = 0, elements = 0;
+		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		if (!PageIsNew(page)) {
+			CheckPage(index, page, blk);
+			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
+				if (etup == nullptr || !(etup->flags & S5V_ELEMENT_DELETED))
+					continue;
+				offs[n++] = off;
+				elements++;
+				if (ItemPointerGetBlockNumber(&etup->neighbortid) == blk) {
+					offs[n++] = ItemPointerGetOffsetNumber(&etup->neighbortid);
+				} else {
+					if (nfar == cap) {
+						cap *= 2;
+						far = (ItemPointerData *)repalloc(far, sizeof(ItemPointerData) * cap);
+					}
+					far[nfar++] = etup->neighbortid;
+				}
+			}
+		}
+		UnlockReleaseBuffer(buf);
+		if (n > 0) {
+			qsort(offs, n, sizeof(OffsetNumber), CompareOffsetsDesc);
+			RemoveTuples(index, blk, offs, n, elements, strategy);
+		}
+	}
+	for (int64 i = 0; i < nfar; i++) {
+		OffsetNumber off = ItemPointerGetOffsetNumber(&far[i]);
+		RemoveTuples(index, ItemPointerGetBlockNumber(&far[i]), &off, 1, 0, strategy);
+	}
+}
+
+bool IsDeletedInSet(void *arg, uint64 id) { return ((std::unordered_set<uint64> *)arg)->count(id) > 0; }
+
+// C++ state of one VACUUM; owned by its memory context (deleted by the reset callback, also on error).
+struct VacuumObjects {
+	std::unordered_set<uint64> deleted;
+};
+
+void DeleteVacuumObjects(void *arg) {
+	VacuumObjects **objs = (VacuumObjects **)arg;
+	delete *objs;
+	*objs = nullptr;
 }
 
 } // namespace
+
+// Repair every live element the graph cannot reach any more (Repair gives it back-links), a few rounds.
+void ReconnectUnreachable(Relation index, const IndexInfoCache &ic, BufferAccessStrategy strategy) {
+	const int rounds = 4;
+	for (int round = 0; round < rounds; round++) {
+		LoadedGraph graph;
+		LoadGraph(index, ic, strategy, &graph);
+		S5vMetaPageData meta;
+		ReadMetaPage(index, &meta);
+		if (meta.entry_blkno == InvalidBlockNumber)
+			return;
+		uint64 entry = NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
+		bool again = false;
+		Guarded([&]() -> Status {
+			GraphCsr csr;
+			S5V_RETURN_IF_ERROR(BuildCsr(graph, entry, csr));
+			std::vector<uint32_t> lost;
+			S5V_RETURN_IF_ERROR(hnsw::FindUnreachable(csr.offsets, csr.targets, csr.entry_index, csr.live, lost));
+			if (lost.empty())
+				return Status::Ok();
+			again = true;
+			PageGraphStore store(index, ic);
+			InterruptToken cancel;
+			hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
+			if (round == rounds - 1)
+				return hnsw::ForceLinks(store, params, csr.offsets, csr.targets, csr.ids, csr.entry_index, lost);
+			std::vector<float> vec;
+			for (uint32_t i : lost) {
+				if (cancel.cancelled())
+					return Status::Cancelled();
+				S5V_RETURN_IF_ERROR(store.Vector(csr.ids[i], vec));
+				S5V_RETURN_IF_ERROR(hnsw::Repair(store, csr.ids[i], graph.elements[i].level, vec.data(), ic.dimensions,
+				                                 params, cancel));
+			}
+			return Status::Ok();
+		});
+		if (!again)
+			return;
+	}
+}
 
 IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
                                   IndexBulkDeleteCallback callback, void *callback_state) {
@@ -223,67 +289,62 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector vacuum", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	VacuumState *vs = (VacuumState *)palloc0(sizeof(VacuumState));
+	VacuumObjects **objs = (VacuumObjects **)palloc0(sizeof(VacuumObjects *));
 	MemoryContextCallback *cb = (MemoryContextCallback *)palloc(sizeof(MemoryContextCallback));
 	cb->func = DeleteVacuumObjects;
-	cb->arg = vs;
+	cb->arg = objs;
 	MemoryContextRegisterResetCallback(cxt, cb);
-	Guarded([&]() -> Status {
-		vs->objects = new VacuumObjects();
-		return Status::Ok();
-	});
 
 	LockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
 
-	int64 maxids = Max((int64)RelationGetNumberOfBlocks(index) * (BLCKSZ / 32), 1024);
-	uint64 *ids = (uint64 *)palloc_extended(sizeof(uint64) * maxids, MCXT_ALLOC_HUGE);
-	int64 nids = 0;
-	MarkDeleted(index, ic.dimensions, callback, callback_state, vs, info->strategy, ids, &nids, maxids);
+	uint64 *ids;
+	int64 nids = 0, live = 0, removed = 0;
+	MarkDeleted(index, ic.dimensions, callback, callback_state, info->strategy, &ids, &nids, &live, &removed);
 
 	if (nids > 0) {
 		Guarded([&]() -> Status {
-			vs->objects->deleted.reserve(nids);
+			*objs = new VacuumObjects();
+			(*objs)->deleted.reserve(nids);
 			for (int64 i = 0; i < nids; i++)
-				vs->objects->deleted.insert(ids[i]);
+				(*objs)->deleted.insert(ids[i]);
 			return Status::Ok();
 		});
-		uint64 *broken = (uint64 *)palloc_extended(sizeof(uint64) * maxids, MCXT_ALLOC_HUGE);
-		int *levels = (int *)palloc_extended(sizeof(int) * maxids, MCXT_ALLOC_HUGE);
+		uint64 *broken;
+		int *levels;
 		int64 nbroken = 0;
 		uint64 best_entry;
 		int best_level;
-		FindBrokenLinks(index, ic.dimensions, ic.m, IsDeletedInSet, vs->objects, broken, levels, &nbroken, maxids, &best_entry,
-		                &best_level, info->strategy);
+		FindBrokenLinks(index, ic.dimensions, IsDeletedInSet, &(*objs)->deleted, info->strategy, &broken, &levels,
+		                &nbroken, &best_entry, &best_level);
 
 		// The entry point must be live before anything searches from it.
 		S5vMetaPageData meta;
 		ReadMetaPage(index, &meta);
-		uint64 entry = meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0
-		                                                       : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
-		bool entry_deleted = entry != ~(uint64)0 && vs->objects->deleted.count(entry) > 0;
+		uint64 entry =
+		    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
+		bool entry_deleted = entry != ~(uint64)0 && (*objs)->deleted.count(entry) > 0;
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, ic);
 			InterruptToken cancel;
 			if (entry_deleted)
-				S5V_RETURN_IF_ERROR(store.SetEntryPoint(best_entry, best_level));
-			hnsw::Params params{ic.m, ic.ef_construction};
+				S5V_RETURN_IF_ERROR(
+				    store.SetEntryPoint(best_level < 0 ? hnsw::kNoNode : best_entry, best_level));
+			hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
 			std::vector<float> vec;
 			for (int64 i = 0; i < nbroken; i++) {
 				if (cancel.cancelled())
 					return Status::Cancelled();
 				S5V_RETURN_IF_ERROR(store.Vector(broken[i], vec));
-				S5V_RETURN_IF_ERROR(hnsw::Repair(store, broken[i], levels[i], vec.data(), ic.dimensions, params, cancel));
+				S5V_RETURN_IF_ERROR(
+				    hnsw::Repair(store, broken[i], levels[i], vec.data(), ic.dimensions, params, cancel));
 			}
 			return Status::Ok();
 		});
-		int64 freed = 0;
-		UnlinkDeleted(index, ic.dimensions, info->strategy, &freed);
-		stats->pages_deleted += freed;
-		stats->pages_free += freed;
+		RemoveDeleted(index, ic.dimensions, info->strategy);
+		ReconnectUnreachable(index, ic, info->strategy);
 	}
-	stats->tuples_removed += vs->removed;
-	stats->num_index_tuples = vs->live;
-	UpdateCounters(index, vs->live, vs->removed);
+	stats->tuples_removed += removed;
+	stats->num_index_tuples = live;
 
 	UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
 	MemoryContextSwitchTo(old);
@@ -295,7 +356,15 @@ IndexBulkDeleteResult *VacuumCleanup(IndexVacuumInfo *info, IndexBulkDeleteResul
 	if (info->analyze_only)
 		return stats;
 	if (stats == nullptr) {
-		// No bulk delete ran: count live elements for the statistics.
+		// No bulk delete ran (no dead rows): still give back connectivity that concurrent inserts may have cost.
+		IndexInfoCache ic = GetIndexInfo(info->index);
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector vacuum", ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		LockPage(info->index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+		ReconnectUnreachable(info->index, ic, info->strategy);
+		UnlockPage(info->index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
 		stats = (IndexBulkDeleteResult *)palloc0(sizeof(IndexBulkDeleteResult));
 		S5vMetaPageData meta;
 		ReadMetaPage(info->index, &meta);

@@ -4,6 +4,7 @@ extern "C" {
 
 #include "access/generic_xlog.h"
 #include "storage/bufmgr.h"
+#include "storage/freespace.h"
 #include "storage/indexfsm.h"
 #include "utils/float.h"
 #include "storage/lmgr.h"
@@ -190,21 +191,26 @@ Buffer GetPageWithSpace(Relation index, BlockNumber insert_page, Size need, bool
 			return buf;
 		UnlockReleaseBuffer(buf);
 	}
-	for (;;) {
-		BlockNumber freeblk = GetFreeIndexPage(index);
-		if (freeblk == InvalidBlockNumber)
+	// Pages VACUUM gave space back on (the FSM may be stale: check, correct it, try the next).
+	for (int tries = 0; tries < 8; tries++) {
+		BlockNumber freeblk = GetPageWithFreeSpace(index, need);
+		if (freeblk == InvalidBlockNumber || freeblk == S5V_METAPAGE_BLKNO || freeblk >= RelationGetNumberOfBlocks(index))
 			break;
 		Buffer buf = ReadBuffer(index, freeblk);
-		if (ConditionalLockBuffer(buf)) {
-			Page p = BufferGetPage(buf);
-			if (PageIsNew(p) || PageIsEmpty(p)) {
-				*fresh = true;
-				return buf;
-			}
-			UnlockReleaseBuffer(buf);
-		} else {
+		if (!ConditionalLockBuffer(buf)) {
 			ReleaseBuffer(buf);
+			break;
 		}
+		Page p = BufferGetPage(buf);
+		if (PageIsNew(p)) {
+			*fresh = true;
+			return buf;
+		}
+		if (S5vPageGetOpaque(p)->page_type == S5V_PAGE_HOT && PageGetFreeSpace(p) >= need)
+			return buf;
+		Size actual = S5vPageGetOpaque(p)->page_type == S5V_PAGE_HOT ? PageGetFreeSpace(p) : 0;
+		UnlockReleaseBuffer(buf);
+		RecordPageWithFreeSpace(index, freeblk, actual);
 	}
 	*fresh = true;
 	return ExtendIndex(index);
@@ -254,11 +260,13 @@ void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64
 		InitPage(epage, S5V_PAGE_HOT);
 	if (nfresh)
 		InitPage(npage, S5V_PAGE_HOT);
-	OffsetNumber eoff = OffsetNumberNext(PageGetMaxOffsetNumber(epage));
-	OffsetNumber noff = together ? OffsetNumberNext(eoff) : OffsetNumberNext(PageGetMaxOffsetNumber(npage));
+	// The neighbour tuple goes in first: the element records where it landed (offsets of removed tuples are reused).
+	OffsetNumber noff = PageAddItem(npage, (Item)ntup, nsize, InvalidOffsetNumber, false, false);
+	if (noff == InvalidOffsetNumber)
+		elog(ERROR, "s5vector: failed to add neighbour tuple to index \"%s\"", RelationGetRelationName(index));
 	ItemPointerSet(&etup->neighbortid, BufferGetBlockNumber(nbuf), noff);
-	if (PageAddItem(epage, (Item)etup, esize, InvalidOffsetNumber, false, false) != eoff ||
-	    PageAddItem(npage, (Item)ntup, nsize, InvalidOffsetNumber, false, false) != noff)
+	OffsetNumber eoff = PageAddItem(epage, (Item)etup, esize, InvalidOffsetNumber, false, false);
+	if (eoff == InvalidOffsetNumber)
 		elog(ERROR, "s5vector: failed to add element to index \"%s\"", RelationGetRelationName(index));
 	S5vMetaPage meta = S5vPageGetMeta(metapage);
 	meta->insert_page = BufferGetBlockNumber(nbuf);
