@@ -72,20 +72,10 @@ INSERT INTO t SELECT i, @{[ $vec->('i') ]} FROM generate_series($n + 1, $n + $de
 my $size2 = $node->safe_psql('postgres', "SELECT pg_relation_size('t_v_idx')");
 diag(sprintf('index size: %d bytes after build, %d after delete+VACUUM, %d after reinsert (x%.3f of the build)',
 	$size0, $size1, $size2, $size2 / $size0));
-# Without any reuse the index grows by the deleted fraction (x1.5 here); measured
-# at the time of writing: x1.500 (230 -> 345 pages; VACUUM marks elements deleted
-# but neither frees their space nor records it in the FSM, and inserts never
-# reuse deleted elements). The hard bound below is what the implementation meets
-# (no growth beyond linear, no leak); the reuse target of issue 3 is a TODO test
-# that reports "not ok # TODO" until page reuse works.
-cmp_ok($size2, '<=', $size0 * 1.55,
-	'reinserting the deleted number of rows: index no larger than without any reuse');
-TODO:
-{
-	local $TODO = 'VACUUM does not make deleted elements\' space reusable yet (issue 3: reuse pages through the FSM)';
-	cmp_ok($size2, '<=', $size0 * 1.15,
-		'reinserting the deleted number of rows grows the index by at most 15% (pages reused)');
-}
+# Without any reuse the index would grow by the deleted fraction (x1.5 here). VACUUM removes deleted elements
+# and records the space in the FSM, so the reinserted rows land in it (measured x1.013).
+cmp_ok($size2, '<=', $size0 * 1.15,
+	'reinserting the deleted number of rows grows the index by at most 15% (space reused)');
 
 verify_all_ok($node, 't_v_idx', 'verify all ok after reinsert');
 is(index_sweep_count($node, 't', 'v', $queries[0]), $n, 'index sweep returns every row after reinsert');
