@@ -561,3 +561,79 @@ TEST(Hnsw, BadInput) {
 
 } // namespace
 } // namespace s5v::hnsw
+
+namespace s5v::hnsw {
+namespace {
+
+// CSR of every level of an in-memory graph, as the glue builds it.
+void GraphToCsr(InMemoryGraph &g, std::vector<std::uint32_t> &offsets, std::vector<std::uint32_t> &targets) {
+	offsets.assign(g.size() + 1, 0);
+	targets.clear();
+	for (std::size_t i = 0; i < g.size(); ++i) {
+		offsets[i] = std::uint32_t(targets.size());
+		for (int l = 0; l <= g.level(i); ++l)
+			for (std::uint32_t t : g.neighbor_ids(i, l))
+				targets.push_back(t);
+	}
+	offsets[g.size()] = std::uint32_t(targets.size());
+}
+
+TEST(HnswConnectivity, FindUnreachableOnAHandMadeGraph) {
+	// 0 -> 1 -> 2, 3 -> 0 (3 has no in-link), 4 isolated.
+	std::vector<std::uint32_t> offsets{0, 1, 2, 2, 3, 3};
+	std::vector<std::uint32_t> targets{1, 2, 0};
+	std::vector<std::uint8_t> live{1, 1, 1, 1, 1};
+	std::vector<std::uint32_t> lost;
+	ASSERT_TRUE(FindUnreachable(offsets, targets, 0, live, lost).ok());
+	EXPECT_EQ(lost, (std::vector<std::uint32_t>{3, 4}));
+	live[4] = 0; // deleted nodes are not reported
+	ASSERT_TRUE(FindUnreachable(offsets, targets, 0, live, lost).ok());
+	EXPECT_EQ(lost, (std::vector<std::uint32_t>{3}));
+	// An entry point outside the graph reaches nothing.
+	ASSERT_TRUE(FindUnreachable(offsets, targets, 99, live, lost).ok());
+	EXPECT_EQ(lost.size(), 4u);
+	// Arrays that disagree are rejected, not read past their end.
+	std::vector<std::uint8_t> short_live{1};
+	EXPECT_EQ(FindUnreachable(offsets, targets, 0, short_live, lost).code(), StatusCode::InvalidInput);
+}
+
+TEST(HnswConnectivity, RepairThenForceLinksReachesEveryDuplicate) {
+	const std::size_t dim = 8, n = 300;
+	std::vector<float> data(n * dim, 0.5f);
+	for (std::size_t i = 200; i < n; ++i)
+		data[i * dim] = float(i);
+	Params p;
+	p.m = 4;
+	p.ef_construction = 16;
+	auto g = Build(data, dim, Metric::L2, p);
+	NeverCancel never;
+	std::vector<std::uint32_t> offsets, targets, lost;
+	std::vector<std::uint8_t> live(n, 1);
+	NodeId ep;
+	int lvl;
+	ASSERT_TRUE(g->EntryPoint(ep, lvl).ok());
+	GraphToCsr(*g, offsets, targets);
+	ASSERT_TRUE(FindUnreachable(offsets, targets, std::uint32_t(ep), live, lost).ok());
+	const std::size_t before = lost.size();
+	for (int round = 0; round < 3 && !lost.empty(); ++round) {
+		for (std::uint32_t id : lost)
+			ASSERT_TRUE(Repair(*g, id, g->level(id), g->vector_data(id), dim, p, never).ok());
+		GraphToCsr(*g, offsets, targets);
+		ASSERT_TRUE(FindUnreachable(offsets, targets, std::uint32_t(ep), live, lost).ok());
+	}
+	if (!lost.empty()) {
+		std::vector<NodeId> ids(n);
+		for (std::size_t i = 0; i < n; ++i)
+			ids[i] = i;
+		ASSERT_TRUE(ForceLinks(*g, p, offsets, targets, ids, std::uint32_t(ep), lost).ok());
+		GraphToCsr(*g, offsets, targets);
+		ASSERT_TRUE(FindUnreachable(offsets, targets, std::uint32_t(ep), live, lost).ok());
+	}
+	EXPECT_TRUE(lost.empty()) << lost.size() << " of " << n << " still unreachable (" << before << " before)";
+	// Lists stay within bounds.
+	for (std::size_t i = 0; i < n; ++i)
+		EXPECT_LE(g->neighbor_ids(i, 0).size(), std::size_t(MaxNeighbors(p, 0)));
+}
+
+} // namespace
+} // namespace s5v::hnsw
