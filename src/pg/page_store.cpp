@@ -283,6 +283,79 @@ void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64
 
 } // namespace
 
+namespace {
+inline std::size_t SeenSlot(hnsw::NodeId id, std::size_t mask) {
+	return (std::size_t)((id * UINT64CONST(0x9E3779B97F4A7C15)) >> 20) & mask;
+}
+} // namespace
+
+PageGraphStore::NodeMeta *PageGraphStore::SeenMap::Find(hnsw::NodeId id) {
+	if (keys_.empty())
+		return nullptr;
+	std::size_t mask = keys_.size() - 1;
+	for (std::size_t i = SeenSlot(id, mask);; i = (i + 1) & mask) {
+		if (keys_[i] == id)
+			return &values_[i];
+		if (keys_[i] == hnsw::kNoNode)
+			return nullptr;
+	}
+}
+
+void PageGraphStore::SeenMap::Put(hnsw::NodeId id, const NodeMeta &meta) {
+	if ((count_ + 1) * 2 > keys_.size())
+		Grow();
+	std::size_t mask = keys_.size() - 1;
+	for (std::size_t i = SeenSlot(id, mask);; i = (i + 1) & mask) {
+		if (keys_[i] == id) {
+			values_[i] = meta;
+			return;
+		}
+		if (keys_[i] == hnsw::kNoNode) {
+			keys_[i] = id;
+			values_[i] = meta;
+			count_++;
+			return;
+		}
+	}
+}
+
+// Backward-shift deletion keeps probe chains intact.
+void PageGraphStore::SeenMap::Erase(hnsw::NodeId id) {
+	if (keys_.empty())
+		return;
+	std::size_t mask = keys_.size() - 1;
+	std::size_t i = SeenSlot(id, mask);
+	while (keys_[i] != id) {
+		if (keys_[i] == hnsw::kNoNode)
+			return;
+		i = (i + 1) & mask;
+	}
+	keys_[i] = hnsw::kNoNode;
+	count_--;
+	for (std::size_t j = (i + 1) & mask; keys_[j] != hnsw::kNoNode; j = (j + 1) & mask) {
+		std::size_t home = SeenSlot(keys_[j], mask);
+		// Move keys_[j] into the hole at i if its home slot is not in (i, j].
+		bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!between) {
+			keys_[i] = keys_[j];
+			values_[i] = values_[j];
+			keys_[j] = hnsw::kNoNode;
+			i = j;
+		}
+	}
+}
+
+void PageGraphStore::SeenMap::Grow() {
+	std::vector<hnsw::NodeId> old_keys(keys_.empty() ? 1024 : keys_.size() * 2, hnsw::kNoNode);
+	std::vector<NodeMeta> old_values(old_keys.size());
+	old_keys.swap(keys_);
+	old_values.swap(values_);
+	count_ = 0;
+	for (std::size_t i = 0; i < old_keys.size(); i++)
+		if (old_keys[i] != hnsw::kNoNode)
+			Put(old_keys[i], old_values[i]);
+}
+
 PageGraphStore::PageGraphStore(Relation index, const IndexInfoCache &info) : index_(index), info_(info) {}
 
 Status PageGraphStore::EntryPoint(NodeId &node, int &level) {
@@ -316,15 +389,14 @@ Status PageGraphStore::Distances(const float *query, std::span<const NodeId> nod
 	for (size_t i = 0; i < n; i++) {
 		if (!refs[i].valid)
 			continue;
-		seen_[ids[i]] = refs[i];
+		seen_.Put(ids[i], refs[i]);
 	}
 	return Status::Ok();
 }
 
 Status PageGraphStore::Lookup(NodeId node, NodeMeta &meta) {
-	auto it = seen_.find(node);
-	if (it != seen_.end()) {
-		meta = it->second;
+	if (NodeMeta *found = seen_.Find(node)) {
+		meta = *found;
 		return Status::Ok();
 	}
 	ElementRef ref{};
@@ -336,7 +408,7 @@ Status PageGraphStore::Lookup(NodeId node, NodeMeta &meta) {
 	if (!ref.valid)
 		return Status::Corrupt("element referenced by the graph is missing");
 	meta = ref;
-	seen_[node] = meta;
+	seen_.Put(node, meta);
 	return Status::Ok();
 }
 
@@ -406,15 +478,15 @@ Status PageGraphStore::AddElement(ItemPointer heaptid, int64 age, uint8 flags, c
 	if (!st.ok())
 		return st;
 	out = id;
-	seen_.erase(id);
+	seen_.Erase(id);
 	return Status::Ok();
 }
 
 bool PageGraphStore::HeapTid(NodeId node, ItemPointerData &out) const {
-	auto it = seen_.find(node);
-	if (it == seen_.end())
+	const NodeMeta *found = const_cast<SeenMap &>(seen_).Find(node);
+	if (found == nullptr)
 		return false;
-	out = it->second.heaptid;
+	out = found->heaptid;
 	return true;
 }
 

@@ -65,10 +65,25 @@ public:
 private:
 	Status Lookup(hnsw::NodeId node, NodeMeta &meta);
 
+	// What Distances() saw of each element, by node id: open addressing, no allocation per entry (a search
+	// records one entry per distance it computes).
+	class SeenMap {
+	public:
+		NodeMeta *Find(hnsw::NodeId id);
+		void Put(hnsw::NodeId id, const NodeMeta &meta);
+		void Erase(hnsw::NodeId id);
+
+	private:
+		void Grow();
+		std::vector<hnsw::NodeId> keys_;
+		std::vector<NodeMeta> values_;
+		std::size_t count_ = 0;
+	};
+
 	Relation index_;
 	IndexInfoCache info_;
 	AgeFilter filter_;
-	std::unordered_map<hnsw::NodeId, NodeMeta> seen_;
+	SeenMap seen_;
 	std::vector<NodeMeta> scratch_;
 };
 
