@@ -212,6 +212,28 @@ S5vNeighborTuple GetNeighborTuple(Relation index, Page page, BlockNumber blk, Of
 	return ntup;
 }
 
+S5vNeighborTuple NeighborTupleOf(Relation index, Buffer buf, BlockNumber blk, S5vElementTuple etup,
+                                 BufferAccessStrategy strategy, Buffer *nbuf, bool tolerate_bad_page) {
+	BlockNumber nblk = ItemPointerGetBlockNumber(&etup->neighbortid);
+	OffsetNumber noff = ItemPointerGetOffsetNumber(&etup->neighbortid);
+	*nbuf = buf;
+	if (nblk != blk) {
+		*nbuf = ReadBufferExtended(index, MAIN_FORKNUM, nblk, RBM_NORMAL, strategy);
+		LockBuffer(*nbuf, BUFFER_LOCK_SHARE);
+	}
+	Page npage = BufferGetPage(*nbuf);
+	if (tolerate_bad_page &&
+	    (PageIsNew(npage) || PageGetSpecialSize(npage) != MAXALIGN(sizeof(S5vPageOpaqueData))))
+		return nullptr;
+	CheckPage(index, npage, nblk);
+	return GetNeighborTuple(index, npage, nblk, noff);
+}
+
+void ReleaseNeighborPage(Buffer buf, Buffer nbuf) {
+	if (nbuf != buf)
+		UnlockReleaseBuffer(nbuf);
+}
+
 void ReadMetaPage(Relation index, S5vMetaPageData *out) {
 	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);

@@ -117,16 +117,8 @@ void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *a
 				*best_level = etup->level;
 				*best_entry = NodeIdFromTid(blk, off);
 			}
-			BlockNumber nblk = ItemPointerGetBlockNumber(&etup->neighbortid);
-			OffsetNumber noff = ItemPointerGetOffsetNumber(&etup->neighbortid);
-			Buffer nbuf = buf;
-			if (nblk != blk) {
-				nbuf = ReadBufferExtended(index, MAIN_FORKNUM, nblk, RBM_NORMAL, strategy);
-				LockBuffer(nbuf, BUFFER_LOCK_SHARE);
-			}
-			Page npage = BufferGetPage(nbuf);
-			CheckPage(index, npage, nblk);
-			S5vNeighborTuple ntup = GetNeighborTuple(index, npage, nblk, noff);
+			Buffer nbuf;
+			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
 			bool broken = false;
 			for (int s = 0; ntup != nullptr && s < ntup->count && !broken; s++) {
 				ItemPointer t = &ntup->tids[s];
@@ -134,8 +126,7 @@ void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *a
 				    is_deleted(arg, NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t))))
 					broken = true;
 			}
-			if (nbuf != buf)
-				UnlockReleaseBuffer(nbuf);
+			ReleaseNeighborPage(buf, nbuf);
 			if (broken) {
 				if (*nout == cap) {
 					cap *= 2;

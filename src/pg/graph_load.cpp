@@ -48,17 +48,8 @@ void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy 
 			int slots = S5V_NEIGHBOR_SLOTS(info.m, etup->level);
 			e->links = (uint64 *)palloc(sizeof(uint64) * slots);
 			e->link_levels = (int8 *)palloc(slots);
-			BlockNumber nblk = ItemPointerGetBlockNumber(&etup->neighbortid);
-			OffsetNumber noff = ItemPointerGetOffsetNumber(&etup->neighbortid);
-			Buffer nbuf = buf;
-			if (nblk != blk) {
-				nbuf = ReadBufferExtended(index, MAIN_FORKNUM, nblk, RBM_NORMAL, strategy);
-				LockBuffer(nbuf, BUFFER_LOCK_SHARE);
-			}
-			Page npage = BufferGetPage(nbuf);
-			S5vNeighborTuple ntup = nullptr;
-			if (!PageIsNew(npage) && PageGetSpecialSize(npage) == MAXALIGN(sizeof(S5vPageOpaqueData)))
-				ntup = GetNeighborTuple(index, npage, nblk, noff);
+			Buffer nbuf;
+			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, true);
 			if (ntup == nullptr || ntup->count != slots) {
 				out->missing_neighbor_tuples++;
 			} else {
@@ -71,8 +62,7 @@ void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy 
 					e->nlinks++;
 				}
 			}
-			if (nbuf != buf)
-				UnlockReleaseBuffer(nbuf);
+			ReleaseNeighborPage(buf, nbuf);
 		}
 		UnlockReleaseBuffer(buf);
 	}

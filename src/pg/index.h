@@ -168,6 +168,13 @@ S5vElementTuple GetElement(Relation index, Page page, BlockNumber blk, OffsetNum
 // The neighbour tuple at (blk, off), checked the same way; NULL when the slot holds none.
 S5vNeighborTuple GetNeighborTuple(Relation index, Page page, BlockNumber blk, OffsetNumber off);
 
+// The neighbour tuple of element `etup`, which lies on block `blk` held (locked) in `buf`: on that page, or on
+// another page read and share-locked into *nbuf (release with ReleaseNeighborPage). A page that is not ours
+// raises index_corrupted, or gives NULL when `tolerate_bad_page` (s5vector_verify counts those instead).
+S5vNeighborTuple NeighborTupleOf(Relation index, Buffer buf, BlockNumber blk, S5vElementTuple etup,
+                                 BufferAccessStrategy strategy, Buffer *nbuf, bool tolerate_bad_page);
+void ReleaseNeighborPage(Buffer buf, Buffer nbuf);
+
 // Value -> index representation. Returns false when the row is not indexed (zero vector under cosine).
 // `out` has dimensions floats; normalised for cosine.
 bool PrepareVector(const IndexInfoCache &info, Datum value, float *out);
