@@ -108,7 +108,12 @@ Status SaveCurrentPgError() noexcept {
 	return Status::External();
 }
 
-bool InterruptToken::cancelled() const noexcept { return InterruptPending; }
+// Only a real cancel or termination stops core work: InterruptPending alone is also set by harmless events
+// (timeouts that fire no error, barriers, catch-up signals) that CHECK_FOR_INTERRUPTS() handles quietly.
+bool InterruptToken::cancelled() const noexcept {
+	return InterruptPending && (QueryCancelPending || ProcDiePending) && InterruptHoldoffCount == 0 &&
+	       CritSectionCount == 0;
+}
 
 Status PgCall(void (*fn)(void *), void *arg) noexcept {
 	MemoryContext oldcxt = CurrentMemoryContext;
