@@ -111,7 +111,8 @@ Status SaveCurrentPgError() noexcept {
 // Only a real cancel or termination stops core work: InterruptPending alone is also set by harmless events
 // (timeouts that fire no error, barriers, catch-up signals) that CHECK_FOR_INTERRUPTS() handles quietly.
 bool InterruptToken::cancelled() const noexcept {
-	return InterruptPending && (QueryCancelPending || ProcDiePending) && InterruptHoldoffCount == 0 &&
+	return InterruptPending && (ProcDiePending || (QueryCancelPending && QueryCancelHoldoffCount == 0)) &&
+	       InterruptHoldoffCount == 0 &&
 	       CritSectionCount == 0;
 }
 
