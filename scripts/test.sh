@@ -13,6 +13,9 @@ cmake -S "$ROOT" -B "$ROOT/build/sanitize" -DS5V_SANITIZE=ON -DS5V_BENCH=OFF -DC
 cmake --build "$ROOT/build/sanitize" -j"$JOBS"
 (cd "$ROOT/build/sanitize" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$JOBS")
 
+echo "=== fuzz the cold-segment decoder (libFuzzer, 30 s) ==="
+bash "$ROOT/test/fuzz/run.sh" 30 "$ROOT/build/fuzz" 2>&1 | tail -n 3
+
 echo "=== build and install the extension ==="
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
