@@ -154,13 +154,19 @@ void InitPage(Page page, uint16 page_type) {
 	op->page_id = S5V_PAGE_ID;
 }
 
+void ReportCorruptPage(Relation index, BlockNumber blkno) {
+	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+	                errmsg("index \"%s\" contains corrupted page at block %u", RelationGetRelationName(index), blkno),
+	                errhint("Please REINDEX it.")));
+	pg_unreachable();
+}
+
 void CheckPage(Relation index, Page page, BlockNumber blkno) {
-	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(S5vPageOpaqueData)) ||
-	    S5vPageGetOpaque(page)->page_id != S5V_PAGE_ID)
-		ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-		                errmsg("index \"%s\" contains corrupted page at block %u", RelationGetRelationName(index),
-		                       blkno),
-		                errhint("Please REINDEX it.")));
+	if (PageIsNew(page))
+		ReportCorruptPage(index, blkno);
+	CheckPageHeader(index, page, blkno);
+	if (S5vPageGetOpaque(page)->page_id != S5V_PAGE_ID)
+		ReportCorruptPage(index, blkno);
 }
 
 [[noreturn]] static void ReportCorruptTuple(Relation index, BlockNumber blk, OffsetNumber off, const char *what) {

@@ -159,8 +159,20 @@ const IndexInfoCache &GetIndexInfo(Relation index);
 
 // Init a fresh page of the given type.
 void InitPage(Page page, uint16 page_type);
-// Check a page read from the index (special space id and type); corrupt -> ERRCODE_INDEX_CORRUPTED.
+// Check a page read from the index (header layout and the page id in its special space); corrupt ->
+// ERRCODE_INDEX_CORRUPTED.
 void CheckPage(Relation index, Page page, BlockNumber blkno);
+[[noreturn]] void ReportCorruptPage(Relation index, BlockNumber blkno);
+
+// The cheap check for pages read on the search path: only the page header, which shares cache lines with the
+// line pointers read next (the page id at the far end of the page cost ~5% of a search). CheckPage, used by
+// VACUUM, verify and writers, also checks the id.
+inline void CheckPageHeader(Relation index, Page page, BlockNumber blkno) {
+	PageHeader ph = (PageHeader)page;
+	if (unlikely(ph->pd_special != BLCKSZ - MAXALIGN(sizeof(S5vPageOpaqueData)) ||
+	             ph->pd_lower < SizeOfPageHeaderData || ph->pd_lower > ph->pd_upper || ph->pd_upper > ph->pd_special))
+		ReportCorruptPage(index, blkno);
+}
 
 // The element tuple at (blk, off) of a checked page, or NULL when the slot holds no element (unused, or a
 // neighbour tuple). Impossible bounds, sizes or tuple types raise ERRCODE_INDEX_CORRUPTED.

@@ -29,7 +29,7 @@ void ReadElementRef(Relation index, NodeId node, ElementRef *ref, float *vec_out
 	Buffer buf = ReadBuffer(index, NodeBlock(node));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
-	CheckPage(index, page, NodeBlock(node));
+	CheckPageHeader(index, page, NodeBlock(node));
 	S5vElementTuple etup = GetElement(index, page, NodeBlock(node), NodeOffset(node), dim);
 	ref->valid = etup != nullptr;
 	if (etup != nullptr) {
@@ -57,7 +57,7 @@ void ComputeDistances(Relation index, s5v::Metric metric, uint32 dim, const AgeF
 			buf = ReadBuffer(index, blk);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
-			CheckPage(index, page, blk);
+			CheckPageHeader(index, page, blk);
 			cur = blk;
 		}
 		S5vElementTuple etup = GetElement(index, page, blk, NodeOffset(nodes[i]), dim);
@@ -88,7 +88,7 @@ int ReadNeighborSlots(Relation index, ItemPointer ntid, int m, int level, NodeId
 	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
-	CheckPage(index, page, ItemPointerGetBlockNumber(ntid));
+	CheckPageHeader(index, page, ItemPointerGetBlockNumber(ntid));
 	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
 	int n = 0;
 	{
