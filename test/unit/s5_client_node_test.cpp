@@ -18,13 +18,7 @@
 namespace s5v::s5 {
 namespace {
 
-std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
-	std::mt19937 rng(seed);
-	std::vector<uint8_t> v(n);
-	for (auto &b : v)
-		b = static_cast<uint8_t>(rng());
-	return v;
-}
+using test::RandomBytes;
 
 // Raw HTTP for checking the node's answers directly (status, body, one header).
 struct HttpAnswer {

@@ -12,13 +12,7 @@
 namespace s5v::s5 {
 namespace {
 
-std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
-	std::mt19937 rng(seed);
-	std::vector<uint8_t> v(n);
-	for (auto &b : v)
-		b = static_cast<uint8_t>(rng());
-	return v;
-}
+using test::RandomBytes;
 
 TEST(s5_encryption, PaddedSizes) {
 	// The S5 pad-block table: 4 KiB steps up to 80 KiB, then 8 KiB steps up to 160 KiB, ...

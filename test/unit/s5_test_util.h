@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -219,5 +220,14 @@ inline Json LoadJson(const std::string &name) {
 }
 
 inline std::vector<uint8_t> Bytes(const std::string &s) { return {s.begin(), s.end()}; }
+
+// Deterministic pseudo-random bytes for payloads.
+inline std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
+	std::mt19937 rng(seed);
+	std::vector<uint8_t> v(n);
+	for (auto &b : v)
+		b = static_cast<uint8_t>(rng());
+	return v;
+}
 
 } // namespace s5v::test
