@@ -66,7 +66,7 @@ void RunDistance(benchmark::State &state, const s5v::KernelSet *k, std::string m
 
 // Collects ns/iteration (= ns per distance) per (metric, kernel, dim) for the summary table.
 class TableReporter : public benchmark::ConsoleReporter {
-  public:
+public:
 	std::map<std::tuple<std::string, std::string, std::size_t>, double> ns;
 	void ReportRuns(const std::vector<Run> &runs) override {
 		ConsoleReporter::ReportRuns(runs);

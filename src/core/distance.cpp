@@ -43,7 +43,7 @@ S5V_PLAIN_LOOP float ScalarL1(const float *a, const float *b, std::size_t n) noe
 }
 
 S5V_PLAIN_LOOP void ScalarCosineParts(const float *a, const float *b, std::size_t n, float *dot, float *norm_a,
-                       float *norm_b) noexcept {
+                                      float *norm_b) noexcept {
 	float sab = 0.0f, saa = 0.0f, sbb = 0.0f;
 	for (std::size_t i = 0; i < n; i++) {
 		sab += a[i] * b[i];

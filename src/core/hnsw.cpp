@@ -52,8 +52,7 @@ struct GenericAccess {
 
 	Status EntryPoint(NodeId &node, int &level) { return store->EntryPoint(node, level); }
 
-	template <class F>
-	Status ForEachNeighbor(NodeId node, int level, F &&f) {
+	template <class F> Status ForEachNeighbor(NodeId node, int level, F &&f) {
 		S5V_RETURN_IF_ERROR(store->Neighbors(node, level, nbuf));
 		for (NodeId n : nbuf)
 			if (n != kNoNode)
@@ -128,8 +127,8 @@ Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec
 	return internal::LinkAny(store, node, level, vec, dim, params, cancel, false);
 }
 
-Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
-              const Params &params, const CancelToken &cancel) {
+Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
+              const CancelToken &cancel) {
 	return internal::LinkAny(store, node, level, vec, dim, params, cancel, true);
 }
 
@@ -252,7 +251,9 @@ struct Searcher::State {
 Searcher::Searcher(GraphStore &store, std::size_t dim, const CancelToken &cancel)
     : state_(new (std::nothrow) State{store, dim, cancel, nullptr}) {}
 
-Searcher::~Searcher() { delete state_; }
+Searcher::~Searcher() {
+	delete state_;
+}
 
 Status Searcher::Start(const float *query, const SearchParams &params) {
 	if (state_ == nullptr)

@@ -28,7 +28,9 @@ struct Params {
 	int ef_construction = 64; // candidate list size while inserting
 };
 
-inline int MaxNeighbors(const Params &p, int level) { return level == 0 ? 2 * p.m : p.m; }
+inline int MaxNeighbors(const Params &p, int level) {
+	return level == 0 ? 2 * p.m : p.m;
+}
 
 // Level of a new node from a uniform random 64-bit value: floor(-ln(U) / ln(m)), clamped to kMaxLevel.
 int RandomLevel(int m, std::uint64_t random_bits) noexcept;
@@ -75,8 +77,8 @@ Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec
 
 // Recompute the neighbours of `node` at every level <= `level` after some of them were deleted: nodes for which
 // `pass` is 0 (see Distances) are never chosen. Used by VACUUM before deleted nodes are unlinked.
-Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
-              const Params &params, const CancelToken &cancel);
+Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
+              const CancelToken &cancel);
 
 // Graph connectivity, on a compact form the callers build from their storage (CSR: node i links to
 // targets[offsets[i] .. offsets[i+1])). Fills `out` with the nodes i where live[i] != 0 that cannot be reached
@@ -94,9 +96,9 @@ Status ForceLinks(MutableGraphStore &store, const Params &params, std::span<cons
                   std::span<const std::uint32_t> orphans);
 
 struct SearchParams {
-	int ef_search = 40;            // size of the result pool of the first pass
-	std::size_t max_visits = 0;    // stop widening after this many distance computations (0 = no limit)
-	bool iterative = true;         // widen when the pool is exhausted
+	int ef_search = 40;         // size of the result pool of the first pass
+	std::size_t max_visits = 0; // stop widening after this many distance computations (0 = no limit)
+	bool iterative = true;      // widen when the pool is exhausted
 };
 
 // A query: greedy descent to level 1, best-first search on level 0 with ef_search; results handed out in
@@ -149,8 +151,8 @@ public:
 	// stays valid until the next neighbors_view call on this graph (not thread-safe). neighbor_ids avoids the copy.
 	std::span<const NodeId> neighbors_view(NodeId node, int level) const;
 	std::span<const std::uint32_t> neighbor_ids(NodeId node, int level) const; // zero-copy view of the same list
-	std::size_t memory_bytes() const;                                  // approximate heap use
-	void MarkDeleted(NodeId node);                                     // for tests of Repair (pass = 0)
+	std::size_t memory_bytes() const;                                          // approximate heap use
+	void MarkDeleted(NodeId node);                                             // for tests of Repair (pass = 0)
 	bool deleted(NodeId node) const;
 	Metric metric() const;
 	const Params &params() const;

@@ -29,7 +29,9 @@ struct NearestOnTop {
 struct FarthestOnTop {
 	bool operator()(const Cand &a, const Cand &b) const noexcept { return a.d < b.d; }
 };
-inline bool Ascending(const Cand &a, const Cand &b) noexcept { return a.d < b.d || (a.d == b.d && a.id < b.id); }
+inline bool Ascending(const Cand &a, const Cand &b) noexcept {
+	return a.d < b.d || (a.d == b.d && a.id < b.id);
+}
 
 // Nearest first; equal distances (exact duplicates) in a pseudo-random order that differs per base node, so that
 // in-links among duplicates spread like a random regular graph instead of piling onto the oldest ids (which
@@ -282,8 +284,7 @@ Status SelectNeighbors(A &a, const std::vector<Cand> &sorted, std::size_t m, std
 
 // Add `node` (at distance d from `nb`) to the list of `nb` at `level`; if the list is full, re-select among the
 // old neighbours and `node` with the heuristic (nodes with pass = 0 are dropped).
-template <class A>
-Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t max_links) {
+template <class A> Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t max_links) {
 	Scratch &s = a.scratch;
 	s.links.clear();
 	bool present = false;
@@ -417,8 +418,7 @@ public:
 	virtual std::size_t computations() const = 0;
 };
 
-template <class A>
-class SearchEngineT final : public SearchEngine {
+template <class A> class SearchEngineT final : public SearchEngine {
 public:
 	template <class... Args>
 	SearchEngineT(std::size_t dim, const CancelToken &cancel, Args &&...args)

@@ -15,22 +15,17 @@ namespace s5v::hnsw {
 namespace {
 
 // Minimal 64-byte aligned allocator so each vector starts on a cache line.
-template <class T>
-struct AlignedAllocator {
+template <class T> struct AlignedAllocator {
 	using value_type = T;
 	AlignedAllocator() = default;
-	template <class U>
-	AlignedAllocator(const AlignedAllocator<U> &) noexcept {}
+	template <class U> AlignedAllocator(const AlignedAllocator<U> &) noexcept {}
 	T *allocate(std::size_t n) {
 		if (n > std::numeric_limits<std::size_t>::max() / sizeof(T))
 			throw std::bad_alloc();
-		return static_cast<T *>(::operator new(n * sizeof(T), std::align_val_t{64}));
+		return static_cast<T *>(::operator new (n * sizeof(T), std::align_val_t{64}));
 	}
-	void deallocate(T *p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
-	template <class U>
-	bool operator==(const AlignedAllocator<U> &) const noexcept {
-		return true;
-	}
+	void deallocate(T *p, std::size_t) noexcept { ::operator delete (p, std::align_val_t{64}); }
+	template <class U> bool operator==(const AlignedAllocator<U> &) const noexcept { return true; }
 };
 
 using KernelFn = float (*)(const float *, const float *, std::size_t) noexcept;
@@ -56,7 +51,7 @@ struct InMemoryGraph::Impl {
 	std::size_t count = 0;
 	NodeId entry = kNoNode;
 	int entry_level = -1;
-	std::vector<NodeId> view_buf; // neighbors_view conversion buffer
+	std::vector<NodeId> view_buf;                  // neighbors_view conversion buffer
 	std::unique_ptr<internal::MemoryAccess> build; // scratch reused by every insert
 
 	Impl(std::size_t d, Metric m, const Params &p) : dim(d), metric(m), params(p) {
@@ -121,8 +116,7 @@ struct MemoryAccess {
 		return Status::Ok();
 	}
 
-	template <class F>
-	Status ForEachNeighbor(NodeId node, int level, F &&f) {
+	template <class F> Status ForEachNeighbor(NodeId node, int level, F &&f) {
 		if (!g->HasLevel(node, level)) [[unlikely]]
 			return Status::Ok();
 		const std::uint32_t *list = g->List(node, level);
@@ -202,8 +196,7 @@ Status MemoryLink(InMemoryGraph &graph, NodeId node, int level, const float *vec
 	return LinkNode(*g->build, node, level, vec, p, cancel, repair);
 }
 
-std::unique_ptr<SearchEngine> MakeMemorySearchEngine(InMemoryGraph &graph, std::size_t dim,
-                                                     const CancelToken &cancel) {
+std::unique_ptr<SearchEngine> MakeMemorySearchEngine(InMemoryGraph &graph, std::size_t dim, const CancelToken &cancel) {
 	return std::make_unique<SearchEngineT<MemoryAccess>>(dim, cancel, MemoryAccess::ImplOf(graph));
 }
 
@@ -212,7 +205,9 @@ std::unique_ptr<SearchEngine> MakeMemorySearchEngine(InMemoryGraph &graph, std::
 InMemoryGraph::InMemoryGraph(std::size_t dim, Metric metric, const Params &params)
     : impl_(new Impl(dim, metric, params)) {}
 
-InMemoryGraph::~InMemoryGraph() { delete impl_; }
+InMemoryGraph::~InMemoryGraph() {
+	delete impl_;
+}
 
 NodeId InMemoryGraph::Add(const float *vec, int level) {
 	Impl &g = *impl_;
@@ -269,8 +264,12 @@ Status InMemoryGraph::AddAndInsert(const float *vec, std::uint64_t random_bits, 
 	}
 }
 
-std::size_t InMemoryGraph::size() const { return impl_->count; }
-std::size_t InMemoryGraph::dim() const { return impl_->dim; }
+std::size_t InMemoryGraph::size() const {
+	return impl_->count;
+}
+std::size_t InMemoryGraph::dim() const {
+	return impl_->dim;
+}
 int InMemoryGraph::level(NodeId node) const {
 	return node < impl_->count ? static_cast<int>(impl_->levels[static_cast<std::size_t>(node)]) : -1;
 }
@@ -302,9 +301,9 @@ std::span<const std::uint32_t> InMemoryGraph::neighbor_ids(NodeId node, int leve
 
 std::size_t InMemoryGraph::memory_bytes() const {
 	const Impl &g = *impl_;
-	return g.vectors.capacity() * sizeof(float) + g.level0.capacity() * sizeof(std::uint32_t) +
-	       g.levels.capacity() + g.deleted.capacity() + g.upper.capacity() * sizeof(void *) +
-	       g.upper_words * sizeof(std::uint32_t) + sizeof(Impl);
+	return g.vectors.capacity() * sizeof(float) + g.level0.capacity() * sizeof(std::uint32_t) + g.levels.capacity() +
+	       g.deleted.capacity() + g.upper.capacity() * sizeof(void *) + g.upper_words * sizeof(std::uint32_t) +
+	       sizeof(Impl);
 }
 
 void InMemoryGraph::MarkDeleted(NodeId node) {
@@ -316,8 +315,12 @@ bool InMemoryGraph::deleted(NodeId node) const {
 	return node < impl_->count && impl_->deleted[static_cast<std::size_t>(node)] != 0;
 }
 
-Metric InMemoryGraph::metric() const { return impl_->metric; }
-const Params &InMemoryGraph::params() const { return impl_->params; }
+Metric InMemoryGraph::metric() const {
+	return impl_->metric;
+}
+const Params &InMemoryGraph::params() const {
+	return impl_->params;
+}
 
 Status InMemoryGraph::EntryPoint(NodeId &node, int &level) {
 	node = impl_->entry;

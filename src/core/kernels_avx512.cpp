@@ -37,8 +37,7 @@ struct Avx512Ops {
 
 using Avx512 = SimdKernels<xsimd::avx512f, Avx512Ops>;
 
-constexpr KernelSet kAvx512Kernels{"avx512", Avx512::L2Squared, Avx512::InnerProduct, Avx512::L1,
-                                   Avx512::CosineParts};
+constexpr KernelSet kAvx512Kernels{"avx512", Avx512::L2Squared, Avx512::InnerProduct, Avx512::L1, Avx512::CosineParts};
 
 } // namespace
 

@@ -79,10 +79,10 @@ template <class Arch, class Ops = DefaultOps<Arch>> struct SimdKernels {
 		for (; i + kUnroll * kWidth <= n; i += kUnroll * kWidth) {
 			acc0 = xsimd::fma(Batch::load_unaligned(a + i), Batch::load_unaligned(b + i), acc0);
 			acc1 = xsimd::fma(Batch::load_unaligned(a + i + kWidth), Batch::load_unaligned(b + i + kWidth), acc1);
-			acc2 = xsimd::fma(Batch::load_unaligned(a + i + 2 * kWidth), Batch::load_unaligned(b + i + 2 * kWidth),
-			                  acc2);
-			acc3 = xsimd::fma(Batch::load_unaligned(a + i + 3 * kWidth), Batch::load_unaligned(b + i + 3 * kWidth),
-			                  acc3);
+			acc2 =
+			    xsimd::fma(Batch::load_unaligned(a + i + 2 * kWidth), Batch::load_unaligned(b + i + 2 * kWidth), acc2);
+			acc3 =
+			    xsimd::fma(Batch::load_unaligned(a + i + 3 * kWidth), Batch::load_unaligned(b + i + 3 * kWidth), acc3);
 		}
 		for (; i + kWidth <= n; i += kWidth)
 			acc0 = xsimd::fma(Batch::load_unaligned(a + i), Batch::load_unaligned(b + i), acc0);

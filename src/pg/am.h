@@ -14,8 +14,8 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo);
 void BuildEmpty(Relation index);
 bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, Relation heap,
             IndexUniqueCheck checkUnique, bool indexUnchanged, IndexInfo *indexInfo);
-IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
-                                  IndexBulkDeleteCallback callback, void *callback_state);
+IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulkDeleteCallback callback,
+                                  void *callback_state);
 IndexBulkDeleteResult *VacuumCleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
 IndexScanDesc BeginScan(Relation index, int nkeys, int norderbys);
 void ReScan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);

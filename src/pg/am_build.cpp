@@ -374,8 +374,8 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 	bs->memory_limit = (Size)maintenance_work_mem * 1024L;
 	pg_prng_seed(&bs->prng, UINT64CONST(0x5355564543544f52));
 	bs->vec = (float *)palloc(sizeof(float) * bs->info.dimensions);
-	bs->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector build temporary context",
-	                                   ALLOCSET_DEFAULT_SIZES);
+	bs->tmpcxt =
+	    AllocSetContextCreate(CurrentMemoryContext, "s5vector build temporary context", ALLOCSET_DEFAULT_SIZES);
 
 	// The C++ objects are freed by a callback of this context, whether the build ends normally or by error.
 	MemoryContext buildcxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector build", ALLOCSET_SMALL_SIZES);
@@ -399,8 +399,7 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 			return ReconnectInMemory(bs->objects->graph, params, bs->objects->cancel);
 		});
 		FlushGraph(bs);
-	}
-	else {
+	} else {
 		// Counters of the on-disk part were kept by AddElement.
 	}
 

@@ -69,7 +69,9 @@ struct HeapCollect {
 	int64 cap;
 };
 
-uint64 TidKey(ItemPointer t) { return ((uint64)ItemPointerGetBlockNumber(t) << 16) | ItemPointerGetOffsetNumber(t); }
+uint64 TidKey(ItemPointer t) {
+	return ((uint64)ItemPointerGetBlockNumber(t) << 16) | ItemPointerGetOffsetNumber(t);
+}
 
 void CollectHeap(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool alive, void *state) {
 	HeapCollect *hc = (HeapCollect *)state;
@@ -149,7 +151,8 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	hc.tids = (uint64 *)palloc_extended(sizeof(uint64) * hc.cap, MCXT_ALLOC_HUGE);
 	table_index_build_scan(heap, index, ii, false, false, CollectHeap, &hc, NULL);
 
-	uint64 entry = meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
+	uint64 entry =
+	    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
 
 	// The graph checks are plain computation over the arrays.
 	int64 dangling = 0, bad_levels = 0, self_links = 0, unreachable = 0, missing_heap = 0, live = 0;

@@ -77,7 +77,9 @@ static void CostEstimate(PlannerInfo *root, IndexPath *path, double loop_count, 
 	*indexPages = Max(1.0, ceil(costs.numIndexPages * ratio));
 }
 
-static bytea *Options(Datum reloptions, bool validate) { return s5vector_options_internal(reloptions, validate); }
+static bytea *Options(Datum reloptions, bool validate) {
+	return s5vector_options_internal(reloptions, validate);
+}
 
 static char *BuildPhaseName(int64 phase) {
 	switch (phase) {

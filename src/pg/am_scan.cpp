@@ -309,7 +309,8 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 			for (int64 i = 0; i < n; i++)
 				if (!objs->returned.count(TidKey(rest[i].tid)))
 					rest[kept++] = rest[i];
-			std::sort(rest, rest + kept, [](const ScoredTid &a, const ScoredTid &b) { return a.distance < b.distance; });
+			std::sort(rest, rest + kept,
+			          [](const ScoredTid &a, const ScoredTid &b) { return a.distance < b.distance; });
 			so->rest_count = kept;
 			return Status::Ok();
 		});

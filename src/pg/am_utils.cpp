@@ -29,8 +29,8 @@ static void ValidateHotWindow(const char *value) {
 		return;
 	if (pg_strcasecmp(value, "infinity") == 0)
 		return;
-	Interval *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(value),
-	                                                     ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	Interval *iv = DatumGetIntervalP(
+	    DirectFunctionCall3(interval_in, CStringGetDatum(value), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 	if (iv->month < 0 || iv->day < 0 || iv->time < 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("invalid value for parameter \"hot_window\": \"%s\"", value),
@@ -90,8 +90,8 @@ void OptionHotWindow(Relation index, Interval *out, bool *infinite) {
 	*infinite = pg_strcasecmp(value, "infinity") == 0;
 	memset(out, 0, sizeof(Interval));
 	if (!*infinite) {
-		Interval *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(value),
-		                                                     ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		Interval *iv = DatumGetIntervalP(
+		    DirectFunctionCall3(interval_in, CStringGetDatum(value), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 		*out = *iv;
 	}
 }
@@ -100,9 +100,9 @@ void OptionHotWindow(Relation index, Interval *out, bool *infinite) {
 s5v::Metric MetricOfIndex(Relation index) {
 	Oid procid = index_getprocid(index, 1, 1);
 	if (!OidIsValid(procid))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-		                errmsg("operator class of index \"%s\" has no distance function",
-		                       RelationGetRelationName(index))));
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+		         errmsg("operator class of index \"%s\" has no distance function", RelationGetRelationName(index))));
 	char *name = get_func_name(procid);
 	if (name != nullptr) {
 		if (strcmp(name, "vector_l2_squared_distance") == 0 || strcmp(name, "l2_distance") == 0)
@@ -140,8 +140,8 @@ uint8 AgeKindOfIndex(Relation index) {
 }
 
 int MaxLevelForM(int m) {
-	int slots = (int)((S5V_PAGE_FREE_SPACE - offsetof(S5vNeighborTupleData, tids) - MAXIMUM_ALIGNOF) /
-	                  sizeof(ItemPointerData));
+	int slots =
+	    (int)((S5V_PAGE_FREE_SPACE - offsetof(S5vNeighborTupleData, tids) - MAXIMUM_ALIGNOF) / sizeof(ItemPointerData));
 	int level = slots / m - 2;
 	return Min(level, 15);
 }
@@ -171,8 +171,8 @@ void CheckPage(Relation index, Page page, BlockNumber blkno) {
 
 [[noreturn]] static void ReportCorruptTuple(Relation index, BlockNumber blk, OffsetNumber off, const char *what) {
 	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-	                errmsg("index \"%s\" contains a corrupted tuple at (%u,%u): %s", RelationGetRelationName(index), blk,
-	                       off, what),
+	                errmsg("index \"%s\" contains a corrupted tuple at (%u,%u): %s", RelationGetRelationName(index),
+	                       blk, off, what),
 	                errhint("Please REINDEX it.")));
 	pg_unreachable();
 }
@@ -228,8 +228,7 @@ S5vNeighborTuple NeighborTupleOf(Relation index, Buffer buf, BlockNumber blk, S5
 		LockBuffer(*nbuf, BUFFER_LOCK_SHARE);
 	}
 	Page npage = BufferGetPage(*nbuf);
-	if (tolerate_bad_page &&
-	    (PageIsNew(npage) || PageGetSpecialSize(npage) != MAXALIGN(sizeof(S5vPageOpaqueData))))
+	if (tolerate_bad_page && (PageIsNew(npage) || PageGetSpecialSize(npage) != MAXALIGN(sizeof(S5vPageOpaqueData))))
 		return nullptr;
 	CheckPage(index, npage, nblk);
 	return GetNeighborTuple(index, npage, nblk, noff);

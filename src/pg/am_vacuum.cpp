@@ -216,7 +216,9 @@ void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
 	}
 }
 
-bool IsDeletedInSet(void *arg, uint64 id) { return ((std::unordered_set<uint64> *)arg)->count(id) > 0; }
+bool IsDeletedInSet(void *arg, uint64 id) {
+	return ((std::unordered_set<uint64> *)arg)->count(id) > 0;
+}
 
 // C++ state of one VACUUM; owned by its memory context (deleted by the reset callback, also on error).
 struct VacuumObjects {
@@ -271,8 +273,8 @@ void ReconnectUnreachable(Relation index, const IndexInfoCache &ic, BufferAccess
 	}
 }
 
-IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
-                                  IndexBulkDeleteCallback callback, void *callback_state) {
+IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulkDeleteCallback callback,
+                                  void *callback_state) {
 	Relation index = info->index;
 	if (stats == nullptr)
 		stats = (IndexBulkDeleteResult *)palloc0(sizeof(IndexBulkDeleteResult));
@@ -318,8 +320,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 			PageGraphStore store(index, ic);
 			InterruptToken cancel;
 			if (entry_deleted)
-				S5V_RETURN_IF_ERROR(
-				    store.SetEntryPoint(best_level < 0 ? hnsw::kNoNode : best_entry, best_level));
+				S5V_RETURN_IF_ERROR(store.SetEntryPoint(best_level < 0 ? hnsw::kNoNode : best_entry, best_level));
 			hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
 			std::vector<float> vec;
 			for (int64 i = 0; i < nbroken; i++) {

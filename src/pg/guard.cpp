@@ -20,9 +20,7 @@ const char *CopyMessage(const char *msg) noexcept {
 	MemoryContext cxt = CurrentMemoryContext;
 	const char *copy = nullptr;
 	PG_TRY();
-	{
-		copy = MemoryContextStrdup(cxt, msg);
-	}
+	{ copy = MemoryContextStrdup(cxt, msg); }
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
@@ -112,17 +110,14 @@ Status SaveCurrentPgError() noexcept {
 // (timeouts that fire no error, barriers, catch-up signals) that CHECK_FOR_INTERRUPTS() handles quietly.
 bool InterruptToken::cancelled() const noexcept {
 	return InterruptPending && (ProcDiePending || (QueryCancelPending && QueryCancelHoldoffCount == 0)) &&
-	       InterruptHoldoffCount == 0 &&
-	       CritSectionCount == 0;
+	       InterruptHoldoffCount == 0 && CritSectionCount == 0;
 }
 
 Status PgCall(void (*fn)(void *), void *arg) noexcept {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	volatile bool failed = false;
 	PG_TRY();
-	{
-		fn(arg);
-	}
+	{ fn(arg); }
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(oldcxt);

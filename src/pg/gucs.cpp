@@ -18,8 +18,8 @@ namespace s5v::pg {
 
 void InitGucs() {
 	DefineCustomIntVariable("s5vector.ef_search", "Size of the candidate list of a hot-tier (HNSW) search.",
-	                        "Larger values find more of the true nearest neighbours and are slower.", &s5v_ef_search, 40,
-	                        1, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	                        "Larger values find more of the true nearest neighbours and are slower.", &s5v_ef_search,
+	                        40, 1, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("s5vector.iterative_scan",
 	                         "Widen an index scan when the executor asks for more rows than the first pass found.",
 	                         "With it off, a scan returns at most ef_search rows from the hot tier.",

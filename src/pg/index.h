@@ -127,9 +127,15 @@ typedef struct S5vOptions {
 namespace s5v::pg {
 
 // A node id as the core sees it: the element tuple's TID.
-inline uint64 NodeIdFromTid(BlockNumber blk, OffsetNumber off) { return ((uint64)blk << 16) | off; }
-inline BlockNumber NodeBlock(uint64 id) { return (BlockNumber)(id >> 16); }
-inline OffsetNumber NodeOffset(uint64 id) { return (OffsetNumber)(id & 0xFFFF); }
+inline uint64 NodeIdFromTid(BlockNumber blk, OffsetNumber off) {
+	return ((uint64)blk << 16) | off;
+}
+inline BlockNumber NodeBlock(uint64 id) {
+	return (BlockNumber)(id >> 16);
+}
+inline OffsetNumber NodeOffset(uint64 id) {
+	return (OffsetNumber)(id & 0xFFFF);
+}
 
 // The index's frozen settings, read from the metapage once per relcache entry.
 struct IndexInfoCache {

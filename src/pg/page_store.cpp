@@ -24,7 +24,6 @@ namespace {
 
 using ElementRef = PageGraphStore::NodeMeta;
 
-
 void ReadElementRef(Relation index, NodeId node, ElementRef *ref, float *vec_out, uint32 dim) {
 	Buffer buf = ReadBuffer(index, NodeBlock(node));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -194,7 +193,8 @@ Buffer GetPageWithSpace(Relation index, BlockNumber insert_page, Size need, bool
 	// Pages VACUUM gave space back on (the FSM may be stale: check, correct it, try the next).
 	for (int tries = 0; tries < 8; tries++) {
 		BlockNumber freeblk = GetPageWithFreeSpace(index, need);
-		if (freeblk == InvalidBlockNumber || freeblk == S5V_METAPAGE_BLKNO || freeblk >= RelationGetNumberOfBlocks(index))
+		if (freeblk == InvalidBlockNumber || freeblk == S5V_METAPAGE_BLKNO ||
+		    freeblk >= RelationGetNumberOfBlocks(index))
 			break;
 		Buffer buf = ReadBuffer(index, freeblk);
 		if (!ConditionalLockBuffer(buf)) {

@@ -335,8 +335,8 @@ Datum vector_typmod_in(PG_FUNCTION_ARGS) {
 	if (count != 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid type modifier")));
 	if (values[0] < 1)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("dimensions for type vector must be at least 1")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("dimensions for type vector must be at least 1")));
 	if (values[0] > VECTOR_MAX_DIM)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("dimensions for type vector cannot exceed %d", VECTOR_MAX_DIM)));
@@ -353,8 +353,7 @@ Datum vector_recv(PG_FUNCTION_ARGS) {
 	CheckDim(dim);
 	CheckExpectedDim(typmod, dim);
 	if (unused != 0)
-		ereport(ERROR,
-		        (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected unused to be 0, not %d", (int)unused)));
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected unused to be 0, not %d", (int)unused)));
 
 	VectorData *result = InitVector(dim);
 	for (int i = 0; i < dim; i++) {

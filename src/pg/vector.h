@@ -44,8 +44,7 @@ static inline void CheckDim(int dim) {
 // Raise pgvector's error when a typmod (-1 = none) does not match the dimension count.
 static inline void CheckExpectedDim(int32 typmod, int dim) {
 	if (typmod != -1 && typmod != dim)
-		ereport(ERROR,
-		        (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %d dimensions, not %d", (int)typmod, dim)));
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %d dimensions, not %d", (int)typmod, dim)));
 }
 
 // Raise pgvector's error when two operands differ in dimensions.

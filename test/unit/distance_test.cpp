@@ -299,8 +299,8 @@ TEST(Distance, NoReadPastTheEnd) {
 				b[i] = dist(rng);
 			}
 			float dot, na, nb;
-			volatile float sink = k->l2_squared(a.get(), b.get(), n) + k->inner_product(a.get(), b.get(), n) +
-			                      k->l1(a.get(), b.get(), n);
+			volatile float sink =
+			    k->l2_squared(a.get(), b.get(), n) + k->inner_product(a.get(), b.get(), n) + k->l1(a.get(), b.get(), n);
 			k->cosine_parts(a.get(), b.get(), n, &dot, &na, &nb);
 			(void)sink;
 		}

@@ -22,8 +22,7 @@ std::uint64_t SplitMix(std::uint64_t &state) {
 }
 
 // n points around `clusters` Gaussian centres.
-std::vector<float> Clustered(std::size_t n, std::size_t dim, std::size_t clusters, std::uint32_t seed,
-                             bool normalise) {
+std::vector<float> Clustered(std::size_t n, std::size_t dim, std::size_t clusters, std::uint32_t seed, bool normalise) {
 	std::mt19937 rng(seed);
 	std::normal_distribution<float> centre(0.0f, 1.0f), noise(0.0f, 0.35f);
 	std::vector<float> centres(clusters * dim);
@@ -362,7 +361,9 @@ public:
 					pass[i] = 0;
 		return st;
 	}
-	Status Neighbors(NodeId node, int level, std::vector<NodeId> &out) override { return g_.Neighbors(node, level, out); }
+	Status Neighbors(NodeId node, int level, std::vector<NodeId> &out) override {
+		return g_.Neighbors(node, level, out);
+	}
 	Status Vector(NodeId node, std::vector<float> &out) override { return g_.Vector(node, out); }
 	Status SetNeighbors(NodeId node, int level, std::span<const NodeId> neighbors) override {
 		return g_.SetNeighbors(node, level, neighbors);

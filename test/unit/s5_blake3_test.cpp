@@ -52,8 +52,8 @@ TEST(s5_blake3, OfficialVectors) {
 		}
 		EXPECT_EQ(pieces.Finalize(), h);
 
-		Blake3Hasher keyed = Blake3Hasher::Keyed(std::span<const uint8_t, 32>(
-		    reinterpret_cast<const uint8_t *>(key.data()), 32));
+		Blake3Hasher keyed =
+		    Blake3Hasher::Keyed(std::span<const uint8_t, 32>(reinterpret_cast<const uint8_t *>(key.data()), 32));
 		keyed.Update(in);
 		std::vector<uint8_t> kx(c["keyed_hash"].text.size() / 2);
 		keyed.FinalizeXof(kx);

@@ -110,22 +110,22 @@ TEST(s5_multibase, TableListsOurPrefixes) {
 TEST(s5_multibase, StrictDecoding) {
 	std::vector<uint8_t> out;
 	const char *bad[] = {
-	    "",                  // empty
-	    "x1234",             // unknown prefix
-	    "f123",              // odd hex
-	    "f12 4",             // whitespace
-	    "fzz",               // alphabet
-	    "b1",                // base32 digit outside alphabet
-	    "ba",                // base32 length 1 is impossible
-	    "baaa",              // base32 length 3 is impossible
-	    "bpfsxgidnmfxgsibb=", // padding
+	    "",                    // empty
+	    "x1234",               // unknown prefix
+	    "f123",                // odd hex
+	    "f12 4",               // whitespace
+	    "fzz",                 // alphabet
+	    "b1",                  // base32 digit outside alphabet
+	    "ba",                  // base32 length 1 is impossible
+	    "baaa",                // base32 length 3 is impossible
+	    "bpfsxgidnmfxgsibb=",  // padding
 	    "bab4wk4zanvqw42jaef", // non-zero trailing bits
-	    "z0OIl",             // base58 excluded characters
-	    "u+/",               // base64 (not url) alphabet
-	    "uYQ==",             // padding
-	    "uYR",               // non-zero trailing bits
-	    "uA",                // base64 length 1 is impossible
-	    "MeWVzIG1hbmkgIQ==", // base64pad is not accepted
+	    "z0OIl",               // base58 excluded characters
+	    "u+/",                 // base64 (not url) alphabet
+	    "uYQ==",               // padding
+	    "uYR",                 // non-zero trailing bits
+	    "uA",                  // base64 length 1 is impossible
+	    "MeWVzIG1hbmkgIQ==",   // base64pad is not accepted
 	};
 	for (const char *text : bad)
 		EXPECT_FALSE(MultibaseDecode(text, 1024, &out).ok()) << text;
@@ -298,7 +298,8 @@ TEST(s5_cid, RejectsMalformed) {
 		EXPECT_TRUE(bad_bytes(b));
 	}
 	for (const std::string &text :
-	     {std::string(""), std::string("blobb"), std::string("Xblobb53pfycyq6lwes6ogtnjpmhsc75nucnizzye34dyu2cmnz7s7n6mnbu"),
+	     {std::string(""), std::string("blobb"),
+	      std::string("Xblobb53pfycyq6lwes6ogtnjpmhsc75nucnizzye34dyu2cmnz7s7n6mnbu"),
 	      std::string("blobb53pfycyq6lwes6ogtnjpmhsc75nucnizzye34dyu2cmnz7s7n6mnbu "),
 	      std::string("blobb53pfycyq6lwes6ogtnjpmhsc75nucnizzye34dyu2cmnz7s7n6mnb"), // truncated
 	      std::string("../../etc/passwd"), std::string(200, 'z')})

@@ -17,8 +17,14 @@ using test::RandomBytes;
 TEST(s5_encryption, PaddedSizes) {
 	// The S5 pad-block table: 4 KiB steps up to 80 KiB, then 8 KiB steps up to 160 KiB, ...
 	const std::pair<uint64_t, uint64_t> cases[] = {
-	    {1, 4096}, {4096, 4096}, {4097, 8192}, {80 * 1024, 80 * 1024}, {80 * 1024 + 1, 88 * 1024},
-	    {105 * 1024, 112 * 1024}, {160 * 1024 + 1, 176 * 1024}, {256 * 1024, 256 * 1024},
+	    {1, 4096},
+	    {4096, 4096},
+	    {4097, 8192},
+	    {80 * 1024, 80 * 1024},
+	    {80 * 1024 + 1, 88 * 1024},
+	    {105 * 1024, 112 * 1024},
+	    {160 * 1024 + 1, 176 * 1024},
+	    {256 * 1024, 256 * 1024},
 	};
 	for (auto [in, want] : cases) {
 		uint64_t got;

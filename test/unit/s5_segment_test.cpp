@@ -101,8 +101,8 @@ Status Diag(CborReader &r, std::string *out, int depth = 0) {
 			S5V_RETURN_IF_ERROR(r.Next(&c));
 			if (c.type == CborTokenType::Break)
 				break;
-			if (c.type != (t.type == CborTokenType::ByteStringStart ? CborTokenType::ByteString
-			                                                          : CborTokenType::TextString))
+			if (c.type !=
+			    (t.type == CborTokenType::ByteStringStart ? CborTokenType::ByteString : CborTokenType::TextString))
 				return Status::InvalidInput("bad chunk");
 			text.append(reinterpret_cast<const char *>(c.bytes.data()), c.bytes.size());
 			chunks += (i ? ", h'" : "h'") + HexEncode(c.bytes) + "'";
@@ -303,7 +303,10 @@ TEST(s5_segment, KnownLayout) {
 	std::string hex = HexEncode(doc);
 	EXPECT_EQ(hex.substr(0, 6), "aa0070");
 	EXPECT_NE(hex.find("0101020203030450a0a1a2a3a4a5a6a7a8a9aaabacadaeaf051904d2060707010848"), std::string::npos);
-	EXPECT_EQ(hex.substr(hex.size() - 38), "48" "0000803f000000c0" "0948" "0807060504030201");
+	EXPECT_EQ(hex.substr(hex.size() - 38), "48"
+	                                       "0000803f000000c0"
+	                                       "0948"
+	                                       "0807060504030201");
 }
 
 TEST(s5_segment, IdentityMismatch) {
@@ -384,7 +387,10 @@ TEST(s5_segment, DecoderRejectsHostileInput) {
 	SegmentView v;
 	ASSERT_TRUE(DecodeSegment(H(good), {}, &v).ok());
 	const std::string magic = "70" + HexEncode(test::Bytes("s5vector-segment"));
-	const std::string tail = "0848" "0000803f000000c0" "0948" "0807060504030201";
+	const std::string tail = "0848"
+	                         "0000803f000000c0"
+	                         "0948"
+	                         "0807060504030201";
 	const std::string mid = "0101020203030450a0a1a2a3a4a5a6a7a8a9aaabacadaeaf051904d20607070108";
 	ASSERT_EQ("aa00" + magic + mid.substr(0, mid.size() - 2) + tail, good);
 
@@ -395,39 +401,40 @@ TEST(s5_segment, DecoderRejectsHostileInput) {
 	const std::string body = "00" + magic + mid.substr(0, mid.size() - 2) + tail;
 	EXPECT_EQ(code("aa" + body), StatusCode::Ok);
 	EXPECT_EQ(code(""), StatusCode::Corrupt);
-	EXPECT_EQ(code("aa" + body + "00"), StatusCode::Corrupt);              // trailing byte
-	EXPECT_EQ(code("ab" + body + "0a00"), StatusCode::Corrupt);            // extra field
-	EXPECT_EQ(code("a9" + body), StatusCode::Corrupt);                     // field count
-	EXPECT_EQ(code("bf" + body + "ff"), StatusCode::Corrupt);              // indefinite map
-	EXPECT_EQ(code("b80a" + body), StatusCode::Corrupt);                   // non-canonical map length
-	EXPECT_EQ(code("8a" + body), StatusCode::Corrupt);                     // array, not map
-	EXPECT_EQ(code("d9d9f7aa" + body), StatusCode::Corrupt);               // self-describe tag
+	EXPECT_EQ(code("aa" + body + "00"), StatusCode::Corrupt);                        // trailing byte
+	EXPECT_EQ(code("ab" + body + "0a00"), StatusCode::Corrupt);                      // extra field
+	EXPECT_EQ(code("a9" + body), StatusCode::Corrupt);                               // field count
+	EXPECT_EQ(code("bf" + body + "ff"), StatusCode::Corrupt);                        // indefinite map
+	EXPECT_EQ(code("b80a" + body), StatusCode::Corrupt);                             // non-canonical map length
+	EXPECT_EQ(code("8a" + body), StatusCode::Corrupt);                               // array, not map
+	EXPECT_EQ(code("d9d9f7aa" + body), StatusCode::Corrupt);                         // self-describe tag
 	EXPECT_EQ(code("aa" + std::string("01") + body.substr(2)), StatusCode::Corrupt); // wrong first key
 	// Wrong magic, version, metric, dims.
-	EXPECT_EQ(code("aa00" + std::string("70") + HexEncode(test::Bytes("s5vector-segmenT")) + mid.substr(0, mid.size() - 2) + tail),
+	EXPECT_EQ(code("aa00" + std::string("70") + HexEncode(test::Bytes("s5vector-segmenT")) +
+	               mid.substr(0, mid.size() - 2) + tail),
 	          StatusCode::Corrupt);
 	auto replace = [&](std::string hex, const std::string &from, const std::string &to) {
 		size_t p = hex.find(from);
 		EXPECT_NE(p, std::string::npos) << from;
 		return hex.replace(p, from.size(), to);
 	};
-	EXPECT_EQ(code(replace(good, "01010202", "01020202")), StatusCode::Corrupt);    // version 2
-	EXPECT_EQ(code(replace(good, "01010202", "0118010202")), StatusCode::Corrupt);  // non-canonical uint
-	EXPECT_EQ(code(replace(good, "0303", "0304")), StatusCode::Corrupt);            // metric 4
-	EXPECT_EQ(code(replace(good, "0303", "0300")), StatusCode::Corrupt);            // metric 0
-	EXPECT_EQ(code(replace(good, "01010202", "01010200")), StatusCode::Corrupt);    // zero dims
+	EXPECT_EQ(code(replace(good, "01010202", "01020202")), StatusCode::Corrupt);               // version 2
+	EXPECT_EQ(code(replace(good, "01010202", "0118010202")), StatusCode::Corrupt);             // non-canonical uint
+	EXPECT_EQ(code(replace(good, "0303", "0304")), StatusCode::Corrupt);                       // metric 4
+	EXPECT_EQ(code(replace(good, "0303", "0300")), StatusCode::Corrupt);                       // metric 0
+	EXPECT_EQ(code(replace(good, "01010202", "01010200")), StatusCode::Corrupt);               // zero dims
 	EXPECT_EQ(code(replace(good, "01010202", "0101021a00010000")), StatusCode::LimitExceeded); // 65536 dims
-	EXPECT_EQ(code(replace(good, "0450a0", "044fa0")), StatusCode::Corrupt);        // 15-byte index id
-	EXPECT_EQ(code(replace(good, "0450a0", "0470a0")), StatusCode::Corrupt);        // index id as text
-	EXPECT_EQ(code(replace(good, "060707010848", "060707020848")), StatusCode::Corrupt); // rows 2, data for 1
+	EXPECT_EQ(code(replace(good, "0450a0", "044fa0")), StatusCode::Corrupt);                   // 15-byte index id
+	EXPECT_EQ(code(replace(good, "0450a0", "0470a0")), StatusCode::Corrupt);                   // index id as text
+	EXPECT_EQ(code(replace(good, "060707010848", "060707020848")), StatusCode::Corrupt);       // rows 2, data for 1
 	EXPECT_EQ(code(replace(good, "060707010848", "0607071b00000001000000000848")), StatusCode::LimitExceeded);
-	EXPECT_EQ(code(replace(good, "0848", "0847")), StatusCode::Corrupt);            // short vector data
-	EXPECT_EQ(code(replace(good, "0848", "085f48")), StatusCode::Corrupt);          // indefinite bytes
-	EXPECT_EQ(code(replace(good, "0848", "085848")), StatusCode::Corrupt);          // non-canonical length
-	EXPECT_EQ(code(replace(good, "0000803f", "0000c07f")), StatusCode::Corrupt);    // NaN component
-	EXPECT_EQ(code(replace(good, "0000803f", "0000807f")), StatusCode::Corrupt);    // +Inf component
-	EXPECT_EQ(code(replace(good, "051904d2", "05c11904d2")), StatusCode::Corrupt);  // tagged list number
-	EXPECT_EQ(code(replace(good, "051904d2", "053904d2")), StatusCode::Corrupt);    // negative list number
+	EXPECT_EQ(code(replace(good, "0848", "0847")), StatusCode::Corrupt);                     // short vector data
+	EXPECT_EQ(code(replace(good, "0848", "085f48")), StatusCode::Corrupt);                   // indefinite bytes
+	EXPECT_EQ(code(replace(good, "0848", "085848")), StatusCode::Corrupt);                   // non-canonical length
+	EXPECT_EQ(code(replace(good, "0000803f", "0000c07f")), StatusCode::Corrupt);             // NaN component
+	EXPECT_EQ(code(replace(good, "0000803f", "0000807f")), StatusCode::Corrupt);             // +Inf component
+	EXPECT_EQ(code(replace(good, "051904d2", "05c11904d2")), StatusCode::Corrupt);           // tagged list number
+	EXPECT_EQ(code(replace(good, "051904d2", "053904d2")), StatusCode::Corrupt);             // negative list number
 	EXPECT_EQ(code(replace(good, "051904d2", "051b0000000100000000")), StatusCode::Corrupt); // list no > u32
 	// Huge claimed lengths never allocate or read out of bounds.
 	EXPECT_EQ(code(replace(good, "0848", "085bffffffffffffffff")), StatusCode::Corrupt);

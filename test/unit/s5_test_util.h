@@ -123,11 +123,21 @@ private:
 			}
 			char e = s_[i_++];
 			switch (e) {
-			case 'n': out.push_back('\n'); break;
-			case 't': out.push_back('\t'); break;
-			case 'r': out.push_back('\r'); break;
-			case 'b': out.push_back('\b'); break;
-			case 'f': out.push_back('\f'); break;
+			case 'n':
+				out.push_back('\n');
+				break;
+			case 't':
+				out.push_back('\t');
+				break;
+			case 'r':
+				out.push_back('\r');
+				break;
+			case 'b':
+				out.push_back('\b');
+				break;
+			case 'f':
+				out.push_back('\f');
+				break;
 			case 'u': {
 				uint32_t cp = Hex4();
 				if (cp >= 0xd800 && cp < 0xdc00 && i_ + 6 <= s_.size() && s_[i_] == '\\' && s_[i_ + 1] == 'u') {
@@ -138,7 +148,8 @@ private:
 				Utf8(cp, &out);
 				break;
 			}
-			default: out.push_back(e);
+			default:
+				out.push_back(e);
 			}
 		}
 	}
@@ -219,7 +230,9 @@ inline Json LoadJson(const std::string &name) {
 	return JsonParser(s).Parse();
 }
 
-inline std::vector<uint8_t> Bytes(const std::string &s) { return {s.begin(), s.end()}; }
+inline std::vector<uint8_t> Bytes(const std::string &s) {
+	return {s.begin(), s.end()};
+}
 
 // Deterministic pseudo-random bytes for payloads.
 inline std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {

@@ -15,7 +15,9 @@ namespace s5v::node {
 
 namespace {
 
-s5v::Status Errno(const std::string &what) { return s5v::Status::Unavailable(what + ": " + std::strerror(errno)); }
+s5v::Status Errno(const std::string &what) {
+	return s5v::Status::Unavailable(what + ": " + std::strerror(errno));
+}
 
 s5v::Status FsyncPath(const std::string &path, int flags) {
 	int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -42,7 +44,9 @@ s5v::Status BlobStore::Open(const std::string &dir) {
 	return s5v::Status::Ok();
 }
 
-std::string BlobStore::PathOf(const s5::BlobId &id) const { return dir_ + "/blobs/" + s5::HexEncode(id.hash); }
+std::string BlobStore::PathOf(const s5::BlobId &id) const {
+	return dir_ + "/blobs/" + s5::HexEncode(id.hash);
+}
 
 s5v::Status BlobStore::Put(const std::string &bytes, s5::BlobId *id) {
 	*id = s5::BlobIdOf({reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()});

@@ -11,13 +11,17 @@ static_assert(sizeof(blake3_hasher) <= sizeof(Blake3Hasher), "Blake3Hasher state
 static_assert(alignof(blake3_hasher) <= 8, "Blake3Hasher state buffer under-aligned");
 
 namespace {
-blake3_hasher *State(unsigned char *buf) { return std::launder(reinterpret_cast<blake3_hasher *>(buf)); }
+blake3_hasher *State(unsigned char *buf) {
+	return std::launder(reinterpret_cast<blake3_hasher *>(buf));
+}
 const blake3_hasher *State(const unsigned char *buf) {
 	return std::launder(reinterpret_cast<const blake3_hasher *>(buf));
 }
 } // namespace
 
-Blake3Hasher::Blake3Hasher() noexcept { blake3_hasher_init(new (state_) blake3_hasher); }
+Blake3Hasher::Blake3Hasher() noexcept {
+	blake3_hasher_init(new (state_) blake3_hasher);
+}
 
 Blake3Hasher Blake3Hasher::Keyed(std::span<const uint8_t, 32> key) noexcept {
 	Blake3Hasher h;
@@ -46,7 +50,9 @@ void Blake3Hasher::FinalizeXof(std::span<uint8_t> out) const noexcept {
 	blake3_hasher_finalize(State(state_), out.data(), out.size());
 }
 
-void Blake3Hasher::Reset() noexcept { blake3_hasher_reset(State(state_)); }
+void Blake3Hasher::Reset() noexcept {
+	blake3_hasher_reset(State(state_));
+}
 
 Blake3Hash Blake3(std::span<const uint8_t> data) noexcept {
 	Blake3Hasher h;

@@ -9,38 +9,84 @@ namespace s5v::s5 {
 
 namespace {
 
-CborToken *Tok(void *ctx) { return static_cast<CborToken *>(ctx); }
+CborToken *Tok(void *ctx) {
+	return static_cast<CborToken *>(ctx);
+}
 
-void OnUint8(void *c, uint8_t v) { *Tok(c) = {CborTokenType::UnsignedInt, v}; }
-void OnUint16(void *c, uint16_t v) { *Tok(c) = {CborTokenType::UnsignedInt, v}; }
-void OnUint32(void *c, uint32_t v) { *Tok(c) = {CborTokenType::UnsignedInt, v}; }
-void OnUint64(void *c, uint64_t v) { *Tok(c) = {CborTokenType::UnsignedInt, v}; }
-void OnNeg8(void *c, uint8_t v) { *Tok(c) = {CborTokenType::NegativeInt, v}; }
-void OnNeg16(void *c, uint16_t v) { *Tok(c) = {CborTokenType::NegativeInt, v}; }
-void OnNeg32(void *c, uint32_t v) { *Tok(c) = {CborTokenType::NegativeInt, v}; }
-void OnNeg64(void *c, uint64_t v) { *Tok(c) = {CborTokenType::NegativeInt, v}; }
+void OnUint8(void *c, uint8_t v) {
+	*Tok(c) = {CborTokenType::UnsignedInt, v};
+}
+void OnUint16(void *c, uint16_t v) {
+	*Tok(c) = {CborTokenType::UnsignedInt, v};
+}
+void OnUint32(void *c, uint32_t v) {
+	*Tok(c) = {CborTokenType::UnsignedInt, v};
+}
+void OnUint64(void *c, uint64_t v) {
+	*Tok(c) = {CborTokenType::UnsignedInt, v};
+}
+void OnNeg8(void *c, uint8_t v) {
+	*Tok(c) = {CborTokenType::NegativeInt, v};
+}
+void OnNeg16(void *c, uint16_t v) {
+	*Tok(c) = {CborTokenType::NegativeInt, v};
+}
+void OnNeg32(void *c, uint32_t v) {
+	*Tok(c) = {CborTokenType::NegativeInt, v};
+}
+void OnNeg64(void *c, uint64_t v) {
+	*Tok(c) = {CborTokenType::NegativeInt, v};
+}
 void OnBytes(void *c, cbor_data d, size_t n) {
 	*Tok(c) = {CborTokenType::ByteString};
 	Tok(c)->bytes = {d, n};
 }
-void OnBytesStart(void *c) { *Tok(c) = {CborTokenType::ByteStringStart}; }
+void OnBytesStart(void *c) {
+	*Tok(c) = {CborTokenType::ByteStringStart};
+}
 void OnText(void *c, cbor_data d, size_t n) {
 	*Tok(c) = {CborTokenType::TextString};
 	Tok(c)->bytes = {d, n};
 }
-void OnTextStart(void *c) { *Tok(c) = {CborTokenType::TextStringStart}; }
-void OnArray(void *c, size_t n) { *Tok(c) = {CborTokenType::ArrayStart, n}; }
-void OnIndefArray(void *c) { *Tok(c) = {CborTokenType::IndefArrayStart}; }
-void OnMap(void *c, size_t n) { *Tok(c) = {CborTokenType::MapStart, n}; }
-void OnIndefMap(void *c) { *Tok(c) = {CborTokenType::IndefMapStart}; }
-void OnTag(void *c, uint64_t v) { *Tok(c) = {CborTokenType::Tag, v}; }
-void OnFloat2(void *c, float v) { *Tok(c) = {CborTokenType::Float, 0, v, 2}; }
-void OnFloat4(void *c, float v) { *Tok(c) = {CborTokenType::Float, 0, v, 4}; }
-void OnFloat8(void *c, double v) { *Tok(c) = {CborTokenType::Float, 0, v, 8}; }
-void OnUndefined(void *c) { *Tok(c) = {CborTokenType::Undefined}; }
-void OnNull(void *c) { *Tok(c) = {CborTokenType::Null}; }
-void OnBool(void *c, bool v) { *Tok(c) = {CborTokenType::Bool, v ? 1u : 0u}; }
-void OnBreak(void *c) { *Tok(c) = {CborTokenType::Break}; }
+void OnTextStart(void *c) {
+	*Tok(c) = {CborTokenType::TextStringStart};
+}
+void OnArray(void *c, size_t n) {
+	*Tok(c) = {CborTokenType::ArrayStart, n};
+}
+void OnIndefArray(void *c) {
+	*Tok(c) = {CborTokenType::IndefArrayStart};
+}
+void OnMap(void *c, size_t n) {
+	*Tok(c) = {CborTokenType::MapStart, n};
+}
+void OnIndefMap(void *c) {
+	*Tok(c) = {CborTokenType::IndefMapStart};
+}
+void OnTag(void *c, uint64_t v) {
+	*Tok(c) = {CborTokenType::Tag, v};
+}
+void OnFloat2(void *c, float v) {
+	*Tok(c) = {CborTokenType::Float, 0, v, 2};
+}
+void OnFloat4(void *c, float v) {
+	*Tok(c) = {CborTokenType::Float, 0, v, 4};
+}
+void OnFloat8(void *c, double v) {
+	*Tok(c) = {CborTokenType::Float, 0, v, 8};
+}
+void OnUndefined(void *c) {
+	*Tok(c) = {CborTokenType::Undefined};
+}
+void OnNull(void *c) {
+	*Tok(c) = {CborTokenType::Null};
+}
+void OnBool(void *c, bool v) {
+	*Tok(c) = {CborTokenType::Bool, v ? 1u : 0u};
+}
+void OnBreak(void *c) {
+	*Tok(c) = {CborTokenType::Break};
+}
 
 constexpr cbor_callbacks kCallbacks = {
     .uint8 = OnUint8,

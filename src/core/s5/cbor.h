@@ -11,19 +11,19 @@
 namespace s5v::s5 {
 
 enum class CborTokenType : unsigned char {
-	UnsignedInt,      // value = the integer
-	NegativeInt,      // value = n where the integer is -1 - n
-	ByteString,       // bytes = the definite string
-	TextString,       // bytes = the definite string (UTF-8 is not validated here)
-	ByteStringStart,  // indefinite byte string: chunks follow, then Break
-	TextStringStart,  // indefinite text string: chunks follow, then Break
-	ArrayStart,       // value = number of items
-	IndefArrayStart,  // items follow, then Break
-	MapStart,         // value = number of pairs
-	IndefMapStart,    // pairs follow, then Break
-	Tag,              // value = the tag; one item follows
-	Float,            // number = the value (half, single and double precision all widen exactly)
-	Bool,             // value = 0 or 1
+	UnsignedInt,     // value = the integer
+	NegativeInt,     // value = n where the integer is -1 - n
+	ByteString,      // bytes = the definite string
+	TextString,      // bytes = the definite string (UTF-8 is not validated here)
+	ByteStringStart, // indefinite byte string: chunks follow, then Break
+	TextStringStart, // indefinite text string: chunks follow, then Break
+	ArrayStart,      // value = number of items
+	IndefArrayStart, // items follow, then Break
+	MapStart,        // value = number of pairs
+	IndefMapStart,   // pairs follow, then Break
+	Tag,             // value = the tag; one item follows
+	Float,           // number = the value (half, single and double precision all widen exactly)
+	Bool,            // value = 0 or 1
 	Null,
 	Undefined,
 	Break,
@@ -33,7 +33,7 @@ struct CborToken {
 	CborTokenType type = CborTokenType::Null;
 	uint64_t value = 0;
 	double number = 0;
-	int float_width = 0; // 2, 4 or 8 bytes for Float
+	int float_width = 0;    // 2, 4 or 8 bytes for Float
 	size_t header_size = 0; // bytes of the item's head (initial byte + argument), excluding string content
 	std::span<const uint8_t> bytes;
 };

@@ -26,7 +26,9 @@ std::vector<uint8_t> EncodeWithPrefix(std::initializer_list<uint8_t> prefix, con
 
 } // namespace
 
-BlobId BlobIdOf(std::span<const uint8_t> data) noexcept { return BlobId{Blake3(data), data.size()}; }
+BlobId BlobIdOf(std::span<const uint8_t> data) noexcept {
+	return BlobId{Blake3(data), data.size()};
+}
 
 std::vector<uint8_t> EncodeBlobCidBytes(const BlobId &id) {
 	return EncodeWithPrefix({kCidTypeBlob, kBlobTypePlaintext, kMultihashBlake3}, id);
@@ -36,9 +38,13 @@ std::vector<uint8_t> EncodeRawCidBytes(const BlobId &id) {
 	return EncodeWithPrefix({kCidTypeRaw, kLegacyMultihashBlake3}, id);
 }
 
-std::string BlobCidText(const BlobId &id) { return MultibaseEncode(Multibase::Base32, EncodeBlobCidBytes(id)); }
+std::string BlobCidText(const BlobId &id) {
+	return MultibaseEncode(Multibase::Base32, EncodeBlobCidBytes(id));
+}
 
-std::string RawCidText(const BlobId &id) { return MultibaseEncode(Multibase::Base58btc, EncodeRawCidBytes(id)); }
+std::string RawCidText(const BlobId &id) {
+	return MultibaseEncode(Multibase::Base58btc, EncodeRawCidBytes(id));
+}
 
 Status ParseCidBytes(std::span<const uint8_t> bytes, BlobId *out) {
 	size_t prefix_len;

@@ -20,10 +20,10 @@ struct BlobId {
 	friend bool operator==(const BlobId &, const BlobId &) = default;
 };
 
-inline constexpr uint8_t kCidTypeBlob = 0x5b;      // S5 blob CID magic byte
-inline constexpr uint8_t kBlobTypePlaintext = 0x82; // plaintext blob
-inline constexpr uint8_t kCidTypeRaw = 0x26;       // legacy S5 raw CID
-inline constexpr uint8_t kMultihashBlake3 = 0x1e;  // multihash code used by S5 for BLAKE3
+inline constexpr uint8_t kCidTypeBlob = 0x5b;           // S5 blob CID magic byte
+inline constexpr uint8_t kBlobTypePlaintext = 0x82;     // plaintext blob
+inline constexpr uint8_t kCidTypeRaw = 0x26;            // legacy S5 raw CID
+inline constexpr uint8_t kMultihashBlake3 = 0x1e;       // multihash code used by S5 for BLAKE3
 inline constexpr uint8_t kLegacyMultihashBlake3 = 0x1f; // legacy (raw CID) multihash byte for BLAKE3
 inline constexpr size_t kMaxCidBytes = 3 + kBlake3HashLen + 8;
 

@@ -160,7 +160,8 @@ std::string HttpMessage(const Transfer &t, long code) {
 	std::string m = "s5: HTTP " + std::to_string(code) + " from " + t.url;
 	if (!t.error_body.empty()) {
 		std::string b = t.error_body.substr(0, 200);
-		std::replace_if(b.begin(), b.end(), [](char c) { return c < 0x20 || c > 0x7e; }, ' ');
+		std::replace_if(
+		    b.begin(), b.end(), [](char c) { return c < 0x20 || c > 0x7e; }, ' ');
 		m += ": " + b;
 	}
 	return m;
@@ -218,9 +219,9 @@ Outcome Evaluate(Transfer &t, CURLcode code, const S5ClientOptions &opt) {
 			return {Status::Unavailable("s5: upload answer has no cid field"), Retry::Transient};
 		BlobId got;
 		if (!ParseCid(cid_text, &got).ok() || got != t.id)
-			return {Status::Corrupt("s5: node returned CID " + cid_text.substr(0, 100) + ", expected " +
-			                        RawCidText(t.id)),
-			        Retry::Corrupt};
+			return {
+			    Status::Corrupt("s5: node returned CID " + cid_text.substr(0, 100) + ", expected " + RawCidText(t.id)),
+			    Retry::Corrupt};
 		return {};
 	}
 	case Kind::Download: {

@@ -88,8 +88,8 @@ Status EncryptBlobWithKey(std::span<const uint8_t> plaintext, const EncryptionKe
 			uint8_t nonce[24];
 			ChunkNonce(index, nonce);
 			unsigned long long clen = 0;
-			crypto_aead_xchacha20poly1305_ietf_encrypt(ciphertext->data() + out_pos, &clen, block.data(), len,
-			                                           nullptr, 0, nullptr, nonce, key.data());
+			crypto_aead_xchacha20poly1305_ietf_encrypt(ciphertext->data() + out_pos, &clen, block.data(), len, nullptr,
+			                                           0, nullptr, nonce, key.data());
 			out_pos += clen;
 		}
 		sodium_memzero(block.data(), block.size());
@@ -128,8 +128,8 @@ Status DecryptBlob(std::span<const uint8_t> ciphertext, const EncryptedCid &cid,
 			ChunkNonce(index, nonce);
 			unsigned long long mlen = 0;
 			if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data() + offset, &mlen, nullptr,
-			                                               ciphertext.data() + in_pos, len + kEncryptionTagLen,
-			                                               nullptr, 0, nonce, cid.key.data()) != 0 ||
+			                                               ciphertext.data() + in_pos, len + kEncryptionTagLen, nullptr,
+			                                               0, nonce, cid.key.data()) != 0 ||
 			    mlen != len) {
 				sodium_memzero(out.data(), out.size());
 				return Status::Corrupt("encryption: chunk failed authentication");

@@ -24,7 +24,7 @@ using EncryptionKey = std::array<uint8_t, kEncryptionKeyLen>;
 // Everything needed to fetch, check and decrypt an encrypted blob. Whoever holds it can read the blob.
 struct EncryptedCid {
 	uint8_t chunk_size_log2 = kDefaultChunkSizeLog2;
-	BlobId encrypted;   // the ciphertext blob as stored on S5 (its size is derived, not encoded)
+	BlobId encrypted; // the ciphertext blob as stored on S5 (its size is derived, not encoded)
 	EncryptionKey key{};
 	uint32_t padding = 0; // zero bytes appended to the plaintext before encryption
 	BlobId plaintext;     // hash and size of the plaintext, without padding

@@ -31,7 +31,9 @@ enum SegmentKey : uint64_t {
 
 constexpr std::string_view kMagic{kSegmentMagic};
 
-bool ValidMetric(uint64_t m) { return m >= 1 && m <= 3; }
+bool ValidMetric(uint64_t m) {
+	return m >= 1 && m <= 3;
+}
 
 uint32_t LoadU32Le(const uint8_t *p) {
 	uint32_t v;
@@ -49,7 +51,9 @@ uint64_t LoadU64Le(const uint8_t *p) {
 	return v;
 }
 
-float LoadF32Le(const uint8_t *p) { return std::bit_cast<float>(LoadU32Le(p)); }
+float LoadF32Le(const uint8_t *p) {
+	return std::bit_cast<float>(LoadU32Le(p));
+}
 
 // Byte sizes of the two arrays, with overflow and limit checks.
 Status PayloadSizes(const SegmentHeader &h, const SegmentLimits &limits, uint64_t *vec_bytes, uint64_t *id_bytes) {
@@ -113,7 +117,7 @@ public:
 		S5V_RETURN_IF_ERROR(Read(&t));
 		if (t.type != type)
 			return Status::Corrupt(type == CborTokenType::ByteString ? "segment: expected a byte string"
-			                                                          : "segment: expected a text string");
+			                                                         : "segment: expected a text string");
 		if (t.header_size != CborHeaderSize(t.bytes.size()))
 			return Status::Corrupt("segment: non-canonical string length");
 		*bytes = t.bytes;
@@ -149,7 +153,9 @@ float SegmentView::Component(uint64_t row, uint32_t dim) const noexcept {
 	return LoadF32Le(vectors_le.data() + (row * header.dims + dim) * 4);
 }
 
-uint64_t SegmentView::RowId(uint64_t row) const noexcept { return LoadU64Le(row_ids_le.data() + row * 8); }
+uint64_t SegmentView::RowId(uint64_t row) const noexcept {
+	return LoadU64Le(row_ids_le.data() + row * 8);
+}
 
 void SegmentView::CopyVectors(std::span<float> out) const noexcept {
 	const size_t n = std::min(out.size(), vectors_le.size() / 4);

@@ -63,7 +63,6 @@ struct SegmentView {
 
 // Checks that a decoded segment is the one the caller asked for (index, list, segment number, shape).
 [[nodiscard]] Status CheckSegmentIdentity(const SegmentHeader &found, const std::array<uint8_t, 16> &index_id,
-                                          uint32_t list_no, uint32_t segment_no, uint32_t dims,
-                                          SegmentMetric metric);
+                                          uint32_t list_no, uint32_t segment_no, uint32_t dims, SegmentMetric metric);
 
 } // namespace s5v::s5
