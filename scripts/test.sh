@@ -8,6 +8,11 @@ JOBS=$(nproc)
 
 bash "$ROOT/scripts/install-deps.sh"
 
+echo "=== clang-format (.clang-format at the top of the tree) ==="
+mapfile -t sources < <(cd "$ROOT" && find src test/unit test/fuzz bench/micro tools -name '*.cpp' -o -name '*.h' | sort)
+(cd "$ROOT" && clang-format --dry-run --Werror "${sources[@]}")
+echo "${#sources[@]} files formatted as .clang-format says"
+
 echo "=== core unit tests (AddressSanitizer + UndefinedBehaviorSanitizer) ==="
 cmake -S "$ROOT" -B "$ROOT/build/sanitize" -DS5V_SANITIZE=ON -DS5V_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$ROOT/build/sanitize" -j"$JOBS"
