@@ -46,7 +46,7 @@ struct ScanOpaqueData {
 	bool done;
 	bool sweep; // no usable query: return every matching row
 	BlockNumber sweep_blk;
-	ItemPointerData *sweep_tids;
+	struct ScoredTid *page_items; // one page's live elements (sweep, exact pass)
 	int sweep_count;
 	int sweep_pos;
 	// Exhaustive pass: once the graph search has nothing more, every live matching element not yet returned,
@@ -63,36 +63,47 @@ struct ScoredTid {
 	ItemPointerData tid;
 };
 
+// The live elements of block `blk` that match the age filter, into `out` (room for MaxOffsetNumber); with
+// `score`, each with its distance to the query. Returns how many (plain code: may ereport).
+int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool score, ScoredTid *out) {
+	Relation index = scan->indexRelation;
+	int n = 0;
+	Buffer buf = ReadBuffer(index, blk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buf);
+	if (!PageIsNew(page))
+		CheckPage(index, page, blk);
+	if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+			S5vElementTuple etup = GetElement(index, page, blk, off, so->info.dimensions);
+			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) || !so->filter.Matches(etup->age, etup->flags))
+				continue;
+			out[n].distance =
+			    score ? s5v::IndexDistance(so->info.metric, so->query, etup->x, so->info.dimensions) : 0.0f;
+			out[n].tid = etup->heaptid;
+			n++;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
 // Every live element matching the age filter, with its distance to the query (plain code: may ereport).
 void CollectAll(IndexScanDesc scan, ScanOpaque so, ScoredTid **out, int64 *count) {
-	Relation index = scan->indexRelation;
 	int64 cap = 1024, n = 0;
 	ScoredTid *items = (ScoredTid *)MemoryContextAllocHuge(so->cxt, sizeof(ScoredTid) * cap);
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(scan->indexRelation);
 	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
 		CHECK_FOR_INTERRUPTS();
-		Buffer buf = ReadBuffer(index, blk);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		Page page = BufferGetPage(buf);
-		if (!PageIsNew(page))
-			CheckPage(index, page, blk);
-		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				S5vElementTuple etup = GetElement(index, page, blk, off, so->info.dimensions);
-				if (etup == nullptr || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)) ||
-				    !so->filter.Matches(etup->age, etup->flags))
-					continue;
-				if (n == cap) {
-					cap *= 2;
-					items = (ScoredTid *)repalloc_huge(items, sizeof(ScoredTid) * cap);
-				}
-				items[n].distance = s5v::IndexDistance(so->info.metric, so->query, etup->x, so->info.dimensions);
-				items[n].tid = etup->heaptid;
-				n++;
-			}
+		int got = ReadLiveElements(scan, so, blk, true, so->page_items);
+		if (n + got > cap) {
+			while (n + got > cap)
+				cap *= 2;
+			items = (ScoredTid *)repalloc_huge(items, sizeof(ScoredTid) * cap);
 		}
-		UnlockReleaseBuffer(buf);
+		memcpy(items + n, so->page_items, sizeof(ScoredTid) * got);
+		n += got;
 	}
 	*out = items;
 	*count = n;
@@ -108,30 +119,13 @@ uint64 TidKey(const ItemPointerData &t) {
 	return ((uint64)ItemPointerGetBlockNumber(&t) << 16) | ItemPointerGetOffsetNumber(&t);
 }
 
-// Next page of the sweep: copy its live, matching heap TIDs. Returns false at the end of the index.
+// Next page of the sweep: its live, matching heap TIDs. Returns false at the end of the index.
 bool SweepNextPage(IndexScanDesc scan, ScanOpaque so) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(scan->indexRelation);
+	so->sweep_count = 0;
+	so->sweep_pos = 0;
 	while (so->sweep_blk < nblocks) {
-		BlockNumber blk = so->sweep_blk++;
-		Buffer buf = ReadBuffer(scan->indexRelation, blk);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		Page page = BufferGetPage(buf);
-		so->sweep_count = 0;
-		so->sweep_pos = 0;
-		if (!PageIsNew(page))
-			CheckPage(scan->indexRelation, page, blk);
-		if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				S5vElementTuple etup = GetElement(scan->indexRelation, page, blk, off, so->info.dimensions);
-				if (etup == nullptr || (etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)))
-					continue;
-				if (!so->filter.Matches(etup->age, etup->flags))
-					continue;
-				so->sweep_tids[so->sweep_count++] = etup->heaptid;
-			}
-		}
-		UnlockReleaseBuffer(buf);
+		so->sweep_count = ReadLiveElements(scan, so, so->sweep_blk++, false, so->page_items);
 		if (so->sweep_count > 0)
 			return true;
 	}
@@ -206,7 +200,7 @@ IndexScanDesc BeginScan(Relation index, int nkeys, int norderbys) {
 	cb->arg = so;
 	MemoryContextRegisterResetCallback(so->cxt, cb);
 	so->query = (float *)MemoryContextAlloc(so->cxt, sizeof(float) * so->info.dimensions);
-	so->sweep_tids = (ItemPointerData *)MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * MaxOffsetNumber);
+	so->page_items = (ScoredTid *)MemoryContextAlloc(so->cxt, sizeof(ScoredTid) * MaxOffsetNumber);
 	scan->opaque = so;
 	return scan;
 }
@@ -269,7 +263,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 				return false;
 			}
 		}
-		scan->xs_heaptid = so->sweep_tids[so->sweep_pos++];
+		scan->xs_heaptid = so->page_items[so->sweep_pos++].tid;
 		scan->xs_recheck = false;
 		scan->xs_recheckorderby = false;
 		return true;

@@ -33,7 +33,7 @@ void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy 
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
 			S5vElementTuple etup = GetElement(index, page, blk, off, info.dimensions);
-			if (etup == nullptr || (etup->flags & S5V_ELEMENT_UNLINKED))
+			if (etup == nullptr)
 				continue;
 			if (n == cap) {
 				cap *= 2;

@@ -26,7 +26,6 @@ extern "C" {
 // Element flags.
 #define S5V_ELEMENT_DELETED 0x01  /* heap tuple gone; kept in the graph until its neighbours are repaired */
 #define S5V_ELEMENT_AGE_NULL 0x02 /* the age column was NULL: never matches an age predicate */
-#define S5V_ELEMENT_UNLINKED 0x04 /* neighbours repaired; slot free for reuse */
 
 // Limits. The element tuple (header + vector) and the neighbour tuple must each fit on a page.
 #define S5V_MAX_DIM 2000

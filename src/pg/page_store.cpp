@@ -75,8 +75,7 @@ void ComputeDistances(Relation index, s5v::Metric metric, uint32 dim, const AgeF
 		refs[i].flags = etup->flags;
 		refs[i].age = etup->age;
 		if (pass)
-			pass[i] = !(etup->flags & (S5V_ELEMENT_DELETED | S5V_ELEMENT_UNLINKED)) &&
-			          filter->Matches(etup->age, etup->flags);
+			pass[i] = !(etup->flags & S5V_ELEMENT_DELETED) && filter->Matches(etup->age, etup->flags);
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
