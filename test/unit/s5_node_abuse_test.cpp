@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -231,8 +232,13 @@ size_t StoredBlobs(const std::string &store) {
 
 class s5_node_abuse : public ::testing::Test {
 protected:
-	void Start(const std::vector<std::string> &flags = {}) {
-		ASSERT_TRUE(node_.Start(S5V_NODE_PATH, store_.path(), flags)) << "cannot start the node";
+	// Starts the node with space-separated flags.
+	void Start(const std::string &flags = "") {
+		std::vector<std::string> args;
+		std::istringstream in(flags);
+		for (std::string a; in >> a;)
+			args.push_back(a);
+		ASSERT_TRUE(node_.Start(S5V_NODE_PATH, store_.path(), args)) << "cannot start the node";
 		port_ = node_.port();
 	}
 	// Stores bytes through a plain upload and returns their CID text.
@@ -250,7 +256,7 @@ protected:
 
 // Finding 10: thousands of ranges in one request built a multipart answer of hundreds of MB.
 TEST_F(s5_node_abuse, ManyRangesAreRefusedCheaply) {
-	Start();
+	ASSERT_NO_FATAL_FAILURE(Start());
 	const std::string blob = RandomString(300000, 1);
 	const std::string cid = Put(blob);
 	long before = PeakRssKiB(node_.pid());
@@ -280,7 +286,7 @@ TEST_F(s5_node_abuse, ManyRangesAreRefusedCheaply) {
 
 // Finding 13: Content-Range echoed an out-of-range end; 416 carried "bytes 300000-299999/300000".
 TEST_F(s5_node_abuse, ContentRangeIsClampedAndUnsatisfiableSaysStar) {
-	Start();
+	ASSERT_NO_FATAL_FAILURE(Start());
 	const std::string blob = RandomString(300000, 2);
 	const std::string cid = Put(blob);
 
@@ -317,7 +323,7 @@ TEST_F(s5_node_abuse, ContentRangeIsClampedAndUnsatisfiableSaysStar) {
 
 // Finding 11: a chunked upload bypassed --max-blob-size; a declared length over it was read before the 413.
 TEST_F(s5_node_abuse, UploadLimitHoldsForEveryFraming) {
-	Start({"--max-blob-size", "1000"});
+	ASSERT_NO_FATAL_FAILURE(Start("--max-blob-size 1000"));
 	const std::string chunked_head = "POST /s5/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
 	                                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
 	// Chunked, over the limit: 413, nothing stored.
@@ -365,9 +371,65 @@ TEST_F(s5_node_abuse, UploadLimitHoldsForEveryFraming) {
 	EXPECT_EQ(StoredBlobs(store_.path()), 1u);
 }
 
+// The same limits behind "Expect: 100-continue" (curl sends it for large bodies): refused before the body
+// is sent, or a 100 and then the normal answer; and a kept-alive connection carries pipelined requests.
+TEST_F(s5_node_abuse, ExpectContinueAndKeepAlive) {
+	ASSERT_NO_FATAL_FAILURE(Start("--max-blob-size 1000"));
+	{
+		Conn c(port_);
+		ASSERT_TRUE(c.Send("POST /s5/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+		                   "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n"));
+		Reply r = c.Read(3000);
+		EXPECT_EQ(r.status, 413) << r.head;
+		EXPECT_LT(r.seconds, 2.0);
+	}
+	{
+		const std::string blob = RandomString(800, 8);
+		Conn c(port_);
+		ASSERT_TRUE(c.Send("POST /s5/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+		                   "Content-Length: 800\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"));
+		Reply r = c.Read(3000, 25); // "HTTP/1.1 100 Continue\r\n\r\n"
+		EXPECT_EQ(r.status, 100) << r.head;
+		ASSERT_TRUE(c.Send(blob));
+		r = c.Read(3000);
+		EXPECT_EQ(r.status, 200) << r.head;
+		EXPECT_EQ(r.body, "{\"cid\":\"" + CidOf(blob) + "\"}");
+	}
+	// Three requests in one write on one connection: three answers, in order, and the connection stays.
+	Conn c(port_);
+	const std::string get = "GET /s5/version HTTP/1.1\r\nHost: x\r\n\r\n";
+	const std::string small = RandomString(10, 9);
+	ASSERT_TRUE(c.Send(get + "POST /s5/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n" + small + get));
+	Reply a = c.Read(3000), b = c.Read(3000), d = c.Read(3000);
+	EXPECT_EQ(a.status, 200);
+	EXPECT_NE(a.body.find("s5vector-node"), std::string::npos);
+	EXPECT_EQ(b.status, 200);
+	EXPECT_EQ(b.body, "{\"cid\":\"" + CidOf(small) + "\"}");
+	EXPECT_EQ(d.status, 200);
+	EXPECT_FALSE(d.closed);
+	EXPECT_TRUE(c.Silent());
+}
+
+// Request lines and headers are capped in bytes (64 KiB) however they arrive: no line is buffered whole.
+TEST_F(s5_node_abuse, OversizedHeadersAreCut) {
+	ASSERT_NO_FATAL_FAILURE(Start());
+	long before = PeakRssKiB(node_.pid());
+	for (const std::string &start : {std::string("GET /"), std::string("GET / HTTP/1.1\r\nX-Long: ")}) {
+		Conn c(port_);
+		std::string junk(1 << 20, 'a');
+		c.Send(start + junk); // may fail midway once the node closes
+		Reply r = c.Read(3000);
+		EXPECT_EQ(r.status, 431) << r.head;
+		EXPECT_TRUE(r.closed || c.ClosedWithin(2000));
+	}
+	long after = PeakRssKiB(node_.pid());
+	EXPECT_LT(after - before, 20 * 1024);
+	EXPECT_EQ(Exchange(port_, Get("/s5/version")).status, 200);
+}
+
 // Finding 12: 40 slow connections (a byte at a time, headers never finished) starved every other client.
 TEST_F(s5_node_abuse, SlowConnectionsDoNotStarveNormalRequests) {
-	Start(); // default limits
+	ASSERT_NO_FATAL_FAILURE(Start()); // default limits
 	std::vector<std::unique_ptr<Conn>> slow;
 	for (int i = 0; i < 40; i++) {
 		slow.push_back(std::make_unique<Conn>(port_));
@@ -399,7 +461,7 @@ TEST_F(s5_node_abuse, SlowConnectionsDoNotStarveNormalRequests) {
 
 // Finding 12: deadlines for headers and bodies, and a silence limit per read.
 TEST_F(s5_node_abuse, HeaderAndBodyDeadlines) {
-	Start({"--header-timeout-ms", "1000", "--body-timeout-ms", "1000", "--idle-timeout-ms", "600"});
+	ASSERT_NO_FATAL_FAILURE(Start("--header-timeout-ms 1000 --body-timeout-ms 1000 --idle-timeout-ms 600"));
 	auto trickle = [](Conn &c, const std::string &s, std::atomic<bool> &stop) {
 		for (size_t i = 0; i < s.size() && !stop; i++) {
 			if (!c.Send(std::string(1, s[i])))
@@ -458,7 +520,7 @@ TEST_F(s5_node_abuse, HeaderAndBodyDeadlines) {
 
 // Finding 12: a connection limit; connections past it get a quick 503, and slots come back when clients leave.
 TEST_F(s5_node_abuse, ConnectionLimit) {
-	Start({"--max-connections", "4", "--header-timeout-ms", "20000"});
+	ASSERT_NO_FATAL_FAILURE(Start("--max-connections 4 --header-timeout-ms 20000"));
 	std::vector<std::unique_ptr<Conn>> held;
 	for (int i = 0; i < 4; i++)
 		held.push_back(std::make_unique<Conn>(port_));
@@ -479,7 +541,7 @@ TEST_F(s5_node_abuse, ConnectionLimit) {
 
 // Finding 13: every presented token must match; a second cookie (or header) is not ignored.
 TEST_F(s5_node_abuse, AuthTokenRules) {
-	Start({"--auth-token", "secret"});
+	ASSERT_NO_FATAL_FAILURE(Start("--auth-token secret"));
 	auto status = [&](const std::string &extra, const std::string &path = "/s5/version") {
 		return Exchange(port_, Get(path, extra)).status;
 	};
@@ -507,7 +569,7 @@ TEST_F(s5_node_abuse, AuthTokenRules) {
 
 // Finding 13: a form content type got 413 above 8 KB; other types are now a clear 415.
 TEST_F(s5_node_abuse, UploadContentTypes) {
-	Start();
+	ASSERT_NO_FATAL_FAILURE(Start());
 	const std::string blob = RandomString(20000, 5);
 	Reply r = Exchange(port_, Upload(blob, "Content-Type: application/x-www-form-urlencoded\r\n"));
 	EXPECT_EQ(r.status, 415) << r.head;

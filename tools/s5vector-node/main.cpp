@@ -40,7 +40,7 @@ struct Options {
 	double corrupt_rate = 0;
 	uint64_t seed = 1;
 	uint64_t max_blob_size = uint64_t{1} << 30;
-	size_t max_connections = 128;
+	size_t max_connections = 256;
 	long header_timeout_ms = 10000;
 	long body_timeout_ms = 300000;
 	long idle_timeout_ms = 10000;
@@ -54,7 +54,7 @@ void Usage() {
 	             "       [--max-blob-size BYTES] [--max-connections N] [--header-timeout-ms N]\n"
 	             "       [--body-timeout-ms N] [--idle-timeout-ms N] [--keep-alive-timeout-ms N]\n"
 	             "PORT 0 picks a free port; the chosen address is printed on stdout.\n"
-	             "Limits (defaults): --max-blob-size 1 GiB per upload; --max-connections 128 served at once (more\n"
+	             "Limits (defaults): --max-blob-size 1 GiB per upload; --max-connections 256 served at once (more\n"
 	             "get 503; --threads is an older name for it); --header-timeout-ms 10000 for a request line and\n"
 	             "headers; --body-timeout-ms 300000 for a body; --idle-timeout-ms 10000 of silence within a read\n"
 	             "or a write; --keep-alive-timeout-ms 5000 between requests on a connection.\n"
