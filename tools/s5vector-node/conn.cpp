@@ -128,14 +128,16 @@ void Connection::Fail(int status, const char *reason) {
 
 bool Connection::Fill() {
 	buf_off_ = buf_len_ = 0;
-	auto deadline = std::min(deadline_, Clock::now() + std::chrono::milliseconds(limits_.idle_timeout_ms));
-	if (!WaitFor(POLLIN, deadline)) {
+	const auto idle_deadline = Clock::now() + std::chrono::milliseconds(limits_.idle_timeout_ms);
+	if (!WaitFor(POLLIN, std::min(deadline_, idle_deadline))) {
 		if (g_stopping)
 			failed_ = true;
+		else if (idle_deadline < deadline_)
+			Fail(408, "client silent for longer than --idle-timeout-ms");
 		else if (phase_ == Phase::Headers)
-			Fail(408, "request headers not received in time (--header-timeout-ms, --idle-timeout-ms)");
+			Fail(408, "request headers not complete within --header-timeout-ms");
 		else
-			Fail(408, "request body not received in time (--body-timeout-ms, --idle-timeout-ms)");
+			Fail(408, "request body not complete within --body-timeout-ms");
 		return false;
 	}
 	ssize_t n;

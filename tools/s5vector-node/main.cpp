@@ -418,6 +418,7 @@ int main(int argc, char **argv) {
 	svr.new_task_queue = [max_connections] { return new s5v::node::ConnectionPool(max_connections); };
 	// A second fence behind our own checks (which answer first, and count chunked bodies too).
 	svr.set_payload_max_length(UploadWireLimit(opt.max_blob_size));
+	svr.set_keep_alive_max_count(limits.keep_alive_max_requests); // the Keep-Alive header; conn.cpp enforces it
 	svr.set_keep_alive_timeout(std::max<long>(1, (opt.keep_alive_timeout_ms + 999) / 1000)); // the header only
 	svr.set_tcp_nodelay(true); // small answers (upload JSON) must not wait for a delayed ACK
 
