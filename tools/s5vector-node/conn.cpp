@@ -82,6 +82,8 @@ void Connection::BeginRequest() {
 	consumed_ = 0;
 	phase_limit_ = limits_.max_header_bytes;
 	answer_started_ = false;
+	bad_line_end_ = false;
+	prev_ = 0;
 }
 
 void Connection::BeginBody(uint64_t body_limit) {
@@ -170,6 +172,14 @@ ssize_t Connection::read(char *ptr, size_t size) {
 	}
 	size_t n = std::min({size, buf_len_ - buf_off_, static_cast<size_t>(phase_limit_ - consumed_)});
 	std::memcpy(ptr, buf_.data() + buf_off_, n);
+	if (phase_ == Phase::Headers) {
+		for (size_t i = 0; i < n; i++) {
+			const char c = ptr[i];
+			if ((c == '\n' && prev_ != '\r') || (prev_ == '\r' && c != '\n') || c == '\0')
+				bad_line_end_ = true;
+			prev_ = c;
+		}
+	}
 	buf_off_ += n;
 	consumed_ += n;
 	return static_cast<ssize_t>(n);

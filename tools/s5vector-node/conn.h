@@ -51,6 +51,9 @@ public:
 	// The answer must end the connection (a body is left unread, or the client misbehaved).
 	void CloseAfterAnswer() { close_after_ = true; }
 	bool close_after() const { return close_after_; }
+	// The request line and headers used CRLF line ends only (no bare LF, which httplib silently skips as a
+	// line, nor a bare CR): anything else is refused, since a proxy may read such a request differently.
+	bool header_lines_clean() const { return !bad_line_end_; }
 	// BeginBody was called for this request (our checks ran and passed).
 	bool body_started() const { return phase_ == Phase::Body; }
 	// The connection is unusable: a deadline or a cap was hit (and answered), the peer left, or we stop.
@@ -85,6 +88,8 @@ private:
 	uint64_t consumed_ = 0; // bytes handed to httplib in the current phase
 	uint64_t phase_limit_ = 0;
 	bool answer_started_ = false;
+	bool bad_line_end_ = false;
+	char prev_ = 0; // last header byte handed out
 	bool close_after_ = false;
 	bool failed_ = false;
 	std::vector<char> buf_;

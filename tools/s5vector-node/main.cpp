@@ -251,7 +251,28 @@ uint64_t UploadWireLimit(uint64_t max_blob) {
 }
 
 // 0 when the request may proceed; otherwise the answer is in res and the status is returned.
-int Screen(const httplib::Request &req, httplib::Response &res, const Options &opt, const TokenCheck &token) {
+// RFC 9110 token characters: what a header name may contain (no spaces before the colon, no folding).
+bool IsToken(const std::string &s) {
+	static const std::string_view kExtra = "!#$%&'*+-.^_`|~";
+	return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+		return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		       kExtra.find(c) != std::string_view::npos;
+	});
+}
+
+int Screen(const httplib::Request &req, httplib::Response &res, const Options &opt, const TokenCheck &token,
+           const s5v::node::Connection &conn) {
+	// Syntax a proxy in front may read differently from httplib: bare LF or CR line ends, odd header names.
+	if (!conn.header_lines_clean()) {
+		Text(res, 400, "request line and headers must end lines with CRLF");
+		return res.status;
+	}
+	for (const auto &h : req.headers) {
+		if (!IsToken(h.first)) {
+			Text(res, 400, "malformed header name");
+			return res.status;
+		}
+	}
 	// Framing: one Transfer-Encoding (chunked only) or Content-Lengths that agree, never both.
 	const size_t te_count = req.get_header_value_count("Transfer-Encoding");
 	const size_t cl_count = req.get_header_value_count("Content-Length");
@@ -316,6 +337,10 @@ int Screen(const httplib::Request &req, httplib::Response &res, const Options &o
 	const std::string type = req.get_header_value("Content-Type");
 	std::string_view base = Trim(std::string_view(type).substr(0, type.find(';')));
 	const bool multipart = IEquals(base, "multipart/form-data");
+	if (multipart && !req.is_multipart_form_data()) { // httplib's test is case-sensitive: it must agree
+		Text(res, 415, "write the content type multipart/form-data in lower case");
+		return res.status;
+	}
 	if (!base.empty() && !IEquals(base, "application/octet-stream") && !multipart) {
 		Text(res, 415, "upload content type must be application/octet-stream or multipart/form-data");
 		return res.status;
@@ -426,7 +451,7 @@ int main(int argc, char **argv) {
 	// the body come (bounded in bytes and time by the connection).
 	auto screen = [&](const httplib::Request &req, httplib::Response &res) {
 		s5v::node::Connection *conn = s5v::node::CurrentConnection();
-		int status = Screen(req, res, opt, token);
+		int status = Screen(req, res, opt, token, *conn);
 		if (status != 0) {
 			if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
 				conn->CloseAfterAnswer(); // the body stays unread
