@@ -122,7 +122,7 @@ bool ParseArgs(int argc, char **argv, Options *o) {
 			o->seed = n;
 		} else if (a == "--max-blob-size" && ParseUnsigned(v, &n) && n > 0 && n <= (uint64_t{1} << 40)) {
 			o->max_blob_size = n;
-		} else if ((a == "--max-connections" || a == "--threads") && ParseUnsigned(v, &n) && n > 0 && n <= 4096) {
+		} else if ((a == "--max-connections" || a == "--threads") && ParseUnsigned(v, &n) && n > 0 && n <= 500) {
 			o->max_connections = static_cast<size_t>(n);
 		} else if (a == "--header-timeout-ms" && ParseMillis(v, &o->header_timeout_ms)) {
 		} else if (a == "--body-timeout-ms" && ParseMillis(v, &o->body_timeout_ms)) {
