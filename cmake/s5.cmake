@@ -38,12 +38,13 @@ add_executable(s5vector-node ${S5V_NODE_SRCS})
 target_link_libraries(s5vector-node PRIVATE s5v_core PkgConfig::S5_HTTPLIB Threads::Threads)
 
 # Tests and the benchmark that spawn the node find it through S5V_NODE_PATH.
-set(S5V_NODE_USERS ${CMAKE_SOURCE_DIR}/test/unit/s5_client_node_test.cpp ${CMAKE_SOURCE_DIR}/bench/micro/s5_bench.cpp)
+set(S5V_NODE_USERS ${CMAKE_SOURCE_DIR}/test/unit/s5_client_node_test.cpp ${CMAKE_SOURCE_DIR}/test/unit/s5_node_abuse_test.cpp
+  ${CMAKE_SOURCE_DIR}/bench/micro/s5_bench.cpp)
 set_source_files_properties(${S5V_NODE_USERS} PROPERTIES COMPILE_DEFINITIONS "S5V_NODE_PATH=\"$<TARGET_FILE:s5vector-node>\"")
 
 # The test and bench targets are created after this file: add their dependency on the node at the end.
 function(s5v_add_node_dependencies)
-  foreach(t s5_client_node_test s5_bench)
+  foreach(t s5_client_node_test s5_node_abuse_test s5_bench)
     if(TARGET ${t})
       add_dependencies(${t} s5vector-node)
     endif()

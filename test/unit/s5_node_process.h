@@ -91,6 +91,7 @@ public:
 	}
 
 	int port() const { return port_; }
+	pid_t pid() const { return pid_; }
 	std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
 private:

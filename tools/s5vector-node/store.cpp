@@ -48,43 +48,74 @@ std::string BlobStore::PathOf(const s5::BlobId &id) const {
 	return dir_ + "/blobs/" + s5::HexEncode(id.hash);
 }
 
-s5v::Status BlobStore::Put(const std::string &bytes, s5::BlobId *id) {
-	*id = s5::BlobIdOf({reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()});
-	const std::string final_path = PathOf(*id);
-	if (Has(*id))
-		return s5v::Status::Ok();
-	std::string tmp;
+s5v::Status BlobWriter::Append(const char *data, size_t n) {
+	if (fd_ < 0)
+		return s5v::Status::Unavailable("write to a closed upload");
+	hasher_.Update({reinterpret_cast<const uint8_t *>(data), n});
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = ::write(fd_, data + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return Errno("write " + tmp_);
+		done += static_cast<size_t>(w);
+	}
+	size_ += n;
+	return s5v::Status::Ok();
+}
+
+void BlobWriter::Abort() {
+	if (fd_ >= 0) {
+		::close(fd_);
+		::unlink(tmp_.c_str());
+	}
+	fd_ = -1;
+}
+
+s5v::Status BlobStore::Begin(BlobWriter *w) {
+	w->Abort();
 	{
 		std::lock_guard<std::mutex> lock(tmp_mutex_);
-		tmp = dir_ + "/tmp/" + std::to_string(::getpid()) + "-" + std::to_string(tmp_counter_++);
+		w->tmp_ = dir_ + "/tmp/" + std::to_string(::getpid()) + "-" + std::to_string(tmp_counter_++);
 	}
-	int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return Errno("create " + tmp);
-	size_t done = 0;
-	while (done < bytes.size()) {
-		ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			s5v::Status st = Errno("write " + tmp);
-			::close(fd);
-			::unlink(tmp.c_str());
-			return st;
-		}
-		done += static_cast<size_t>(n);
+	w->fd_ = ::open(w->tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (w->fd_ < 0)
+		return Errno("create " + w->tmp_);
+	w->hasher_.Reset();
+	w->size_ = 0;
+	return s5v::Status::Ok();
+}
+
+s5v::Status BlobStore::Commit(BlobWriter *w, s5::BlobId *id) {
+	if (w->fd_ < 0)
+		return s5v::Status::Unavailable("commit of a closed upload");
+	id->hash = w->hasher_.Finalize();
+	id->size = w->size_;
+	if (Has(*id)) {
+		w->Abort();
+		return s5v::Status::Ok();
 	}
+	int fd = w->fd_;
+	w->fd_ = -1;
 	if (::fsync(fd) != 0 || ::close(fd) != 0) {
-		s5v::Status st = Errno("fsync " + tmp);
-		::unlink(tmp.c_str());
+		s5v::Status st = Errno("fsync " + w->tmp_);
+		::unlink(w->tmp_.c_str());
 		return st;
 	}
-	if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-		s5v::Status st = Errno("rename " + tmp);
-		::unlink(tmp.c_str());
+	if (::rename(w->tmp_.c_str(), PathOf(*id).c_str()) != 0) {
+		s5v::Status st = Errno("rename " + w->tmp_);
+		::unlink(w->tmp_.c_str());
 		return st;
 	}
 	return FsyncPath(dir_ + "/blobs", O_RDONLY | O_DIRECTORY);
+}
+
+s5v::Status BlobStore::Put(const std::string &bytes, s5::BlobId *id) {
+	BlobWriter w;
+	S5V_RETURN_IF_ERROR(Begin(&w));
+	S5V_RETURN_IF_ERROR(w.Append(bytes.data(), bytes.size()));
+	return Commit(&w, id);
 }
 
 bool BlobStore::Has(const s5::BlobId &id) const {
@@ -92,7 +123,7 @@ bool BlobStore::Has(const s5::BlobId &id) const {
 	return ::stat(PathOf(id).c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == id.size;
 }
 
-s5v::Status BlobStore::Get(const s5::BlobId &id, std::string *bytes) const {
+s5v::Status BlobStore::OpenBlob(const s5::BlobId &id, int *fd_out) const {
 	const std::string path = PathOf(id);
 	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -102,19 +133,7 @@ s5v::Status BlobStore::Get(const s5::BlobId &id, std::string *bytes) const {
 		::close(fd);
 		return s5v::Status::NotFound("no blob with this size");
 	}
-	bytes->resize(static_cast<size_t>(st.st_size));
-	size_t done = 0;
-	while (done < bytes->size()) {
-		ssize_t n = ::read(fd, bytes->data() + done, bytes->size() - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			::close(fd);
-			return Errno("read " + path);
-		}
-		done += static_cast<size_t>(n);
-	}
-	::close(fd);
+	*fd_out = fd;
 	return s5v::Status::Ok();
 }
 
