@@ -110,8 +110,11 @@ my %MF = (
 	entry_blkno => [ 68, 'V' ],
 	entry_offno => [ 72, 'v' ],
 	entry_level => [ 74, 'v' ],
-	insert_page => [ 76, 'V' ],
-	hot_elements => [ 96, 'q<' ],);
+	insert_page => [ 76, 'V' ],);
+# Format version 2 moved the counters (hot_elements at contents offset 64 instead of 72); the fields above did
+# not move.
+my $format = unpack('V', substr($image, 28, 4));
+$MF{hot_elements} = [ $format >= 2 ? 24 + 64 : 24 + 72, 'q<' ];
 my %meta = map { $_ => unpack($MF{$_}[1], substr($image, $MF{$_}[0], 8)) } keys %MF;
 
 # Every line pointer and tuple of the data pages.
@@ -152,11 +155,11 @@ my @elements = sort { $a->{blk} <=> $b->{blk} || $a->{off} <=> $b->{off} } grep 
 
 # The layout is what index.h says, or the offsets below are wrong: stop here.
 my $layout_ok = ok(
-	$meta{magic} == 0x53355643 && $meta{version} == 1 && $meta{dimensions} == $DIM && $meta{m} == 4
+	$meta{magic} == 0x53355643 && ($meta{version} == 1 || $meta{version} == 2) && $meta{dimensions} == $DIM && $meta{m} == 4
 	  && $meta{ef_construction} == 16 && $meta{hot_elements} == $ROWS && $meta{entry_blkno} >= 1
 	  && $meta{entry_blkno} < $nblocks && $meta{insert_page} >= 1 && $meta{insert_page} < $nblocks
 	  && @elements == $ROWS && !grep({ !defined $_->{id} } @elements),
-	"pristine index parsed: $nblocks blocks, " . scalar(@elements) . " elements, heap $heap_nblocks blocks");
+	"pristine index (format $format) parsed: $nblocks blocks, " . scalar(@elements) . " elements, heap $heap_nblocks blocks");
 BAIL_OUT('index layout differs from src/pg/index.h: update the harness') unless $layout_ok && $nblocks >= 4;
 
 sub item { my ($blk, $off) = @_; return $items{"$blk/$off"} // die "no item $blk/$off"; }
