@@ -110,6 +110,8 @@ my %MF = (
 	entry_blkno => [ 68, 'V' ],
 	entry_offno => [ 72, 'v' ],
 	entry_level => [ 74, 'v' ],
+	lists => [ 44, 'l<' ],
+	hot_window_infinite => [ 64, 'C' ],
 	insert_page => [ 76, 'V' ],);
 # Format version 2 moved the counters (hot_elements at contents offset 64 instead of 72); the fields above did
 # not move.
@@ -229,13 +231,16 @@ add_case('meta_entry_off_beyond', $mid, meta_w('entry_offno', $page{ $entry->{bl
 add_case('meta_entry_off_0', $mid, meta_w('entry_offno', 0));
 add_case('meta_entry_to_nbr', $mid, meta_w('entry_blkno', $entry->{nb_blk}), meta_w('entry_offno', $entry->{nb_off}));
 add_case('meta_entry_level_1000', $mid, meta_w('entry_level', 1000));
+add_case('meta_entry_level_neg', $mid, meta_w('entry_level', 0xffff)); # -1
+add_case('meta_lists_neg', $mid, meta_w('lists', -1));
+add_case('meta_hot_window_infinite_7', $mid, meta_w('hot_window_infinite', 7));
 add_case('meta_insert_page_0', $mid, meta_w('insert_page', 0));
 add_case('meta_insert_page_beyond', $mid, meta_w('insert_page', $beyond));
 add_case('meta_insert_page_ffffffff', $mid, meta_w('insert_page', 0xffffffff));
 add_case('meta_pd_special', $mid, hdr_w(0, 16, 'v', 8000));
 add_case('meta_page_type_hot', $mid, hdr_w(0, $BLCKSZ - 4, 'v', 2));
 
-# Element tuples (type 0, version 1, level 2, flags 3, heaptid 4, neighbortid 10).
+# Element tuples (type 0, version 1, level 2, flags 3, heaptid 4, neighbortid 10, age 16, vector 24).
 add_case('el_type_9', $mid, el_w($mid, 0, pack('C', 9)));
 add_case('el_type_nbr', $mid, el_w($mid, 0, pack('C', 2)));
 add_case('el_version_7', $mid, el_w($mid, 1, pack('C', 7)));
@@ -252,6 +257,9 @@ add_case('el_nbrtid_beyond', $mid, el_w($mid, 10, tid($beyond, 1)));
 add_case('el_nbrtid_meta', $mid, el_w($mid, 10, tid(0, 1)));
 add_case('el_nbrtid_off_beyond', $mid, el_w($mid, 10, tid($mid_blk, $mid_maxoff + 3)));
 add_case('el_nbrtid_element', $mid, el_w($mid, 10, tid($other->{blk}, $other->{off})));
+# A NaN or infinity cannot be stored through the vector type (its input refuses them): on a page it is corruption.
+add_case('el_vector_nan', $mid, el_w($mid, 24, pack('V', 0x7fc00000)));
+add_case('el_vector_inf', $mid, el_w($mid, 24 + 4, pack('V', 0x7f800000)));
 add_case('entry_type_9', $entry, el_w($entry, 0, pack('C', 9)));
 add_case('entry_nbrtid_pnew', $entry, el_w($entry, 10, tid(0xffffffff, 1)));
 
@@ -261,6 +269,7 @@ add_case('nb_version_7', $mid, el_w($mid_nbr, 1, pack('C', 7)));
 add_case('nb_count_0', $mid, el_w($mid_nbr, 2, pack('v', 0)));
 add_case('nb_count_65535', $mid, el_w($mid_nbr, 2, pack('v', 65535)));
 add_case('nb_count_plus1', $mid, el_w($mid_nbr, 2, pack('v', $mid_nbr->{count} + 1)));
+add_case('nb_count_minus1', $mid, el_w($mid_nbr, 2, pack('v', $mid_nbr->{count} - 1)));
 add_case('nb_slot_blk_invalid', $mid, slot_w($mid_nbr, 0, 0xffffffff, 1));
 add_case('nb_slot_blk_beyond', $mid, slot_w($mid_nbr, 0, $beyond, 1));
 add_case('nb_slot_off_beyond', $mid, slot_w($mid_nbr, 0, $mid_blk, $mid_maxoff + 3));
