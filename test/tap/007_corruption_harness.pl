@@ -17,7 +17,7 @@
 # that is neither the right answer (that of the pristine index, which with ef_search = 1000 is the exact answer
 # of a sequential scan) nor a clean corruption error (SQLSTATE XX001 or XX002). A few corruptions a scan cannot
 # tell from a legitimate state (%TOLERATE below) may give wrong scan answers, provided s5vector_verify reports
-# them. Findings per case: /work/briefs/harness-findings.md when this was written; rerun to see today's.
+# them.
 #
 # Before each case the index and heap files (all forks) are restored from a pristine copy.
 # One line per case and statement is printed (note: in the test's log, or with prove -v):
