@@ -30,6 +30,38 @@ namespace s5v::pg {
 
 namespace {
 
+struct ItemSpan {
+	uint16 start;
+	uint16 len;
+	OffsetNumber off;
+};
+
+int CompareItemSpans(const void *a, const void *b) {
+	const ItemSpan *x = (const ItemSpan *)a, *y = (const ItemSpan *)b;
+	return x->start < y->start ? -1 : (x->start > y->start ? 1 : 0);
+}
+
+// VACUUM edits pages through their line pointers: two line pointers that share (alias) or overlap one tuple
+// would make it count an element twice and remove tuples through a stale pointer. Refuse such a page.
+void CheckLinePointers(Relation index, Page page, BlockNumber blk) {
+	ItemSpan spans[MaxOffsetNumber];
+	int n = 0;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && n < MaxOffsetNumber; off++) {
+		ItemId iid = PageGetItemId(page, off);
+		if (ItemIdIsNormal(iid))
+			spans[n++] = {(uint16)ItemIdGetOffset(iid), (uint16)ItemIdGetLength(iid), off};
+	}
+	qsort(spans, n, sizeof(ItemSpan), CompareItemSpans);
+	for (int i = 1; i < n; i++) {
+		if ((uint32)spans[i - 1].start + spans[i - 1].len > spans[i].start)
+			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+			                errmsg("index \"%s\" has line pointers %u and %u on block %u that share a tuple",
+			                       RelationGetRelationName(index), spans[i - 1].off, spans[i].off, blk),
+			                errhint("Please REINDEX it.")));
+	}
+}
+
 // Pass 1: mark elements whose heap row is dead. Collects the ids of every element marked deleted (now or by an
 // earlier VACUUM that did not finish).
 void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *cb_state,
@@ -47,6 +79,7 @@ void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, v
 			continue;
 		}
 		CheckPage(index, page, blk);
+		CheckLinePointers(index, page, blk);
 		// Decide first (on the shared page), then apply in one WAL record with the metapage counters.
 		OffsetNumber dead[MaxOffsetNumber];
 		int ndead = 0;
@@ -96,6 +129,7 @@ typedef bool (*IsDeletedFn)(void *arg, uint64 id);
 void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *arg, BufferAccessStrategy strategy,
                      uint64 **out, int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber known = nblocks; // for checking TIDs (may grow), not the loop bound
 	int64 cap = 1024;
 	*out = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
 	*levels = (int *)palloc_extended(sizeof(int) * cap, MCXT_ALLOC_HUGE);
@@ -117,6 +151,8 @@ void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *a
 				*best_level = etup->level;
 				*best_entry = NodeIdFromTid(blk, off);
 			}
+			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known,
+			                "a neighbour-list TID");
 			Buffer nbuf;
 			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
 			bool broken = false;
@@ -144,9 +180,20 @@ void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *a
 // Remove the tuples at `offs` from page `blk` (one WAL record, with the metapage's pending-deletion counter), and
 // tell the free space map how much room the page now has.
 void RemoveTuples(Relation index, BlockNumber blk, const OffsetNumber *offs, int n, int elements_removed,
-                  BufferAccessStrategy strategy) {
+                  BufferAccessStrategy strategy, bool only_neighbor_tuples) {
 	Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (only_neighbor_tuples) {
+		// A neighbour tuple on another page than its element: the TID came from the element, check what it names.
+		Page p = BufferGetPage(buf);
+		CheckPage(index, p, blk);
+		for (int i = 0; i < n; i++) {
+			if (GetNeighborTuple(index, p, blk, offs[i]) == nullptr) {
+				UnlockReleaseBuffer(buf);
+				return;
+			}
+		}
+	}
 	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	GenericXLogState *state = GenericXLogStart(index);
@@ -166,19 +213,17 @@ void RemoveTuples(Relation index, BlockNumber blk, const OffsetNumber *offs, int
 	RecordPageWithFreeSpace(index, blk, free_space);
 }
 
-int CompareOffsetsDesc(const void *a, const void *b) {
-	OffsetNumber x = *(const OffsetNumber *)a, y = *(const OffsetNumber *)b;
-	return x > y ? -1 : (x < y ? 1 : 0);
-}
-
 // Pass 3: remove deleted elements (now unreferenced) and their neighbour tuples.
 void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber known = nblocks; // for checking TIDs (may grow), not the loop bound
 	// Neighbour tuples that live on another page than their element, removed after the element pages.
 	int64 cap = 64, nfar = 0;
 	ItemPointerData *far = (ItemPointerData *)palloc(sizeof(ItemPointerData) * cap);
 	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
 		vacuum_delay_point();
+		// Offsets to remove, as a set: one slot per line pointer, whatever the tuples claim.
+		bool remove[MaxOffsetNumber + 1];
 		OffsetNumber offs[MaxOffsetNumber];
 		int n = 0, elements = 0;
 		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
@@ -186,33 +231,43 @@ void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
 		Page page = BufferGetPage(buf);
 		if (!PageIsNew(page)) {
 			CheckPage(index, page, blk);
+			CheckLinePointers(index, page, blk);
 			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+			memset(remove, 0, sizeof(bool) * (maxoff + 1));
 			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
 				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
 				if (etup == nullptr || !(etup->flags & S5V_ELEMENT_DELETED))
 					continue;
-				offs[n++] = off;
+				remove[off] = true;
 				elements++;
-				if (ItemPointerGetBlockNumber(&etup->neighbortid) == blk) {
-					offs[n++] = ItemPointerGetOffsetNumber(&etup->neighbortid);
+				BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
+				OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);
+				if (nblk == blk) {
+					// Only a neighbour tuple: a TID naming another element must not remove it.
+					if (GetNeighborTuple(index, page, blk, noff) != nullptr)
+						remove[noff] = true;
 				} else {
+					CheckIndexBlock(index, nblk, &known, "a neighbour-list TID");
 					if (nfar == cap) {
 						cap *= 2;
-						far = (ItemPointerData *)repalloc(far, sizeof(ItemPointerData) * cap);
+						far = (ItemPointerData *)repalloc_huge(far, sizeof(ItemPointerData) * cap);
 					}
 					far[nfar++] = etup->neighbortid;
 				}
 			}
+			// Highest offset first, so that removing a trailing line pointer does not move the others.
+			for (OffsetNumber off = maxoff; off >= FirstOffsetNumber; off--)
+				if (remove[off])
+					offs[n++] = off;
 		}
 		UnlockReleaseBuffer(buf);
-		if (n > 0) {
-			qsort(offs, n, sizeof(OffsetNumber), CompareOffsetsDesc);
-			RemoveTuples(index, blk, offs, n, elements, strategy);
-		}
+		if (n > 0)
+			RemoveTuples(index, blk, offs, n, elements, strategy, false);
 	}
 	for (int64 i = 0; i < nfar; i++) {
+		vacuum_delay_point();
 		OffsetNumber off = ItemPointerGetOffsetNumber(&far[i]);
-		RemoveTuples(index, ItemPointerGetBlockNumber(&far[i]), &off, 1, 0, strategy);
+		RemoveTuples(index, ItemPointerGetBlockNumber(&far[i]), &off, 1, 0, strategy, true);
 	}
 }
 
