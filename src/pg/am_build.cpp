@@ -307,6 +307,7 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 // Frozen settings for a new index, checked against the column and the options.
 void InitBuildInfo(Relation index, IndexInfoCache *info) {
+	CheckIndexColumns(index);
 	Form_pg_attribute attr = TupleDescAttr(RelationGetDescr(index), 0);
 	int dims = attr->atttypmod;
 	if (dims < 0)

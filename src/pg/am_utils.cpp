@@ -139,6 +139,28 @@ uint8 AgeKindOfIndex(Relation index) {
 	pg_unreachable();
 }
 
+void CheckIndexColumns(Relation index) {
+	int nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	int natts = IndexRelationGetNumberOfAttributes(index);
+	if (nkeys > 2)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("an s5vector index has at most two key columns, not %d", nkeys),
+		                errdetail("The first key column is the vector; the optional second is the row's age "
+		                          "(timestamptz, timestamp or date)."),
+		                errhint("Index further columns with a separate index, or filter on them in the query.")));
+	if (natts != nkeys)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("access method \"s5vector\" does not support included columns")));
+	// Only the vector operator classes have a distance function (support function 1).
+	if (!OidIsValid(index_getprocid(index, 1, 1)))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("the first column of an s5vector index must be of type vector, not %s",
+		                       format_type_be(TupleDescAttr(RelationGetDescr(index), 0)->atttypid))));
+	(void)MetricOfIndex(index);
+	if (nkeys == 2)
+		(void)AgeKindOfIndex(index);
+}
+
 int MaxLevelForM(int m) {
 	int slots =
 	    (int)((S5V_PAGE_FREE_SPACE - offsetof(S5vNeighborTupleData, tids) - MAXIMUM_ALIGNOF) / sizeof(ItemPointerData));

@@ -155,6 +155,10 @@ void OptionHotWindow(Relation index, Interval *out, bool *infinite);
 // Metric chosen by the opclass of the first column (from its support function 1).
 s5v::Metric MetricOfIndex(Relation index);
 uint8 AgeKindOfIndex(Relation index);
+// The key columns are the vector, then at most one age column (timestamptz, timestamp or date); no INCLUDE
+// columns. Anything else raises ERRCODE_FEATURE_NOT_SUPPORTED (CREATE INDEX refuses it; a scan could not honour a
+// condition or an ordering on a further column).
+void CheckIndexColumns(Relation index);
 // Largest level whose neighbour tuple fits a page for this m.
 int MaxLevelForM(int m);
 
