@@ -25,3 +25,53 @@ EXPLAIN (COSTS OFF) SELECT id FROM hard ORDER BY v <-> '[0,0,0]', v <-> '[5,0,0]
 SELECT id FROM hard ORDER BY v <-> '[10,0,0]', v <-> '[20,0,0]' LIMIT 3;
 RESET enable_seqscan;
 DROP INDEX hard_idx;
+
+-- s5vector_index_stats and s5vector_verify: which index, and who may look
+CREATE INDEX hard_idx ON hard USING s5vector (v, ts);
+CREATE TABLE hard_rls (id int, v vector(3));
+INSERT INTO hard_rls SELECT i, ARRAY[i, 1, 1]::vector FROM generate_series(1, 10) i;
+CREATE INDEX hard_rls_idx ON hard_rls USING s5vector (v);
+ALTER TABLE hard_rls ENABLE ROW LEVEL SECURITY;
+CREATE ROLE regress_s5v_nobody;
+CREATE ROLE regress_s5v_reader;
+CREATE ROLE regress_s5v_monitor IN ROLE pg_stat_scan_tables;
+GRANT SELECT ON hard, hard_rls TO regress_s5v_reader;
+CREATE POLICY few ON hard_rls TO regress_s5v_reader USING (id <= 2);
+\set VERBOSITY default
+SELECT hot_elements FROM s5vector_index_stats(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT hot_elements FROM s5vector_index_stats(123456789);
+\echo :LAST_ERROR_SQLSTATE
+SELECT hot_elements FROM s5vector_index_stats('hard');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM s5vector_verify(0);
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_s5v_nobody;
+SELECT hot_elements FROM s5vector_index_stats('hard_idx');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM s5vector_verify('hard_idx');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET ROLE regress_s5v_reader;
+-- SELECT on the table is enough for stats; with row-level security applying to the role it is not
+SELECT hot_elements FROM s5vector_index_stats('hard_idx');
+SELECT count(*) FROM hard_rls;
+SELECT hot_elements FROM s5vector_index_stats('hard_rls_idx');
+\echo :LAST_ERROR_SQLSTATE
+-- verify is not executable by PUBLIC
+SELECT count(*) FROM s5vector_verify('hard_idx');
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION s5vector_verify(regclass) TO regress_s5v_reader;
+SET ROLE regress_s5v_reader;
+SELECT check_name, ok FROM s5vector_verify('hard_idx');
+SELECT count(*) FROM s5vector_verify('hard_rls_idx');
+RESET ROLE;
+-- members of pg_stat_scan_tables may inspect every s5vector index
+SET ROLE regress_s5v_monitor;
+SELECT hot_elements FROM s5vector_index_stats('hard_rls_idx');
+SELECT count(*) FILTER (WHERE ok) AS ok, count(*) FROM s5vector_verify('hard_rls_idx');
+RESET ROLE;
+DROP TABLE hard_rls;
+REVOKE EXECUTE ON FUNCTION s5vector_verify(regclass) FROM regress_s5v_reader;
+REVOKE SELECT ON hard FROM regress_s5v_reader;
+DROP ROLE regress_s5v_nobody, regress_s5v_reader, regress_s5v_monitor;
