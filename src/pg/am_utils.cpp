@@ -205,8 +205,13 @@ static char *CheckedItem(Relation index, Page page, BlockNumber blk, OffsetNumbe
 	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
 		return nullptr;
 	ItemId iid = PageGetItemId(page, off);
-	if (!ItemIdIsNormal(iid))
+	if (!ItemIdIsNormal(iid)) {
+		// s5vector writes only normal line pointers and frees them as unused (VACUUM); a redirect or dead one
+		// is not ours, and skipping it would silently drop whatever it hides.
+		if (ItemIdIsUsed(iid))
+			ReportCorruptTuple(index, blk, off, "line pointer neither normal nor unused");
 		return nullptr;
+	}
 	Size start = ItemIdGetOffset(iid);
 	*len = ItemIdGetLength(iid);
 	if (start < SizeOfPageHeaderData || start + *len > ((PageHeader)page)->pd_special || *len < 4)
@@ -226,6 +231,8 @@ S5vElementTuple GetElement(Relation index, Page page, BlockNumber blk, OffsetNum
 		ReportCorruptTuple(index, blk, off, "unknown tuple type or version");
 	if (len < S5V_ELEMENT_SIZE(dim))
 		ReportCorruptTuple(index, blk, off, "element shorter than its vector");
+	if (((S5vElementTuple)item)->flags & ~(S5V_ELEMENT_DELETED | S5V_ELEMENT_AGE_NULL))
+		ReportCorruptTuple(index, blk, off, "unknown element flags");
 	return (S5vElementTuple)item;
 }
 

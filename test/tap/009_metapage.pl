@@ -54,6 +54,18 @@ sub poke
 	$node->start;
 }
 
+sub slurp_page_bytes
+{
+	my ($offset, $len) = @_;
+	open(my $fh, '<', $file) or die "open $file: $!";
+	binmode $fh;
+	my $bytes;
+	seek($fh, $offset, 0);
+	read($fh, $bytes, $len);
+	close $fh;
+	return $bytes;
+}
+
 sub run_sql
 {
 	my ($sql) = @_;
@@ -122,6 +134,23 @@ is($node->safe_psql('postgres', $scan), $good, 'restored metapage: same answers'
 is($node->safe_psql('postgres', "SELECT count(*) FROM s5vector_verify('t_idx') WHERE ok IS NOT TRUE"), '0',
 	'restored metapage: verify is clean');
 ok(!-e $node->logfile || slurp_file($node->logfile) !~ /terminated by signal|PANIC/, 'no backend crashed');
+
+# Data page checks that a scan does: a line pointer that is neither normal nor unused (s5vector writes no others)
+# and an element with flag bits it does not know are index_corrupted, not skipped or misread.
+{
+	my $deep = q{SET enable_seqscan = off; SET s5vector.ef_search = 1000;
+SELECT id FROM t ORDER BY v <-> '[1,1,1,1]' LIMIT 3};
+	my $lp1 = unpack('V', slurp_page_bytes(8192 + 24, 4));
+	my $item = $lp1 & 0x7fff;    # lp_off of the first item of block 1: an element
+	poke(8192 + 24, pack('V', 2 | (2 << 15)));    # LP_REDIRECT to offset 2
+	my ($ret, $out, $err) = run_sql($deep);
+	like($err, qr/XX002: .*line pointer neither normal nor unused/, 'redirect line pointer: index_corrupted');
+	poke(8192 + $item + 3, pack('C', 0xFC));    # the element's flags byte
+	($ret, $out, $err) = run_sql($deep);
+	like($err, qr/XX002: .*unknown element flags/, 'unknown element flags: index_corrupted');
+	poke(undef);
+	is($node->safe_psql('postgres', $scan), $good, 'data page checks: restored page answers');
+}
 
 # An index of format version 1 (the layout before index_id and the worker state): refused with a hint.
 poke($meta + 4, pack('V', 1));
