@@ -18,22 +18,54 @@ extern "C" {
 #include "pg/index.h"
 #include "pg/page_store.h"
 
-#include <algorithm>
-#include <unordered_set>
+#include "core/merge.h"
+
+#include <memory>
+#include <vector>
 
 namespace s5v::pg {
 
 namespace {
 
-// C++ state of one scan, owned by the scan's memory context (deleted by its reset callback).
+uint64 TidKey(const ItemPointerData &t) {
+	return ((uint64)ItemPointerGetBlockNumber(&t) << 16) | ItemPointerGetOffsetNumber(&t);
+}
+
+void TidFromKey(RowId key, ItemPointerData *out) {
+	ItemPointerSet(out, (BlockNumber)(key >> 16), (OffsetNumber)(key & 0xFFFF));
+}
+
+// Graph nodes to rows: the heap TIDs the page store saw while computing distances.
+class PageNodeRows final : public NodeRows {
+public:
+	explicit PageNodeRows(const PageGraphStore &store) : store_(store) {}
+	bool RowOf(hnsw::NodeId node, RowId &out) const override {
+		ItemPointerData tid;
+		if (!store_.HeapTid(node, tid))
+			return false;
+		out = TidKey(tid);
+		return true;
+	}
+
+private:
+	const PageGraphStore &store_;
+};
+
+// C++ state of one scan, owned by the scan's memory context (deleted by its reset callback). The scan is a
+// merge of candidate streams: the hot graph first; the exact pass joins when the graph has nothing more (the
+// cold tier's streams will join here too).
 struct ScanObjects {
 	PageGraphStore store;
 	InterruptToken cancel;
 	hnsw::Searcher searcher;
-	std::unordered_set<uint64> returned;
+	PageNodeRows rows;
+	GraphStream hot;
+	MergedSearch merge;
+	std::unique_ptr<SortedRowsStream> exact;
 
 	ScanObjects(Relation index, const IndexInfoCache &info)
-	    : store(index, info), searcher(store, info.dimensions, cancel) {}
+	    : store(index, info), searcher(store, info.dimensions, cancel), rows(store), hot(searcher, rows),
+	      merge(MergeOrder::Strict) {}
 };
 
 struct ScanOpaqueData {
@@ -54,7 +86,6 @@ struct ScanOpaqueData {
 	bool exhaustive;
 	struct ScoredTid *rest;
 	int64 rest_count;
-	int64 rest_pos;
 };
 typedef ScanOpaqueData *ScanOpaque;
 
@@ -113,10 +144,6 @@ void DeleteScanObjects(void *arg) {
 	ScanOpaque so = (ScanOpaque)arg;
 	delete so->objects;
 	so->objects = nullptr;
-}
-
-uint64 TidKey(const ItemPointerData &t) {
-	return ((uint64)ItemPointerGetBlockNumber(&t) << 16) | ItemPointerGetOffsetNumber(&t);
 }
 
 // Next page of the sweep: its live, matching heap TIDs. Returns false at the end of the index.
@@ -220,7 +247,6 @@ void ReScan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 		pfree(so->rest);
 	so->rest = nullptr;
 	so->rest_count = 0;
-	so->rest_pos = 0;
 	delete so->objects;
 	so->objects = nullptr;
 }
@@ -251,7 +277,8 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 				params.ef_search = s5v_ef_search;
 				params.iterative = s5v_iterative_scan;
 				params.max_visits = (std::size_t)s5v_max_scan_tuples;
-				return so->objects->searcher.Start(so->query, params);
+				S5V_RETURN_IF_ERROR(so->objects->searcher.Start(so->query, params));
+				return so->objects->merge.AddStream(&so->objects->hot);
 			});
 		}
 	}
@@ -271,48 +298,39 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 
 	bool found = false;
 	ItemPointerData tid;
-	for (; !so->exhaustive;) {
+	for (;;) {
 		bool done = false;
+		RowId row = 0;
 		Guarded([&]() -> Status {
-			ScanObjects *objs = so->objects;
-			for (;;) {
-				hnsw::Candidate c;
-				S5V_RETURN_IF_ERROR(objs->searcher.Next(c, done));
-				if (done)
-					return Status::Ok();
-				if (!objs->store.HeapTid(c.node, tid))
-					continue;
-				if (!objs->returned.insert(TidKey(tid)).second)
-					continue;
-				found = true;
-				return Status::Ok();
-			}
+			ScoredRow r;
+			S5V_RETURN_IF_ERROR(so->objects->merge.Next(r, done));
+			row = r.row;
+			return Status::Ok();
 		});
-		if (found || done)
+		if (!done) {
+			TidFromKey(row, &tid);
+			found = true;
 			break;
-	}
-	if (!found && !so->exhaustive && s5v_iterative_scan) {
-		// The graph has nothing more: finish with an exact pass over what it did not return.
+		}
+		if (so->exhaustive || !s5v_iterative_scan)
+			break;
+		// The graph has nothing more: finish with an exact pass, a stream of every live matching element
+		// (the merge skips the rows already returned).
 		so->exhaustive = true;
 		CollectAll(scan, so, &so->rest, &so->rest_count);
 		ScoredTid *rest = so->rest;
 		int64 n = so->rest_count;
 		Guarded([&]() -> Status {
-			ScanObjects *objs = so->objects;
-			int64 kept = 0;
+			std::vector<ScoredRow> rows;
+			rows.reserve(n);
 			for (int64 i = 0; i < n; i++)
-				if (!objs->returned.count(TidKey(rest[i].tid)))
-					rest[kept++] = rest[i];
-			std::sort(rest, rest + kept,
-			          [](const ScoredTid &a, const ScoredTid &b) { return a.distance < b.distance; });
-			so->rest_count = kept;
-			return Status::Ok();
+				rows.push_back(ScoredRow{rest[i].distance, TidKey(rest[i].tid)});
+			so->objects->exact = std::make_unique<SortedRowsStream>(std::move(rows));
+			return so->objects->merge.AddStream(so->objects->exact.get());
 		});
-		so->rest_pos = 0;
-	}
-	if (!found && so->exhaustive && so->rest_pos < so->rest_count) {
-		tid = so->rest[so->rest_pos++].tid;
-		found = true;
+		pfree(so->rest);
+		so->rest = nullptr;
+		so->rest_count = 0;
 	}
 	if (!found) {
 		so->done = true;
