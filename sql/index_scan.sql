@@ -109,6 +109,12 @@ INSERT INTO ipt SELECT i, (SELECT array_agg(sin(i * 8 + j) * (1 + i % 10)) FROM 
 CREATE INDEX ipt_idx ON ipt USING s5vector (v vector_ip_ops);
 SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5000) s;
 SELECT check_name, ok FROM s5vector_verify('ipt_idx') WHERE NOT ok;
+-- the exact pass is bounded: on an index of more than max_scan_tuples elements the scan stops where the graph
+-- stops (here 2000 elements, 100 visits: far fewer rows), still each row once
+SET s5vector.max_scan_tuples = 100;
+SELECT count(*) < 2000 AS stopped, count(*) >= 40 AS first_pass_complete, count(*) = count(DISTINCT id) AS once
+	FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5000) s;
+RESET s5vector.max_scan_tuples;
 -- the first rows are the true nearest ones
 SELECT array_agg(id) FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5) s;
 SET enable_indexscan = off;

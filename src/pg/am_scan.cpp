@@ -78,11 +78,13 @@ struct ScanOpaqueData {
 	bool done;
 	bool sweep; // no usable query: return every matching row
 	BlockNumber sweep_blk;
-	struct ScoredTid *page_items; // one page's live elements (sweep, exact pass)
+	struct ScoredTid *page_items;  // one page's live elements (sweep, exact pass)
+	BufferAccessStrategy strategy; // ring buffer for reads of every page (sweep, exact pass)
 	int sweep_count;
 	int sweep_pos;
-	// Exhaustive pass: once the graph search has nothing more, every live matching element not yet returned,
-	// nearest first (the graph may not reach every element, e.g. under inner product or with duplicates).
+	// Exact pass: once the graph search has nothing more, every live matching element not yet returned,
+	// nearest first (the graph may not reach every element, e.g. under inner product or with duplicates);
+	// only on indexes small enough to read within max_scan_tuples (ExactPassAllowed).
 	bool exhaustive;
 	struct ScoredTid *rest;
 	int64 rest_count;
@@ -94,12 +96,20 @@ struct ScoredTid {
 	ItemPointerData tid;
 };
 
-// The live elements of block `blk` that match the age filter, into `out` (room for MaxOffsetNumber); with
-// `score`, each with its distance to the query. Returns how many (plain code: may ereport).
+// One page of a read of every page (the NULL-query sweep, the exact pass), in the style of the other
+// whole-index loops: pages of other types than hot (cold lists later) and new pages are skipped, a page that
+// is not ours is index_corrupted. The live elements of block `blk` that match the age filter go into `out`
+// (room for MaxOffsetNumber); with `score`, each with its distance to the query. Returns how many (plain code:
+// may ereport). Reads go through a ring buffer so that a sweep does not evict the buffer pool.
 int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool score, ScoredTid *out) {
 	Relation index = scan->indexRelation;
 	int n = 0;
-	Buffer buf = ReadBuffer(index, blk);
+	if (so->strategy == nullptr) {
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+		so->strategy = GetAccessStrategy(BAS_BULKREAD);
+		MemoryContextSwitchTo(old);
+	}
+	Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, so->strategy);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
 	if (!PageIsNew(page))
@@ -118,6 +128,17 @@ int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool sc
 	}
 	UnlockReleaseBuffer(buf);
 	return n;
+}
+
+// The exact pass reads the whole index, so it is allowed only when that stays within the scan's budget:
+// at most s5vector.max_scan_tuples elements (the metapage's counter) on at most as many pages. On larger
+// indexes a scan stops where the graph stops (pgvector's max_scan_tuples means "stop"), and rows the graph
+// does not reach are not returned (plain code: may ereport).
+bool ExactPassAllowed(Relation index) {
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	return meta.hot_elements <= (int64)s5v_max_scan_tuples && (int64)nblocks - 1 <= (int64)s5v_max_scan_tuples;
 }
 
 // Every live element matching the age filter, with its distance to the query (plain code: may ereport).
@@ -314,9 +335,11 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 		}
 		if (so->exhaustive || !s5v_iterative_scan)
 			break;
-		// The graph has nothing more: finish with an exact pass, a stream of every live matching element
-		// (the merge skips the rows already returned).
+		// The graph has nothing more: on a small index, finish with an exact pass, a stream of every live
+		// matching element (the merge skips the rows already returned).
 		so->exhaustive = true;
+		if (!ExactPassAllowed(scan->indexRelation))
+			break;
 		CollectAll(scan, so, &so->rest, &so->rest_count);
 		ScoredTid *rest = so->rest;
 		int64 n = so->rest_count;
