@@ -21,6 +21,26 @@ SELECT id FROM videos ORDER BY embedding <-> '[1,2,3]' LIMIT 1;
 -- a NULL query vector has no order: every indexed row comes back (like ORDER BY NULL)
 SELECT count(*) FROM (SELECT id FROM videos ORDER BY embedding <-> NULL LIMIT 100) s;
 
+-- scans are counted in pg_stat_user_indexes
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan AS scans_before FROM pg_stat_user_indexes WHERE indexrelname = 'videos_idx' \gset
+SELECT id FROM videos ORDER BY embedding <-> '[3,3]' LIMIT 1;
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan - :scans_before AS new_scans FROM pg_stat_user_indexes WHERE indexrelname = 'videos_idx';
+
+-- every scan holds the scan interlock (a tuple lock on the index, block 0, offset 0) until it ends
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM videos ORDER BY embedding <-> '[3,3]';
+FETCH 1 FROM c;
+SELECT locktype, page, tuple, mode, granted FROM pg_locks
+	WHERE relation = 'videos_idx'::regclass AND locktype = 'tuple' AND pid = pg_backend_pid();
+-- a mover's wait does not wait for its own session's scans
+SELECT s5vector_wait_for_scans('videos_idx');
+CLOSE c;
+SELECT count(*) AS interlocks FROM pg_locks WHERE relation = 'videos_idx'::regclass AND locktype = 'tuple';
+COMMIT;
+SELECT s5vector_wait_for_scans('videos_pkey');
+
 -- age predicates are evaluated in the index
 EXPLAIN (COSTS OFF) SELECT id FROM videos WHERE uploaded_at >= '2026-01-20 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
 SELECT id FROM videos WHERE uploaded_at >= '2026-01-20 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;

@@ -7,15 +7,18 @@ extern "C" {
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 }
 
 #include "pg/am.h"
 #include "pg/guard.h"
 #include "pg/gucs.h"
 #include "pg/index.h"
+#include "pg/locks.h"
 #include "pg/page_store.h"
 
 #include "core/merge.h"
@@ -74,6 +77,7 @@ struct ScanOpaqueData {
 	ScanObjects *objects;
 	AgeFilter filter;
 	float *query;
+	bool interlocked; // holds the scan interlock (locks.h)
 	bool started;
 	bool done;
 	bool sweep; // no usable query: return every matching row
@@ -250,6 +254,10 @@ IndexScanDesc BeginScan(Relation index, int nkeys, int norderbys) {
 	so->query = (float *)MemoryContextAlloc(so->cxt, sizeof(float) * so->info.dimensions);
 	so->page_items = (ScoredTid *)MemoryContextAlloc(so->cxt, sizeof(ScoredTid) * MaxOffsetNumber);
 	scan->opaque = so;
+	// The scan interlock, for the scan's whole life: a mover waits for it between adding a row at its new
+	// place and removing it from the old one, so no scan misses a row that moves while it runs.
+	LockScanInterlock(index);
+	so->interlocked = true;
 	return scan;
 }
 
@@ -278,6 +286,12 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 		return false;
 
 	if (!so->started) {
+		// Callers with other snapshots (SnapshotDirty for exclusion checks and replication lookups, SnapshotAny
+		// for CLUSTER) need every matching row exactly, which an approximate search does not promise.
+		if (!IsMVCCSnapshot(scan->xs_snapshot))
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("s5vector index scans require an MVCC snapshot")));
+		pgstat_count_index_scan(scan->indexRelation);
 		so->started = true;
 		bool have_query = scan->numberOfOrderBys > 0 && !(scan->orderByData[0].sk_flags & SK_ISNULL);
 		if (have_query) {
@@ -367,6 +381,8 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 
 void EndScan(IndexScanDesc scan) {
 	ScanOpaque so = (ScanOpaque)scan->opaque;
+	if (so->interlocked)
+		UnlockScanInterlock(scan->indexRelation);
 	MemoryContextDelete(so->cxt);
 	pfree(so);
 	scan->opaque = nullptr;
