@@ -18,8 +18,21 @@ SELECT id, embedding <-> '[10,0]' AS d FROM videos ORDER BY embedding <-> '[10,0
 INSERT INTO videos VALUES (101, now(), '[1,2,3]');
 SELECT id FROM videos ORDER BY embedding <-> '[1,2,3]' LIMIT 1;
 
--- a NULL query vector has no order: every indexed row comes back (like ORDER BY NULL)
+-- a NULL query vector has no order: every indexed row comes back (like ORDER BY NULL). A literal NULL is
+-- folded by the planner (no index scan, 31 rows with the NULL vector's); a NULL parameter of a generic plan
+-- reaches the index, which sweeps its pages (30 indexed rows)
 SELECT count(*) FROM (SELECT id FROM videos ORDER BY embedding <-> NULL LIMIT 100) s;
+SET plan_cache_mode = force_generic_plan;
+PREPARE null_query(vector) AS SELECT count(*) FROM (SELECT id FROM videos ORDER BY embedding <-> $1 LIMIT 100) s;
+EXPLAIN (COSTS OFF) EXECUTE null_query(NULL);
+EXECUTE null_query(NULL);
+PREPARE null_query_aged(vector, timestamptz) AS SELECT array_agg(id ORDER BY id) FROM
+	(SELECT id FROM videos WHERE uploaded_at >= $2 ORDER BY embedding <-> $1 LIMIT 100) s;
+EXPLAIN (COSTS OFF) EXECUTE null_query_aged(NULL, '2026-01-25 00:00+00');
+EXECUTE null_query_aged(NULL, '2026-01-25 00:00+00');
+DEALLOCATE null_query;
+DEALLOCATE null_query_aged;
+RESET plan_cache_mode;
 
 -- scans are counted in pg_stat_user_indexes
 SELECT pg_stat_force_next_flush();
