@@ -99,7 +99,7 @@ my @cases = (
 	[ 'entry_level', 50, pack('s<', 200) ],
 	[ 'insert_page', 52, pack('V', 0) ],
 	[ 'insert_page', 52, pack('V', 5000) ],
-	[ 'cold_metapage', 56, pack('V', 3) ],
+	[ 'cold_metapage', 56, pack('V', 9999) ],
 	[ 'hot_elements', 64, pack('q<', -5) ],
 	[ 'hot_deleted', 72, pack('q<', -1) ],
 	[ 'index_id', 80, "\0" x 16 ],
