@@ -26,6 +26,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/cold_store.h"
 #include "pg/graph_load.h"
 #include "pg/guard.h"
 #include "pg/index.h"
@@ -200,13 +201,15 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	S5vMetaPageData meta;
 	ReadMetaPage(index, &meta);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	relation_close(index, AccessShareLock);
 
 	TupleDesc tupdesc;
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	Datum values[10];
-	bool nulls[10] = {false};
+	// Cold tier hook: its rows and trained lists (the last two columns).
+	ColdTierInfo tier;
+	ReadColdTier(index, meta, meta.dimensions, &tier);
+	Datum values[12];
+	bool nulls[12] = {false};
 	values[0] = Int32GetDatum((int32)meta.dimensions);
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
@@ -221,6 +224,9 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	values[7] = Int32GetDatum(meta.entry_level);
 	values[8] = Int64GetDatum((int64)nblocks);
 	values[9] = Int64GetDatum((int64)nblocks * BLCKSZ);
+	values[10] = Int64GetDatum(tier.cold_rows);
+	values[11] = Int32GetDatum((int32)tier.lists);
+	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -267,6 +273,10 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	int64 bad_pages = graph.bad_pages;
 	int64 missing_neighbor_tuples = graph.missing_neighbor_tuples;
 	BlockNumber nblocks = it.nblocks;
+	// Cold tier hook: the cold rows (by following the lists) count as held by the index.
+	ColdRow *cold_rows;
+	AgeFilter no_filter;
+	int64 ncold = ColdCollectRows(index, info, no_filter, nullptr, &cold_rows);
 
 	// Live heap rows that the index must hold: those the snapshot sees (heap-only tuples count as their root).
 	IndexInfo *ii = BuildIndexInfo(index);
@@ -339,6 +349,8 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		} else if (entry != ~(uint64)0) {
 			entry_ok = false;
 		}
+		for (int64 i = 0; i < ncold; i++)
+			heap_tids_in_index.insert(TidKey(&cold_rows[i].tid));
 		for (int64 i = 0; i < hc.n; i++)
 			if (!heap_tids_in_index.count(hc.tids[i]))
 				missing_heap++;
