@@ -224,7 +224,7 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	values[7] = Int32GetDatum(meta.entry_level);
 	values[8] = Int64GetDatum((int64)nblocks);
 	values[9] = Int64GetDatum((int64)nblocks * BLCKSZ);
-	values[10] = Int64GetDatum(tier.cold_rows);
+	values[10] = Int64GetDatum(tier.cold_rows - tier.dead_rows);
 	values[11] = Int32GetDatum((int32)tier.lists);
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -17,6 +17,7 @@ extern "C" {
 }
 
 #include "pg/am.h"
+#include "pg/cold_store.h"
 #include "pg/graph_load.h"
 #include "pg/guard.h"
 #include "pg/index.h"
@@ -392,6 +393,11 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 	}
 	stats->tuples_removed += removed;
 	stats->num_index_tuples = live;
+	// Cold tier hook: dead heap TIDs of the cold lists are marked dead (cold_vacuum.cpp).
+	int64 cold_removed, cold_live;
+	ColdBulkDelete(index, ic.dimensions, callback, callback_state, info->strategy, &cold_removed, &cold_live);
+	stats->tuples_removed += cold_removed;
+	stats->num_index_tuples += cold_live;
 
 	UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
 	MemoryContextSwitchTo(old);
@@ -416,6 +422,9 @@ IndexBulkDeleteResult *VacuumCleanup(IndexVacuumInfo *info, IndexBulkDeleteResul
 		S5vMetaPageData meta;
 		ReadMetaPage(info->index, &meta);
 		stats->num_index_tuples = (double)meta.hot_elements;
+		ColdTierInfo tier; // cold tier hook: its live rows count too
+		ReadColdTier(info->index, meta, meta.dimensions, &tier);
+		stats->num_index_tuples += (double)(tier.cold_rows - tier.dead_rows);
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	IndexFreeSpaceMapVacuum(info->index);

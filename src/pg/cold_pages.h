@@ -87,7 +87,8 @@ typedef struct S5vColdMetaData {
 	uint32 reserved1;
 	int64 cold_rows;         /* rows in every list and staging, dead ones included */
 	int64 train_rows;        /* staging rows at which the tier is trained (on insert) */
-	int64 reserved[4];       /* zero */
+	int64 dead_rows;         /* rows VACUUM marked dead (included in cold_rows) */
+	int64 reserved[3];       /* zero */
 	S5vListInfoData staging; /* no centroid */
 } S5vColdMetaData;
 typedef S5vColdMetaData *S5vColdMeta;

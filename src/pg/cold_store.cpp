@@ -96,7 +96,8 @@ S5vColdMeta GetColdMeta(Relation index, Page page, BlockNumber blkno, uint32 dim
 		ReportCorruptCold(index, blkno, "bad magic number in the cold metapage");
 	if (cm->dimensions != dim)
 		ReportCorruptCold(index, blkno, "cold metapage dimensions differ from the index's");
-	if (cm->lists > S5V_MAX_LISTS || cm->cold_rows < 0 || cm->train_rows < 0)
+	if (cm->lists > S5V_MAX_LISTS || cm->cold_rows < 0 || cm->train_rows < 0 || cm->dead_rows < 0 ||
+	    cm->dead_rows > cm->cold_rows)
 		ReportCorruptCold(index, blkno, "cold metapage counters out of range");
 	if (cm->lists > 0) {
 		uint32 per = ListsPerCentroidPage(dim);
@@ -138,6 +139,7 @@ void ReadColdTier(Relation index, const S5vMetaPageData &meta, uint32 dim, ColdT
 	out->centroid_pages = cm->centroid_pages;
 	out->centroid_head = cm->centroid_head;
 	out->cold_rows = cm->cold_rows;
+	out->dead_rows = cm->dead_rows;
 	out->train_rows = cm->train_rows;
 	out->staging = cm->staging;
 	UnlockReleaseBuffer(buf);
@@ -359,6 +361,8 @@ void InstallLists(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumbe
 	cm->centroid_pages = (lists + per - 1) / per;
 	cm->centroid_head = centroid_head;
 	cm->cold_rows += rows_added;
+	if (rows_added < 0) // dead rows of staging that training did not carry over
+		cm->dead_rows = Max((int64)0, cm->dead_rows + rows_added);
 	if (clear_staging)
 		ResetEntry(&cm->staging);
 	edit.Finish();

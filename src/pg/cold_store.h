@@ -13,6 +13,10 @@
 #include "pg/cold_pages.h"
 #include "pg/page_store.h"
 
+extern "C" {
+#include "access/genam.h"
+}
+
 // Lock tag (page number, as S5V_GRAPH_WRITE_LOCK) serialising writers of the cold tier.
 #define S5V_COLD_WRITE_LOCK 2
 
@@ -26,6 +30,7 @@ struct ColdTierInfo {
 	uint32 centroid_pages;
 	BlockNumber centroid_head;
 	int64 cold_rows;
+	int64 dead_rows;
 	int64 train_rows;
 	S5vListInfoData staging; // without centroid
 };
@@ -115,5 +120,11 @@ private:
 	std::size_t dim_;
 	Status failed_;
 };
+
+// VACUUM (cold_vacuum.cpp): mark the cold rows whose heap tuples `callback` reports dead (one WAL record per row
+// page), then count them in the cold metapage. Takes the cold write lock. *removed / *live: rows marked now, rows
+// live after.
+void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *callback_state,
+                    BufferAccessStrategy strategy, int64 *removed, int64 *live);
 
 } // namespace s5v::pg
