@@ -1,5 +1,5 @@
 # Metapage fields are checked when they are read: each field set to a bad value in a stopped cluster makes a
-# scan, an insert and the statistics fail with index_corrupted (XX002) and a detail naming the field (never a
+# scan, an insert, the statistics and VACUUM fail with index_corrupted (XX002) and a detail naming the field (never a
 # crash, a hang, a wrong answer or another SQLSTATE), and s5vector_verify reports the field as a row. An index
 # of the older format version 1 is refused with a hint to REINDEX, and REINDEX repairs it.
 use strict;
@@ -115,7 +115,7 @@ for my $c (@cases)
 	poke($meta + $off, $bytes);
 	my $want = qr/XX002: index "t_idx" has a corrupted metapage\nDETAIL:  Metapage field \Q$field\E: /;
 	for my $q ([ 'scan', $scan ], [ 'insert', q{INSERT INTO t VALUES (0, '[1,2,3,4]', now())} ],
-		[ 'stats', q{SELECT * FROM s5vector_index_stats('t_idx')} ])
+		[ 'stats', q{SELECT * FROM s5vector_index_stats('t_idx')} ], [ 'vacuum', 'VACUUM t' ])
 	{
 		my ($ret, $out, $err) = run_sql($q->[1]);
 		isnt($ret, 0, "$label: $q->[0] fails");
