@@ -148,6 +148,15 @@ SELECT id FROM t ORDER BY v <-> '[1,1,1,1]' LIMIT 3};
 	poke(8192 + $item + 3, pack('C', 0xFC));    # the element's flags byte
 	($ret, $out, $err) = run_sql($deep);
 	like($err, qr/XX002: .*unknown element flags/, 'unknown element flags: index_corrupted');
+	# s5vector_verify reads every element: a NaN component (the vector starts at byte 24) and a heap TID with
+	# offset 0 (bytes 8-9 of the element) are reported in 'pages' and 'heap coverage'.
+	poke(8192 + $item + 24, pack('V', 0x7fc00000));
+	($ret, $out, $err) = run_sql("SELECT ok || ' ' || detail FROM s5vector_verify('t_idx') WHERE check_name = 'pages'");
+	like($out, qr/^false .*, 1 elements with a non-finite vector$/, 'NaN in a vector: verify reports it');
+	poke(8192 + $item + 8, pack('v', 0));
+	($ret, $out, $err) =
+	  run_sql("SELECT ok || ' ' || detail FROM s5vector_verify('t_idx') WHERE check_name = 'heap coverage'");
+	like($out, qr/^false .*, 1 elements with a heap TID outside the table$/, 'heap TID offset 0: verify reports it');
 	poke(undef);
 	is($node->safe_psql('postgres', $scan), $good, 'data page checks: restored page answers');
 }
