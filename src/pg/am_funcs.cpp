@@ -8,6 +8,7 @@ extern "C" {
 
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/htup_details.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
@@ -32,6 +33,7 @@ extern "C" {
 #include "pg/index.h"
 #include "pg/page_iter.h"
 
+#include <cmath>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -114,7 +116,9 @@ void CollectHeap(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 }
 
 // Every element of the hot pages and its links, through the page iterator (bad pages are counted, not raised).
-void LoadElements(Relation index, const IndexInfoCache &info, LoadedGraph *out, S5vPageIter *it) {
+void LoadElements(Relation index, const IndexInfoCache &info, LoadedGraph *out, S5vPageIter *it,
+                  int64 *nonfinite_vectors) {
+	*nonfinite_vectors = 0;
 	int64 cap = 1024, n = 0;
 	LoadedElement *els = (LoadedElement *)palloc_extended(sizeof(LoadedElement) * cap, MCXT_ALLOC_HUGE);
 	out->missing_neighbor_tuples = 0;
@@ -132,6 +136,11 @@ void LoadElements(Relation index, const IndexInfoCache &info, LoadedGraph *out, 
 				cap *= 2;
 				els = (LoadedElement *)repalloc_huge(els, sizeof(LoadedElement) * cap);
 			}
+			for (uint32 d = 0; d < info.dimensions; d++)
+				if (!std::isfinite(etup->x[d])) {
+					(*nonfinite_vectors)++;
+					break;
+				}
 			LoadedElement *e = &els[n++];
 			e->id = NodeIdFromTid(blk, off);
 			e->heaptid = etup->heaptid;
@@ -267,7 +276,8 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	// Read every element and its neighbour slots into plain arrays.
 	LoadedGraph graph;
 	S5vPageIter it;
-	LoadElements(index, info, &graph, &it);
+	int64 nonfinite_vectors;
+	LoadElements(index, info, &graph, &it, &nonfinite_vectors);
 	LoadedElement *els = graph.elements;
 	int64 nel = graph.count;
 	int64 bad_pages = graph.bad_pages;
@@ -277,6 +287,17 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	ColdRow *cold_rows;
 	AgeFilter no_filter;
 	int64 ncold = ColdCollectRows(index, info, no_filter, nullptr, &cold_rows);
+	// Heap TIDs that cannot point at a row: offset 0 or past what a page holds, or a block the table does not
+	// have (read after the index: the table only grows while we hold our lock, so a row inserted meanwhile is
+	// on a block that exists by now).
+	BlockNumber heap_blocks = RelationGetNumberOfBlocks(heap);
+	int64 bad_heap_tids = 0;
+	for (int64 i = 0; i < nel; i++) {
+		ItemPointer t = &els[i].heaptid;
+		OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(t);
+		if (ItemPointerGetBlockNumberNoCheck(t) >= heap_blocks || off < FirstOffsetNumber || off > MaxHeapTuplesPerPage)
+			bad_heap_tids++;
+	}
 
 	// Live heap rows that the index must hold: those the snapshot sees (heap-only tuples count as their root).
 	IndexInfo *ii = BuildIndexInfo(index);
@@ -365,9 +386,11 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	    {"metapage", 1,
 	     psprintf("format %u, %u dimensions, metric %s, m %d, ef_construction %d", meta.version, meta.dimensions,
 	              MetricName(meta.metric), meta.m, meta.ef_construction)},
-	    {"pages", bad_pages == 0 ? 1 : 0,
-	     psprintf("%u pages (%lld hot, %lld new), %lld with a bad page header", nblocks, (long long)it.pages_returned,
-	              (long long)it.new_pages, (long long)bad_pages)},
+	    {"pages", bad_pages == 0 && nonfinite_vectors == 0 ? 1 : 0,
+	     psprintf("%u pages (%lld hot, %lld new), %lld with a bad page header, %lld elements with a non-finite "
+	              "vector",
+	              nblocks, (long long)it.pages_returned, (long long)it.new_pages, (long long)bad_pages,
+	              (long long)nonfinite_vectors)},
 	    {"neighbour tuples", state(missing_neighbor_tuples == 0),
 	     psprintf("%lld elements without a valid neighbour tuple%s", (long long)missing_neighbor_tuples,
 	              missing_neighbor_tuples ? note : "")},
@@ -382,9 +405,10 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	              (long long)live,
 	              unreachable > 0 && ip ? " (inner product: scans reach them through the exhaustive pass)" : "",
 	              unreachable > 0 && !ip ? note : "")},
-	    {"heap coverage", state(missing_heap == 0),
-	     psprintf("%lld of %lld live heap rows missing from the index%s", (long long)missing_heap, (long long)hc.n,
-	              missing_heap ? note : "")},
+	    {"heap coverage", bad_heap_tids == 0 ? state(missing_heap == 0) : 0,
+	     psprintf("%lld of %lld live heap rows missing from the index%s, %lld elements with a heap TID outside the "
+	              "table",
+	              (long long)missing_heap, (long long)hc.n, missing_heap ? note : "", (long long)bad_heap_tids)},
 	    {"counters", state(meta.hot_elements == live),
 	     psprintf("metapage counts %lld live elements, pages hold %lld%s", (long long)meta.hot_elements,
 	              (long long)live, meta.hot_elements != live ? note : "")},

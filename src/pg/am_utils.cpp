@@ -449,6 +449,7 @@ void ReadMetaPage(Relation index, S5vMetaPageData *out) {
 
 const IndexInfoCache &GetIndexInfo(Relation index) {
 	if (index->rd_amcache == nullptr) {
+		CheckIndexColumns(index); // an index from before the column check could have more
 		S5vMetaPageData meta;
 		ReadMetaPage(index, &meta);
 		IndexInfoCache *info = (IndexInfoCache *)MemoryContextAllocZero(index->rd_indexcxt, sizeof(IndexInfoCache));

@@ -1,5 +1,5 @@
 # Metapage fields are checked when they are read: each field set to a bad value in a stopped cluster makes a
-# scan, an insert and the statistics fail with index_corrupted (XX002) and a detail naming the field (never a
+# scan, an insert, the statistics and VACUUM fail with index_corrupted (XX002) and a detail naming the field (never a
 # crash, a hang, a wrong answer or another SQLSTATE), and s5vector_verify reports the field as a row. An index
 # of the older format version 1 is refused with a hint to REINDEX, and REINDEX repairs it.
 use strict;
@@ -115,7 +115,7 @@ for my $c (@cases)
 	poke($meta + $off, $bytes);
 	my $want = qr/XX002: index "t_idx" has a corrupted metapage\nDETAIL:  Metapage field \Q$field\E: /;
 	for my $q ([ 'scan', $scan ], [ 'insert', q{INSERT INTO t VALUES (0, '[1,2,3,4]', now())} ],
-		[ 'stats', q{SELECT * FROM s5vector_index_stats('t_idx')} ])
+		[ 'stats', q{SELECT * FROM s5vector_index_stats('t_idx')} ], [ 'vacuum', 'VACUUM t' ])
 	{
 		my ($ret, $out, $err) = run_sql($q->[1]);
 		isnt($ret, 0, "$label: $q->[0] fails");
@@ -148,6 +148,15 @@ SELECT id FROM t ORDER BY v <-> '[1,1,1,1]' LIMIT 3};
 	poke(8192 + $item + 3, pack('C', 0xFC));    # the element's flags byte
 	($ret, $out, $err) = run_sql($deep);
 	like($err, qr/XX002: .*unknown element flags/, 'unknown element flags: index_corrupted');
+	# s5vector_verify reads every element: a NaN component (the vector starts at byte 24) and a heap TID with
+	# offset 0 (bytes 8-9 of the element) are reported in 'pages' and 'heap coverage'.
+	poke(8192 + $item + 24, pack('V', 0x7fc00000));
+	($ret, $out, $err) = run_sql("SELECT ok || ' ' || detail FROM s5vector_verify('t_idx') WHERE check_name = 'pages'");
+	like($out, qr/^false .*, 1 elements with a non-finite vector$/, 'NaN in a vector: verify reports it');
+	poke(8192 + $item + 8, pack('v', 0));
+	($ret, $out, $err) =
+	  run_sql("SELECT ok || ' ' || detail FROM s5vector_verify('t_idx') WHERE check_name = 'heap coverage'");
+	like($out, qr/^false .*, 1 elements with a heap TID outside the table$/, 'heap TID offset 0: verify reports it');
 	poke(undef);
 	is($node->safe_psql('postgres', $scan), $good, 'data page checks: restored page answers');
 }
