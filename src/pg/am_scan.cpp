@@ -1,6 +1,8 @@
-// Index scans: TIDs in distance order from the hot graph, widening when the executor asks for more, with the
-// age predicate (second key column) applied inside the index. A NULL query (or a zero query under cosine) has
-// no order: every live row is returned, unordered.
+// Index scans: an orchestration of candidate streams (core/merge.h) giving heap TIDs in distance order — the
+// hot graph first, widening when the executor asks for more up to max_scan_tuples, then on small indexes an
+// exact pass — with the age predicate (second key column) applied inside the index. A NULL query (or a zero
+// query under cosine) has no order: every live row is returned, unordered. Every scan holds the scan
+// interlock (pg/locks.h) from beginscan to endscan.
 extern "C" {
 #include "postgres.h"
 
