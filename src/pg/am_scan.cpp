@@ -290,7 +290,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 	if (!so->started) {
 		// Callers with other snapshots (SnapshotDirty for exclusion checks and replication lookups, SnapshotAny
 		// for CLUSTER) need every matching row exactly, which an approximate search does not promise.
-		if (!IsMVCCSnapshot(scan->xs_snapshot))
+		if (scan->xs_snapshot == InvalidSnapshot || !IsMVCCSnapshot(scan->xs_snapshot))
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("s5vector index scans require an MVCC snapshot")));
 		pgstat_count_index_scan(scan->indexRelation);
