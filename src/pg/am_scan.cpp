@@ -1,6 +1,8 @@
-// Index scans: TIDs in distance order from the hot graph, widening when the executor asks for more, with the
-// age predicate (second key column) applied inside the index. A NULL query (or a zero query under cosine) has
-// no order: every live row is returned, unordered.
+// Index scans: an orchestration of candidate streams (core/merge.h) giving heap TIDs in distance order — the
+// hot graph first, widening when the executor asks for more up to max_scan_tuples, then on small indexes an
+// exact pass — with the age predicate (second key column) applied inside the index. A NULL query (or a zero
+// query under cosine) has no order: every live row is returned, unordered. Every scan holds the scan
+// interlock (pg/locks.h) from beginscan to endscan.
 extern "C" {
 #include "postgres.h"
 
@@ -339,7 +341,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 	if (!so->started) {
 		// Callers with other snapshots (SnapshotDirty for exclusion checks and replication lookups, SnapshotAny
 		// for CLUSTER) need every matching row exactly, which an approximate search does not promise.
-		if (!IsMVCCSnapshot(scan->xs_snapshot))
+		if (scan->xs_snapshot == InvalidSnapshot || !IsMVCCSnapshot(scan->xs_snapshot))
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("s5vector index scans require an MVCC snapshot")));
 		pgstat_count_index_scan(scan->indexRelation);

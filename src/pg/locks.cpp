@@ -27,11 +27,18 @@ void ScanInterlockTag(Relation index, LOCKTAG *tag) {
 	                  InvalidOffsetNumber);
 }
 
+namespace {
+// The owner of scan interlocks: the top transaction's (see locks.h).
+ResourceOwner InterlockOwner() {
+	return TopTransactionResourceOwner != nullptr ? TopTransactionResourceOwner : CurrentResourceOwner;
+}
+} // namespace
+
 void LockScanInterlock(Relation index) {
 	LOCKTAG tag;
 	ScanInterlockTag(index, &tag);
 	ResourceOwner saved = CurrentResourceOwner;
-	CurrentResourceOwner = TopTransactionResourceOwner;
+	CurrentResourceOwner = InterlockOwner();
 	PG_TRY();
 	{ (void)LockAcquire(&tag, ShareLock, false, false); }
 	PG_FINALLY();
@@ -43,7 +50,7 @@ void UnlockScanInterlock(Relation index) {
 	LOCKTAG tag;
 	ScanInterlockTag(index, &tag);
 	ResourceOwner saved = CurrentResourceOwner;
-	CurrentResourceOwner = TopTransactionResourceOwner;
+	CurrentResourceOwner = InterlockOwner();
 	(void)LockRelease(&tag, ShareLock, false);
 	CurrentResourceOwner = saved;
 }

@@ -341,6 +341,89 @@ TEST(GraphStream, ReturnsTheSearchersResultsAsRows) {
 		EXPECT_LE(out[i - 1].distance, out[i].distance);
 }
 
+// A graph store whose reads start failing after `ok_calls` calls (a page read that raises an error).
+class BreakingStore final : public hnsw::GraphStore {
+public:
+	BreakingStore(hnsw::InMemoryGraph &g, int ok_calls) : g_(g), left_(ok_calls) {}
+	int calls_after_failure = 0;
+	Status EntryPoint(hnsw::NodeId &node, int &level) override {
+		S5V_RETURN_IF_ERROR(Tick());
+		return g_.EntryPoint(node, level);
+	}
+	Status Distances(const float *query, std::span<const hnsw::NodeId> nodes, std::span<float> out,
+	                 std::span<std::uint8_t> pass) override {
+		S5V_RETURN_IF_ERROR(Tick());
+		return g_.Distances(query, nodes, out, pass);
+	}
+	Status Neighbors(hnsw::NodeId node, int level, std::vector<hnsw::NodeId> &out) override {
+		S5V_RETURN_IF_ERROR(Tick());
+		return g_.Neighbors(node, level, out);
+	}
+	Status Vector(hnsw::NodeId node, std::vector<float> &out) override {
+		S5V_RETURN_IF_ERROR(Tick());
+		return g_.Vector(node, out);
+	}
+
+private:
+	Status Tick() {
+		if (left_-- > 0)
+			return Status::Ok();
+		calls_after_failure += left_ < -1;
+		return Status(StatusCode::External, "page read failed");
+	}
+	hnsw::InMemoryGraph &g_;
+	int left_;
+};
+
+// The graph stream in a merge with another stream: when the graph's store fails mid-scan (after the first
+// round, while widening), the merge returns that error and nothing more, and the store is not called again.
+TEST(GraphStream, StoreFailingMidScanStopsTheMerge) {
+	const std::size_t dim = 8, n = 400;
+	std::mt19937 rng(4);
+	std::normal_distribution<float> g;
+	std::vector<float> data(n * dim);
+	for (float &x : data)
+		x = g(rng);
+	hnsw::InMemoryGraph graph(dim, Metric::L2, hnsw::Params{8, 32});
+	NeverCancel never;
+	std::uint64_t bits = 5;
+	for (std::size_t i = 0; i < n; ++i) {
+		hnsw::NodeId id;
+		bits = bits * 6364136223846793005ULL + 1442695040888963407ULL;
+		ASSERT_TRUE(graph.AddAndInsert(&data[i * dim], bits, never, id).ok());
+	}
+	int mid_scan = 0;
+	for (int ok_calls : {0, 1, 5, 40, 120, 200, 400}) {
+		BreakingStore store(graph, ok_calls);
+		hnsw::Searcher searcher(store, dim, never);
+		hnsw::SearchParams sp;
+		sp.ef_search = 10;
+		Status started = searcher.Start(&data[0], sp);
+		if (!started.ok()) {
+			// the first pass runs in Start: its error is the scan's (am_scan raises it before any row)
+			EXPECT_EQ(started.code(), StatusCode::External);
+			continue;
+		}
+		mid_scan++;
+		IdentityRows rows;
+		GraphStream hot(searcher, rows);
+		HandStream other({{0.0f, 1}, {1e9f, 2}});
+		MergedSearch m(MergeOrder::Strict);
+		ASSERT_TRUE(m.AddStream(&hot).ok());
+		ASSERT_TRUE(m.AddStream(&other).ok());
+		Status st;
+		auto out = Drain(m, &st);
+		EXPECT_EQ(st.code(), StatusCode::External) << "ok_calls " << ok_calls;
+		EXPECT_EQ(st.message(), "page read failed");
+		EXPECT_LT(out.size(), n);
+		EXPECT_EQ(store.calls_after_failure, 0);
+		ScoredRow r;
+		bool done = false;
+		EXPECT_EQ(m.Next(r, done).code(), StatusCode::External); // and again, nothing emitted
+	}
+	EXPECT_GE(mid_scan, 2);
+}
+
 // ----- inverted lists and the IVF stream
 
 struct IvfFixture {
