@@ -30,7 +30,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	echo "tests run in $WORK"
 	rsync -a --exclude .git --exclude build --exclude '*.o' --exclude '*.so' "$ROOT"/ "$WORK"/
 	chown -R s5vtest "$WORK"
-	exec runuser -u s5vtest -- env PATH="$PATH" bash "$WORK/scripts/pg-tests.sh" "$@"
+	exec runuser -u s5vtest -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" bash "$WORK/scripts/pg-tests.sh" "$@"
 fi
 
 cd "$ROOT"

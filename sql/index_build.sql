@@ -83,6 +83,29 @@ EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <-> '[1,1,1]' LIMIT 
 -- an ORDER BY with another operator than the opclass's does not use it
 EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <=> '[1,1,1]' LIMIT 3;
 
+-- a build that outgrows maintenance_work_mem goes on on disk; queries of that index run through it and find
+-- what a sequential scan finds
+CREATE TABLE disk (id int, v vector(64));
+INSERT INTO disk SELECT i, (SELECT array_agg(sin(i * 64 + j)) FROM generate_series(1, 64) j)::vector
+	FROM generate_series(1, 3000) i;
+SET maintenance_work_mem = '1MB';
+CREATE INDEX disk_idx ON disk USING s5vector (v);
+RESET maintenance_work_mem;
+SELECT check_name, ok FROM s5vector_verify('disk_idx') WHERE NOT ok;
+SET s5vector.ef_search = 100;
+EXPLAIN (COSTS OFF) SELECT id FROM disk ORDER BY v <-> (SELECT v FROM disk WHERE id = 17) LIMIT 5;
+SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM disk ORDER BY v <-> (SELECT v FROM disk WHERE id = 17) LIMIT 5) s;
+SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM disk ORDER BY v <-> (SELECT v FROM disk WHERE id = 2500) LIMIT 5) s;
+SET enable_indexscan = off;
+RESET enable_seqscan;
+EXPLAIN (COSTS OFF) SELECT id FROM disk ORDER BY v <-> (SELECT v FROM disk WHERE id = 17) LIMIT 5;
+SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM disk ORDER BY v <-> (SELECT v FROM disk WHERE id = 17) LIMIT 5) s;
+SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM disk ORDER BY v <-> (SELECT v FROM disk WHERE id = 2500) LIMIT 5) s;
+RESET enable_indexscan;
+SET enable_seqscan = off;
+RESET s5vector.ef_search;
+DROP TABLE disk;
+
 -- stats and verify functions reject what is not an s5vector index
 SELECT * FROM s5vector_index_stats('items');
 SELECT * FROM s5vector_index_stats('items_pkey');

@@ -18,8 +18,41 @@ SELECT id, embedding <-> '[10,0]' AS d FROM videos ORDER BY embedding <-> '[10,0
 INSERT INTO videos VALUES (101, now(), '[1,2,3]');
 SELECT id FROM videos ORDER BY embedding <-> '[1,2,3]' LIMIT 1;
 
--- a NULL query vector has no order: every indexed row comes back (like ORDER BY NULL)
+-- a NULL query vector has no order: every indexed row comes back (like ORDER BY NULL). A literal NULL is
+-- folded by the planner (no index scan, 31 rows with the NULL vector's); a NULL parameter of a generic plan
+-- reaches the index, which sweeps its pages (30 indexed rows)
 SELECT count(*) FROM (SELECT id FROM videos ORDER BY embedding <-> NULL LIMIT 100) s;
+SET plan_cache_mode = force_generic_plan;
+PREPARE null_query(vector) AS SELECT count(*) FROM (SELECT id FROM videos ORDER BY embedding <-> $1 LIMIT 100) s;
+EXPLAIN (COSTS OFF) EXECUTE null_query(NULL);
+EXECUTE null_query(NULL);
+PREPARE null_query_aged(vector, timestamptz) AS SELECT array_agg(id ORDER BY id) FROM
+	(SELECT id FROM videos WHERE uploaded_at >= $2 ORDER BY embedding <-> $1 LIMIT 100) s;
+EXPLAIN (COSTS OFF) EXECUTE null_query_aged(NULL, '2026-01-25 00:00+00');
+EXECUTE null_query_aged(NULL, '2026-01-25 00:00+00');
+DEALLOCATE null_query;
+DEALLOCATE null_query_aged;
+RESET plan_cache_mode;
+
+-- scans are counted in pg_stat_user_indexes
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan AS scans_before FROM pg_stat_user_indexes WHERE indexrelname = 'videos_idx' \gset
+SELECT id FROM videos ORDER BY embedding <-> '[3,3]' LIMIT 1;
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan - :scans_before AS new_scans FROM pg_stat_user_indexes WHERE indexrelname = 'videos_idx';
+
+-- every scan holds the scan interlock (a tuple lock on the index, block 0, offset 0) until it ends
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM videos ORDER BY embedding <-> '[3,3]';
+FETCH 1 FROM c;
+SELECT locktype, page, tuple, mode, granted FROM pg_locks
+	WHERE relation = 'videos_idx'::regclass AND locktype = 'tuple' AND pid = pg_backend_pid();
+-- a mover's wait does not wait for its own session's scans
+SELECT s5vector_wait_for_scans('videos_idx');
+CLOSE c;
+SELECT count(*) AS interlocks FROM pg_locks WHERE relation = 'videos_idx'::regclass AND locktype = 'tuple';
+COMMIT;
+SELECT s5vector_wait_for_scans('videos_pkey');
 
 -- age predicates are evaluated in the index
 EXPLAIN (COSTS OFF) SELECT id FROM videos WHERE uploaded_at >= '2026-01-20 00:00+00' ORDER BY embedding <-> '[10,0]' LIMIT 5;
@@ -109,6 +142,12 @@ INSERT INTO ipt SELECT i, (SELECT array_agg(sin(i * 8 + j) * (1 + i % 10)) FROM 
 CREATE INDEX ipt_idx ON ipt USING s5vector (v vector_ip_ops);
 SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5000) s;
 SELECT check_name, ok FROM s5vector_verify('ipt_idx') WHERE NOT ok;
+-- the exact pass is bounded: on an index of more than max_scan_tuples elements the scan stops where the graph
+-- stops (here 2000 elements, 100 visits: far fewer rows), still each row once
+SET s5vector.max_scan_tuples = 100;
+SELECT count(*) < 2000 AS stopped, count(*) >= 40 AS first_pass_complete, count(*) = count(DISTINCT id) AS once
+	FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5000) s;
+RESET s5vector.max_scan_tuples;
 -- the first rows are the true nearest ones
 SELECT array_agg(id) FROM (SELECT id FROM ipt ORDER BY v <#> '[1,1,1,1,1,1,1,1]' LIMIT 5) s;
 SET enable_indexscan = off;

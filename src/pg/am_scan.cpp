@@ -1,39 +1,76 @@
-// Index scans: TIDs in distance order from the hot graph, widening when the executor asks for more, with the
-// age predicate (second key column) applied inside the index. A NULL query (or a zero query under cosine) has
-// no order: every live row is returned, unordered.
+// Index scans: an orchestration of candidate streams (core/merge.h) giving heap TIDs in distance order — the
+// hot graph first, widening when the executor asks for more up to max_scan_tuples, then on small indexes an
+// exact pass — with the age predicate (second key column) applied inside the index. A NULL query (or a zero
+// query under cosine) has no order: every live row is returned, unordered. Every scan holds the scan
+// interlock (pg/locks.h) from beginscan to endscan.
 extern "C" {
 #include "postgres.h"
 
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 }
 
 #include "pg/am.h"
 #include "pg/guard.h"
 #include "pg/gucs.h"
 #include "pg/index.h"
+#include "pg/locks.h"
 #include "pg/page_store.h"
 
-#include <algorithm>
-#include <unordered_set>
+#include "core/merge.h"
+
+#include <memory>
+#include <vector>
 
 namespace s5v::pg {
 
 namespace {
 
-// C++ state of one scan, owned by the scan's memory context (deleted by its reset callback).
+uint64 TidKey(const ItemPointerData &t) {
+	return ((uint64)ItemPointerGetBlockNumber(&t) << 16) | ItemPointerGetOffsetNumber(&t);
+}
+
+void TidFromKey(RowId key, ItemPointerData *out) {
+	ItemPointerSet(out, (BlockNumber)(key >> 16), (OffsetNumber)(key & 0xFFFF));
+}
+
+// Graph nodes to rows: the heap TIDs the page store saw while computing distances.
+class PageNodeRows final : public NodeRows {
+public:
+	explicit PageNodeRows(const PageGraphStore &store) : store_(store) {}
+	bool RowOf(hnsw::NodeId node, RowId &out) const override {
+		ItemPointerData tid;
+		if (!store_.HeapTid(node, tid))
+			return false;
+		out = TidKey(tid);
+		return true;
+	}
+
+private:
+	const PageGraphStore &store_;
+};
+
+// C++ state of one scan, owned by the scan's memory context (deleted by its reset callback). The scan is a
+// merge of candidate streams: the hot graph first; the exact pass joins when the graph has nothing more (the
+// cold tier's streams will join here too).
 struct ScanObjects {
 	PageGraphStore store;
 	InterruptToken cancel;
 	hnsw::Searcher searcher;
-	std::unordered_set<uint64> returned;
+	PageNodeRows rows;
+	GraphStream hot;
+	MergedSearch merge;
+	std::unique_ptr<SortedRowsStream> exact;
 
 	ScanObjects(Relation index, const IndexInfoCache &info)
-	    : store(index, info), searcher(store, info.dimensions, cancel) {}
+	    : store(index, info), searcher(store, info.dimensions, cancel), rows(store), hot(searcher, rows),
+	      merge(MergeOrder::Strict) {}
 };
 
 struct ScanOpaqueData {
@@ -42,19 +79,21 @@ struct ScanOpaqueData {
 	ScanObjects *objects;
 	AgeFilter filter;
 	float *query;
+	bool interlocked; // holds the scan interlock (locks.h)
 	bool started;
 	bool done;
 	bool sweep; // no usable query: return every matching row
 	BlockNumber sweep_blk;
-	struct ScoredTid *page_items; // one page's live elements (sweep, exact pass)
+	struct ScoredTid *page_items;  // one page's live elements (sweep, exact pass)
+	BufferAccessStrategy strategy; // ring buffer for reads of every page (sweep, exact pass)
 	int sweep_count;
 	int sweep_pos;
-	// Exhaustive pass: once the graph search has nothing more, every live matching element not yet returned,
-	// nearest first (the graph may not reach every element, e.g. under inner product or with duplicates).
+	// Exact pass: once the graph search has nothing more, every live matching element not yet returned,
+	// nearest first (the graph may not reach every element, e.g. under inner product or with duplicates);
+	// only on indexes small enough to read within max_scan_tuples (ExactPassAllowed).
 	bool exhaustive;
 	struct ScoredTid *rest;
 	int64 rest_count;
-	int64 rest_pos;
 };
 typedef ScanOpaqueData *ScanOpaque;
 
@@ -63,12 +102,20 @@ struct ScoredTid {
 	ItemPointerData tid;
 };
 
-// The live elements of block `blk` that match the age filter, into `out` (room for MaxOffsetNumber); with
-// `score`, each with its distance to the query. Returns how many (plain code: may ereport).
+// One page of a read of every page (the NULL-query sweep, the exact pass), in the style of the other
+// whole-index loops: pages of other types than hot (cold lists later) and new pages are skipped, a page that
+// is not ours is index_corrupted. The live elements of block `blk` that match the age filter go into `out`
+// (room for MaxOffsetNumber); with `score`, each with its distance to the query. Returns how many (plain code:
+// may ereport). Reads go through a ring buffer so that a sweep does not evict the buffer pool.
 int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool score, ScoredTid *out) {
 	Relation index = scan->indexRelation;
 	int n = 0;
-	Buffer buf = ReadBuffer(index, blk);
+	if (so->strategy == nullptr) {
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+		so->strategy = GetAccessStrategy(BAS_BULKREAD);
+		MemoryContextSwitchTo(old);
+	}
+	Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, so->strategy);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
 	if (!PageIsNew(page))
@@ -87,6 +134,17 @@ int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool sc
 	}
 	UnlockReleaseBuffer(buf);
 	return n;
+}
+
+// The exact pass reads the whole index, so it is allowed only when that stays within the scan's budget:
+// at most s5vector.max_scan_tuples elements (the metapage's counter) on at most as many pages. On larger
+// indexes a scan stops where the graph stops (pgvector's max_scan_tuples means "stop"), and rows the graph
+// does not reach are not returned (plain code: may ereport).
+bool ExactPassAllowed(Relation index) {
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	return meta.hot_elements <= (int64)s5v_max_scan_tuples && (int64)nblocks - 1 <= (int64)s5v_max_scan_tuples;
 }
 
 // Every live element matching the age filter, with its distance to the query (plain code: may ereport).
@@ -113,10 +171,6 @@ void DeleteScanObjects(void *arg) {
 	ScanOpaque so = (ScanOpaque)arg;
 	delete so->objects;
 	so->objects = nullptr;
-}
-
-uint64 TidKey(const ItemPointerData &t) {
-	return ((uint64)ItemPointerGetBlockNumber(&t) << 16) | ItemPointerGetOffsetNumber(&t);
 }
 
 // Next page of the sweep: its live, matching heap TIDs. Returns false at the end of the index.
@@ -202,6 +256,10 @@ IndexScanDesc BeginScan(Relation index, int nkeys, int norderbys) {
 	so->query = (float *)MemoryContextAlloc(so->cxt, sizeof(float) * so->info.dimensions);
 	so->page_items = (ScoredTid *)MemoryContextAlloc(so->cxt, sizeof(ScoredTid) * MaxOffsetNumber);
 	scan->opaque = so;
+	// The scan interlock, for the scan's whole life: a mover waits for it between adding a row at its new
+	// place and removing it from the old one, so no scan misses a row that moves while it runs.
+	LockScanInterlock(index);
+	so->interlocked = true;
 	return scan;
 }
 
@@ -220,7 +278,6 @@ void ReScan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 		pfree(so->rest);
 	so->rest = nullptr;
 	so->rest_count = 0;
-	so->rest_pos = 0;
 	delete so->objects;
 	so->objects = nullptr;
 }
@@ -231,6 +288,12 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 		return false;
 
 	if (!so->started) {
+		// Callers with other snapshots (SnapshotDirty for exclusion checks and replication lookups, SnapshotAny
+		// for CLUSTER) need every matching row exactly, which an approximate search does not promise.
+		if (scan->xs_snapshot == InvalidSnapshot || !IsMVCCSnapshot(scan->xs_snapshot))
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("s5vector index scans require an MVCC snapshot")));
+		pgstat_count_index_scan(scan->indexRelation);
 		so->started = true;
 		bool have_query = scan->numberOfOrderBys > 0 && !(scan->orderByData[0].sk_flags & SK_ISNULL);
 		if (have_query) {
@@ -251,7 +314,8 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 				params.ef_search = s5v_ef_search;
 				params.iterative = s5v_iterative_scan;
 				params.max_visits = (std::size_t)s5v_max_scan_tuples;
-				return so->objects->searcher.Start(so->query, params);
+				S5V_RETURN_IF_ERROR(so->objects->searcher.Start(so->query, params));
+				return so->objects->merge.AddStream(&so->objects->hot);
 			});
 		}
 	}
@@ -271,48 +335,41 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 
 	bool found = false;
 	ItemPointerData tid;
-	for (; !so->exhaustive;) {
+	for (;;) {
 		bool done = false;
+		RowId row = 0;
 		Guarded([&]() -> Status {
-			ScanObjects *objs = so->objects;
-			for (;;) {
-				hnsw::Candidate c;
-				S5V_RETURN_IF_ERROR(objs->searcher.Next(c, done));
-				if (done)
-					return Status::Ok();
-				if (!objs->store.HeapTid(c.node, tid))
-					continue;
-				if (!objs->returned.insert(TidKey(tid)).second)
-					continue;
-				found = true;
-				return Status::Ok();
-			}
+			ScoredRow r;
+			S5V_RETURN_IF_ERROR(so->objects->merge.Next(r, done));
+			row = r.row;
+			return Status::Ok();
 		});
-		if (found || done)
+		if (!done) {
+			TidFromKey(row, &tid);
+			found = true;
 			break;
-	}
-	if (!found && !so->exhaustive && s5v_iterative_scan) {
-		// The graph has nothing more: finish with an exact pass over what it did not return.
+		}
+		if (so->exhaustive || !s5v_iterative_scan)
+			break;
+		// The graph has nothing more: on a small index, finish with an exact pass, a stream of every live
+		// matching element (the merge skips the rows already returned).
 		so->exhaustive = true;
+		if (!ExactPassAllowed(scan->indexRelation))
+			break;
 		CollectAll(scan, so, &so->rest, &so->rest_count);
 		ScoredTid *rest = so->rest;
 		int64 n = so->rest_count;
 		Guarded([&]() -> Status {
-			ScanObjects *objs = so->objects;
-			int64 kept = 0;
+			std::vector<ScoredRow> rows;
+			rows.reserve(n);
 			for (int64 i = 0; i < n; i++)
-				if (!objs->returned.count(TidKey(rest[i].tid)))
-					rest[kept++] = rest[i];
-			std::sort(rest, rest + kept,
-			          [](const ScoredTid &a, const ScoredTid &b) { return a.distance < b.distance; });
-			so->rest_count = kept;
-			return Status::Ok();
+				rows.push_back(ScoredRow{rest[i].distance, TidKey(rest[i].tid)});
+			so->objects->exact = std::make_unique<SortedRowsStream>(std::move(rows));
+			return so->objects->merge.AddStream(so->objects->exact.get());
 		});
-		so->rest_pos = 0;
-	}
-	if (!found && so->exhaustive && so->rest_pos < so->rest_count) {
-		tid = so->rest[so->rest_pos++].tid;
-		found = true;
+		pfree(so->rest);
+		so->rest = nullptr;
+		so->rest_count = 0;
 	}
 	if (!found) {
 		so->done = true;
@@ -326,6 +383,8 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 
 void EndScan(IndexScanDesc scan) {
 	ScanOpaque so = (ScanOpaque)scan->opaque;
+	if (so->interlocked)
+		UnlockScanInterlock(scan->indexRelation);
 	MemoryContextDelete(so->cxt);
 	pfree(so);
 	scan->opaque = nullptr;

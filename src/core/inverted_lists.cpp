@@ -1,0 +1,201 @@
+// In-memory inverted lists and the IVF stream (see inverted_lists.h).
+#include "inverted_lists.h"
+
+#include <algorithm>
+#include <new>
+#include <utility>
+
+namespace s5v::ivf {
+
+InMemoryInvertedLists::InMemoryInvertedLists(std::size_t dim, std::vector<float> centroids, std::size_t chunk_rows)
+    : dim_(dim), centroids_(std::move(centroids)), chunk_rows_(chunk_rows == 0 ? 1 : chunk_rows),
+      lists_(dim == 0 ? 0 : centroids_.size() / dim) {}
+
+Status InMemoryInvertedLists::Add(ListId list, RowId id, std::int64_t age, const float *vec) {
+	if (list >= lists_.size() || vec == nullptr)
+		return Status::InvalidInput("no such list, or no vector");
+	try {
+		List &l = lists_[list];
+		l.ids.push_back(id);
+		l.ages.push_back(age);
+		l.vectors.insert(l.vectors.end(), vec, vec + dim_);
+		l.live.push_back(1);
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory adding to an inverted list");
+	}
+	return Status::Ok();
+}
+
+bool InMemoryInvertedLists::MarkDeleted(RowId id) {
+	for (List &l : lists_)
+		for (std::size_t i = 0; i < l.ids.size(); ++i)
+			if (l.ids[i] == id) {
+				l.live[i] = 0;
+				return true;
+			}
+	return false;
+}
+
+ListId InMemoryInvertedLists::NearestList(Metric metric, const float *vec) const {
+	ListId best = 0;
+	float best_d = 0;
+	for (std::size_t i = 0; i < lists_.size(); ++i) {
+		float d = IndexDistance(metric, vec, &centroids_[i * dim_], dim_);
+		if (i == 0 || d < best_d) {
+			best = static_cast<ListId>(i);
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+Status InMemoryInvertedLists::Centroids(std::span<const float> &out) {
+	out = std::span<const float>(centroids_.data(), lists_.size() * dim_);
+	return Status::Ok();
+}
+
+Status InMemoryInvertedLists::Prefetch(std::span<const ListId> lists) {
+	prefetched_ += lists.size();
+	return Status::Ok();
+}
+
+Status InMemoryInvertedLists::ChunkCount(ListId list, std::size_t &out) {
+	if (list >= lists_.size())
+		return Status::InvalidInput("no such list");
+	out = (lists_[list].ids.size() + chunk_rows_ - 1) / chunk_rows_;
+	return Status::Ok();
+}
+
+Status InMemoryInvertedLists::GetChunk(ListId list, std::size_t index, ListChunk &out) {
+	if (list >= lists_.size())
+		return Status::InvalidInput("no such list");
+	const List &l = lists_[list];
+	const std::size_t begin = index * chunk_rows_;
+	if (begin >= l.ids.size())
+		return Status::InvalidInput("no such chunk");
+	const std::size_t n = std::min(chunk_rows_, l.ids.size() - begin);
+	out.list = list;
+	out.index = index;
+	out.ids = std::span<const RowId>(l.ids.data() + begin, n);
+	out.ages = std::span<const std::int64_t>(l.ages.data() + begin, n);
+	out.vectors = std::span<const float>(l.vectors.data() + begin * dim_, n * dim_);
+	out.live = std::span<const std::uint8_t>(l.live.data() + begin, n);
+	out.token = 1;
+	held_++;
+	return Status::Ok();
+}
+
+void InMemoryInvertedLists::ReleaseChunk(ListChunk &chunk) noexcept {
+	if (chunk.token != 0 && held_ > 0)
+		held_--;
+	chunk = ListChunk{};
+}
+
+IvfStream::IvfStream(InvertedLists &lists, Metric metric, const CancelToken &cancel)
+    : lists_(lists), metric_(metric), cancel_(cancel) {}
+
+Status IvfStream::Start(const float *query, const IvfSearchParams &params, RowFilter filter) {
+	const std::size_t dim = lists_.dim();
+	if (query == nullptr || dim == 0)
+		return Status::InvalidInput("ivf search needs a query vector");
+	if (params.probes == 0)
+		return Status::InvalidInput("ivf probes must be at least 1");
+	try {
+		query_.assign(query, query + dim);
+		params_ = params;
+		filter_ = std::move(filter);
+		std::span<const float> centroids;
+		S5V_RETURN_IF_ERROR(lists_.Centroids(centroids));
+		const std::size_t n = lists_.list_count();
+		if (centroids.size() < n * dim)
+			return Status::Corrupt("inverted lists have fewer centroids than lists");
+		std::vector<std::pair<float, ListId>> by_distance(n);
+		for (std::size_t i = 0; i < n; ++i)
+			by_distance[i] = {IndexDistance(metric_, query_.data(), &centroids[i * dim], dim), static_cast<ListId>(i)};
+		std::sort(by_distance.begin(), by_distance.end());
+		order_.resize(n);
+		for (std::size_t i = 0; i < n; ++i)
+			order_[i] = by_distance[i].second;
+		limit_ = params.max_probes == 0 ? n : std::min(n, std::max(params.max_probes, params.probes));
+		if (!params.iterative)
+			limit_ = std::min(limit_, params.probes);
+		next_list_ = 0;
+		round_.clear();
+		pos_ = 0;
+		computations_ = 0;
+		started_ = true;
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory in ivf search");
+	}
+	return Status::Ok();
+}
+
+// Read the next lists (probes of them, within limit_), score their live rows, sort them.
+Status IvfStream::ReadRound() {
+	const std::size_t dim = lists_.dim();
+	const std::size_t end = std::min(limit_, next_list_ + params_.probes);
+	round_.clear();
+	pos_ = 0;
+	S5V_RETURN_IF_ERROR(lists_.Prefetch(std::span<const ListId>(order_.data() + next_list_, end - next_list_)));
+	for (; next_list_ < end; ++next_list_) {
+		const ListId list = order_[next_list_];
+		std::size_t chunks = 0;
+		S5V_RETURN_IF_ERROR(lists_.ChunkCount(list, chunks));
+		for (std::size_t c = 0; c < chunks; ++c) {
+			if (cancel_.cancelled())
+				return Status::Cancelled();
+			ListChunk chunk;
+			S5V_RETURN_IF_ERROR(lists_.GetChunk(list, c, chunk));
+			const std::size_t rows = chunk.rows();
+			if (chunk.ages.size() != rows || chunk.live.size() != rows || chunk.vectors.size() != rows * dim) {
+				lists_.ReleaseChunk(chunk);
+				return Status::Corrupt("inverted list chunk has arrays of different lengths");
+			}
+			try {
+				for (std::size_t r = 0; r < rows; ++r) {
+					if (!chunk.live[r] || (filter_ && !filter_(chunk.ids[r], chunk.ages[r])))
+						continue;
+					round_.push_back(
+					    ScoredRow{IndexDistance(metric_, query_.data(), &chunk.vectors[r * dim], dim), chunk.ids[r]});
+					computations_++;
+				}
+			} catch (...) {
+				lists_.ReleaseChunk(chunk);
+				return Status::OutOfMemory("out of memory in ivf search");
+			}
+			lists_.ReleaseChunk(chunk);
+		}
+	}
+	try {
+		std::sort(round_.begin(), round_.end(), [](const ScoredRow &a, const ScoredRow &b) {
+			return a.distance < b.distance || (a.distance == b.distance && a.row < b.row);
+		});
+	} catch (...) {
+		return Status::OutOfMemory("out of memory in ivf search");
+	}
+	return Status::Ok();
+}
+
+Status IvfStream::Next(ScoredRow &out, bool &done) {
+	done = true;
+	if (!started_)
+		return Status::Ok();
+	while (pos_ >= round_.size()) {
+		if (next_list_ >= limit_)
+			return Status::Ok();
+		S5V_RETURN_IF_ERROR(ReadRound());
+	}
+	done = false;
+	out = round_[pos_++];
+	return Status::Ok();
+}
+
+float IvfStream::LowerBound() const {
+	if (!started_)
+		return kNoMoreRows;
+	if (pos_ < round_.size())
+		return round_[pos_].distance;
+	return next_list_ < limit_ ? kUnknownBound : kNoMoreRows;
+}
+
+} // namespace s5v::ivf

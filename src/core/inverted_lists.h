@@ -1,0 +1,148 @@
+// Inverted lists behind an interface (as faiss separates InvertedLists from the IVF index), so that the cold
+// tier's lists can live in index pages, in decoded S5 segments or in memory, and an IVF stream over them.
+//
+// A list is read a chunk at a time: a chunk is a run of rows with their ids, ages, vectors and a live mask
+// (in pages: a local tail page or a decoded segment). GetChunk hands out views that stay valid until
+// ReleaseChunk; an implementation over buffers pins (never locks across network I/O) and unpins there.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "cancel.h"
+#include "distance.h"
+#include "merge.h"
+#include "status.h"
+
+namespace s5v::ivf {
+
+using ListId = std::uint32_t;
+
+struct ListChunk {
+	ListId list = 0;
+	std::size_t index = 0;              // which chunk of the list
+	std::span<const RowId> ids;         // one per row
+	std::span<const std::int64_t> ages; // one per row (microseconds, see the age column)
+	std::span<const float> vectors;     // rows * dim, as stored (normalised for cosine)
+	std::span<const std::uint8_t> live; // 1 = live, 0 = deleted (kept until its chunk is compacted)
+	std::uintptr_t token = 0;           // the implementation's handle (a buffer, a cache entry)
+
+	std::size_t rows() const { return ids.size(); }
+};
+
+class InvertedLists {
+public:
+	virtual ~InvertedLists() = default;
+
+	virtual std::size_t list_count() const = 0;
+	virtual std::size_t dim() const = 0;
+
+	// Every centroid, list_count() * dim() floats, list i at [i * dim, (i + 1) * dim); valid as long as the
+	// lists object (an implementation may read them once and keep them).
+	virtual Status Centroids(std::span<const float> &out) = 0;
+
+	// A hint that these lists will be read soon (start fetching remote segments). The default does nothing.
+	virtual Status Prefetch(std::span<const ListId> lists) {
+		(void)lists;
+		return Status::Ok();
+	}
+
+	// How many chunks list `list` has now.
+	virtual Status ChunkCount(ListId list, std::size_t &out) = 0;
+
+	// Chunk `index` of `list`: its views stay valid until ReleaseChunk(out). On error nothing is held.
+	virtual Status GetChunk(ListId list, std::size_t index, ListChunk &out) = 0;
+	virtual void ReleaseChunk(ListChunk &chunk) noexcept = 0;
+};
+
+// Lists in memory: unit tests, and a model of the interface's contract. Rows are appended to a list and cut
+// into chunks of `chunk_rows`. Not thread-safe.
+class InMemoryInvertedLists final : public InvertedLists {
+public:
+	// `centroids` holds lists * dim floats.
+	InMemoryInvertedLists(std::size_t dim, std::vector<float> centroids, std::size_t chunk_rows);
+
+	// Append a row to `list` (vector copied).
+	Status Add(ListId list, RowId id, std::int64_t age, const float *vec);
+	// Mark a row deleted (live = 0) wherever it is; false if it is in no list.
+	bool MarkDeleted(RowId id);
+	// The list whose centroid is nearest to `vec` under `metric`.
+	ListId NearestList(Metric metric, const float *vec) const;
+	// How many chunks are held right now (GetChunk without ReleaseChunk): tests check it returns to 0.
+	std::size_t chunks_held() const { return held_; }
+
+	std::size_t list_count() const override { return lists_.size(); }
+	std::size_t dim() const override { return dim_; }
+	Status Centroids(std::span<const float> &out) override;
+	Status Prefetch(std::span<const ListId> lists) override;
+	Status ChunkCount(ListId list, std::size_t &out) override;
+	Status GetChunk(ListId list, std::size_t index, ListChunk &out) override;
+	void ReleaseChunk(ListChunk &chunk) noexcept override;
+
+	std::size_t prefetched() const { return prefetched_; }
+
+private:
+	struct List {
+		std::vector<RowId> ids;
+		std::vector<std::int64_t> ages;
+		std::vector<float> vectors;
+		std::vector<std::uint8_t> live;
+	};
+	std::size_t dim_;
+	std::vector<float> centroids_;
+	std::size_t chunk_rows_;
+	std::vector<List> lists_;
+	std::size_t held_ = 0;
+	std::size_t prefetched_ = 0;
+};
+
+struct IvfSearchParams {
+	std::size_t probes = 1;     // lists read by the first round
+	std::size_t max_probes = 0; // stop widening after this many lists (0 = every list)
+	bool iterative = true;      // widen when asked for more than the probed lists held
+};
+
+// An IVF search as a candidate stream: the nearest `probes` lists (by centroid distance) are read whole,
+// every live row scored with the exact distance; rows come out nearest first. When they run out and the
+// search may widen, the next lists (as many as the first round, up to max_probes in all) are read, and so on.
+// Each round is nearest first; a later round may hold rows nearer than an earlier round's (IVF has no bound
+// on the lists it did not read). Lists are disjoint, so no row comes twice.
+// Lower bound: the distance of the next row of the current round; kUnknownBound when the round is used up and
+// more lists may be read; kNoMoreRows when done.
+// An optional filter (on id and age) drops rows that may not be returned.
+class IvfStream final : public CandidateStream {
+public:
+	using RowFilter = std::function<bool(RowId id, std::int64_t age)>;
+
+	IvfStream(InvertedLists &lists, Metric metric, const CancelToken &cancel);
+
+	// Start a search (the query is copied); call before Next.
+	Status Start(const float *query, const IvfSearchParams &params, RowFilter filter = nullptr);
+	Status Next(ScoredRow &out, bool &done) override;
+	float LowerBound() const override;
+
+	std::size_t lists_read() const { return next_list_; }
+	std::size_t distance_computations() const { return computations_; }
+
+private:
+	Status ReadRound();
+
+	InvertedLists &lists_;
+	Metric metric_;
+	const CancelToken &cancel_;
+	std::vector<float> query_;
+	IvfSearchParams params_;
+	RowFilter filter_;
+	std::vector<ListId> order_; // lists, nearest centroid first
+	std::size_t next_list_ = 0; // lists of order_ already read
+	std::size_t limit_ = 0;     // lists that may be read in all
+	std::vector<ScoredRow> round_;
+	std::size_t pos_ = 0;
+	std::size_t computations_ = 0;
+	bool started_ = false;
+};
+
+} // namespace s5v::ivf

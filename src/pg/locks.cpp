@@ -1,0 +1,79 @@
+// The scan interlock (see locks.h) and s5vector_wait_for_scans(regclass).
+extern "C" {
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/resowner.h"
+#include "utils/rel.h"
+}
+
+#include "pg/locks.h"
+
+extern "C" {
+PG_FUNCTION_INFO_V1(s5vector_wait_for_scans);
+PGDLLEXPORT Datum s5vector_wait_for_scans(PG_FUNCTION_ARGS);
+}
+
+namespace s5v::pg {
+
+void ScanInterlockTag(Relation index, LOCKTAG *tag) {
+	SET_LOCKTAG_TUPLE(*tag, index->rd_lockInfo.lockRelId.dbId, index->rd_lockInfo.lockRelId.relId, 0,
+	                  InvalidOffsetNumber);
+}
+
+namespace {
+// The owner of scan interlocks: the top transaction's (see locks.h).
+ResourceOwner InterlockOwner() {
+	return TopTransactionResourceOwner != nullptr ? TopTransactionResourceOwner : CurrentResourceOwner;
+}
+} // namespace
+
+void LockScanInterlock(Relation index) {
+	LOCKTAG tag;
+	ScanInterlockTag(index, &tag);
+	ResourceOwner saved = CurrentResourceOwner;
+	CurrentResourceOwner = InterlockOwner();
+	PG_TRY();
+	{ (void)LockAcquire(&tag, ShareLock, false, false); }
+	PG_FINALLY();
+	{ CurrentResourceOwner = saved; }
+	PG_END_TRY();
+}
+
+void UnlockScanInterlock(Relation index) {
+	LOCKTAG tag;
+	ScanInterlockTag(index, &tag);
+	ResourceOwner saved = CurrentResourceOwner;
+	CurrentResourceOwner = InterlockOwner();
+	(void)LockRelease(&tag, ShareLock, false);
+	CurrentResourceOwner = saved;
+}
+
+void WaitForScans(Relation index) {
+	LOCKTAG tag;
+	ScanInterlockTag(index, &tag);
+	WaitForLockers(tag, ExclusiveLock, false);
+}
+
+} // namespace s5v::pg
+
+// Wait for the scans of an index that are running now (what a mover does between its two steps); for
+// operators and tests.
+Datum s5vector_wait_for_scans(PG_FUNCTION_ARGS) {
+	Oid relid = PG_GETARG_OID(0);
+	Relation index = relation_open(relid, AccessShareLock);
+	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
+		char *name = pstrdup(RelationGetRelationName(index));
+		relation_close(index, AccessShareLock);
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
+	}
+	s5v::pg::WaitForScans(index);
+	relation_close(index, AccessShareLock);
+	PG_RETURN_VOID();
+}
