@@ -27,14 +27,24 @@ const KernelSet *KernelsByName(std::string_view name) noexcept;
 // The fastest kernel set this CPU supports; chosen once, never changes afterwards.
 const KernelSet &ActiveKernels() noexcept;
 
+// Vectors shorter than this (nearly every literal typed by hand) are summed in the fixed order pgvector's
+// auto-vectorised loops use for them (distance.cpp), so SQL results match pgvector's to the last bit; longer ones
+// go to the active SIMD kernels. The functions below are the only distances: the SQL operators (vector.cpp) and
+// the index (IndexDistance) both call them, so an index scan and a sequential scan order near-ties alike.
+inline constexpr std::size_t kShortVector = 16;
+float ShortL2Squared(const float *a, const float *b, std::size_t n) noexcept;
+float ShortInnerProduct(const float *a, const float *b, std::size_t n) noexcept;
+float ShortL1(const float *a, const float *b, std::size_t n) noexcept;
+void ShortCosineParts(const float *a, const float *b, std::size_t n, float *dot, float *norm_a, float *norm_b) noexcept;
+
 inline float L2SquaredDistance(const float *a, const float *b, std::size_t n) noexcept {
-	return ActiveKernels().l2_squared(a, b, n);
+	return n < kShortVector ? ShortL2Squared(a, b, n) : ActiveKernels().l2_squared(a, b, n);
 }
 inline float InnerProduct(const float *a, const float *b, std::size_t n) noexcept {
-	return ActiveKernels().inner_product(a, b, n);
+	return n < kShortVector ? ShortInnerProduct(a, b, n) : ActiveKernels().inner_product(a, b, n);
 }
 inline float L1Distance(const float *a, const float *b, std::size_t n) noexcept {
-	return ActiveKernels().l1(a, b, n);
+	return n < kShortVector ? ShortL1(a, b, n) : ActiveKernels().l1(a, b, n);
 }
 // Cosine distance computed as pgvector does: float parts, double division, similarity clamped to [-1, 1].
 // Returns NaN when either vector has zero norm.

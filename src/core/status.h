@@ -46,6 +46,16 @@ private:
 
 const char *StatusCodeName(StatusCode code) noexcept;
 
+// The status of fetching an object that durable data references (an index page, a manifest): the object missing
+// there means data was lost, not that a service is unreachable, so NotFound becomes Corrupt (data_corrupted at
+// the PostgreSQL edge); every other status is returned unchanged. A lookup the user asked for directly keeps
+// NotFound.
+inline Status ReferencedObject(Status st) {
+	if (st.code() != StatusCode::NotFound)
+		return st;
+	return Status::Corrupt("a referenced object is missing: " + st.message());
+}
+
 } // namespace s5v
 
 // Propagate a non-OK status to the caller.

@@ -213,8 +213,11 @@ void WriteMetaPage(Relation index, const BuildState *bs, ForkNumber fork) {
 	meta->entry_offno = InvalidOffsetNumber;
 	meta->entry_level = -1;
 	meta->insert_page = InvalidBlockNumber;
-	meta->cold_root = InvalidBlockNumber;
-	meta->index_id = pg_prng_uint64(&pg_global_prng_state);
+	meta->cold_metapage = InvalidBlockNumber;
+	if (!pg_strong_random(meta->index_id, sizeof(meta->index_id)))
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate a random index id")));
+	meta->worker.gc_queue_head = InvalidBlockNumber;
+	meta->worker.migration_cursor = InvalidBlockNumber;
 	((PageHeader)page)->pd_lower = ((char *)meta + sizeof(S5vMetaPageData)) - (char *)page;
 	MarkBufferDirty(buf);
 	if (fork == INIT_FORKNUM)
@@ -307,6 +310,7 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 // Frozen settings for a new index, checked against the column and the options.
 void InitBuildInfo(Relation index, IndexInfoCache *info) {
+	CheckIndexColumns(index);
 	Form_pg_attribute attr = TupleDescAttr(RelationGetDescr(index), 0);
 	int dims = attr->atttypmod;
 	if (dims < 0)

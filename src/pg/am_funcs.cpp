@@ -1,26 +1,38 @@
 // SQL functions for operators: s5vector_index_stats(regclass) and s5vector_verify(regclass).
+//
+// Privileges (as pgstattuple 1.5+ and pg_stat_* functions decide): the caller must be a member of
+// pg_stat_scan_tables (superusers are), or hold SELECT on the indexed table with no row-level security applying
+// to it (row counts would tell more than the policies let it see). The index must be an s5vector index.
 extern "C" {
 #include "postgres.h"
 
 #include "access/relation.h"
 #include "access/table.h"
-#include "commands/defrem.h"
+#include "access/htup_details.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_authid.h"
+#include "commands/defrem.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
-#include "pg/guard.h"
 #include "pg/graph_load.h"
+#include "pg/guard.h"
 #include "pg/index.h"
+#include "pg/page_iter.h"
 
+#include <cmath>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -36,13 +48,29 @@ PGDLLEXPORT Datum s5vector_verify(PG_FUNCTION_ARGS);
 namespace s5v::pg {
 namespace {
 
-// Open an index and check that it is an s5vector index.
+// Open an index, check that it is an s5vector index and that the caller may read what it tells about its table.
 Relation OpenS5vIndex(Oid relid, LOCKMODE lock) {
-	Relation index = relation_open(relid, lock);
+	Relation index = try_relation_open(relid, lock);
+	if (index == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("relation with OID %u does not exist", relid)));
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
 		char *name = pstrdup(RelationGetRelationName(index));
 		relation_close(index, lock);
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
+	}
+	Oid heapid = index->rd_index->indrelid;
+	Oid user = GetUserId();
+	bool allowed = has_privs_of_role(user, ROLE_PG_STAT_SCAN_TABLES) ||
+	               (pg_class_aclcheck(heapid, user, ACL_SELECT) == ACLCHECK_OK &&
+	                check_enable_rls(heapid, InvalidOid, true) != RLS_ENABLED);
+	if (!allowed) {
+		char *name = pstrdup(RelationGetRelationName(index));
+		char *table = get_rel_name(heapid);
+		relation_close(index, lock);
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for index %s", name),
+		                errdetail("Only members of pg_stat_scan_tables, or roles with SELECT on table \"%s\" and no "
+		                          "row-level security applying to them, may inspect its s5vector indexes.",
+		                          table ? table : "?")));
 	}
 	return index;
 }
@@ -86,6 +114,90 @@ void CollectHeap(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 	hc->tids[hc->n++] = TidKey(tid);
 }
 
+// Every element of the hot pages and its links, through the page iterator (bad pages are counted, not raised).
+void LoadElements(Relation index, const IndexInfoCache &info, LoadedGraph *out, S5vPageIter *it,
+                  int64 *nonfinite_vectors) {
+	*nonfinite_vectors = 0;
+	int64 cap = 1024, n = 0;
+	LoadedElement *els = (LoadedElement *)palloc_extended(sizeof(LoadedElement) * cap, MCXT_ALLOC_HUGE);
+	out->missing_neighbor_tuples = 0;
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+	PageIterBegin(it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_COUNT_BAD);
+	while (PageIterNext(it)) {
+		Page page = it->page;
+		BlockNumber blk = it->blkno;
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+			S5vElementTuple etup = GetElement(index, page, blk, off, info.dimensions);
+			if (etup == nullptr)
+				continue;
+			if (n == cap) {
+				cap *= 2;
+				els = (LoadedElement *)repalloc_huge(els, sizeof(LoadedElement) * cap);
+			}
+			for (uint32 d = 0; d < info.dimensions; d++)
+				if (!std::isfinite(etup->x[d])) {
+					(*nonfinite_vectors)++;
+					break;
+				}
+			LoadedElement *e = &els[n++];
+			e->id = NodeIdFromTid(blk, off);
+			e->heaptid = etup->heaptid;
+			e->level = etup->level;
+			e->flags = etup->flags;
+			e->nlinks = 0;
+			int slots = S5V_NEIGHBOR_SLOTS(info.m, Min((int)etup->level, info.max_level));
+			e->links = (uint64 *)palloc(sizeof(uint64) * slots);
+			e->link_levels = (int8 *)palloc(slots);
+			Buffer nbuf = it->buf;
+			S5vNeighborTuple ntup = etup->level > info.max_level
+			                            ? nullptr
+			                            : NeighborTupleOf(index, it->buf, blk, etup, strategy, &nbuf, true);
+			if (ntup == nullptr || ntup->count != slots) {
+				out->missing_neighbor_tuples++;
+			} else {
+				for (int s = 0; s < slots; s++) {
+					ItemPointer t = &ntup->tids[s];
+					if (!ItemPointerIsValid(t))
+						continue;
+					e->links[e->nlinks] = NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t));
+					e->link_levels[e->nlinks] = (int8)(s < 2 * info.m ? 0 : 1 + (s - 2 * info.m) / info.m);
+					e->nlinks++;
+				}
+			}
+			ReleaseNeighborPage(it->buf, nbuf);
+		}
+	}
+	PageIterEnd(it);
+	FreeAccessStrategy(strategy);
+	out->bad_pages = it->bad_pages;
+	out->elements = els;
+	out->count = n;
+}
+
+// Is an insert or a VACUUM working on the graph right now? (They hold the graph write lock.) A try, never a wait.
+bool GraphWriterActive(Relation index) {
+	if (!ConditionalLockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock))
+		return true;
+	UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+	return false;
+}
+
+struct VerifyRow {
+	const char *name;
+	int state; // 1 ok, 0 failed, -1 inconclusive (NULL)
+	char *detail;
+};
+
+void EmitRow(ReturnSetInfo *rsinfo, const char *name, int state, const char *detail) {
+	Datum values[3];
+	bool nulls[3] = {false, state < 0, false};
+	values[0] = CStringGetTextDatum(name);
+	values[1] = BoolGetDatum(state > 0);
+	values[2] = CStringGetTextDatum(detail);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
 } // namespace
 } // namespace s5v::pg
 
@@ -121,6 +233,11 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+// Reads the index and the table beside ordinary traffic: an MVCC snapshot taken before the index is read (a row
+// it sees was indexed before it was committed, so before the snapshot), no waiting on rows being changed (rows of
+// transactions still in progress are simply not in the snapshot), and a second look at the metapage at the end:
+// when the index changed meanwhile, the checks that a concurrent insert or VACUUM can upset are reported as
+// inconclusive (ok is NULL) instead of failed.
 Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	Oid relid = PG_GETARG_OID(0);
 	InitMaterializedSRF(fcinfo, 0);
@@ -129,27 +246,72 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	Relation index = OpenS5vIndex(relid, AccessShareLock);
 	Relation heap = table_open(index->rd_index->indrelid, AccessShareLock);
 	S5vMetaPageData meta;
-	ReadMetaPage(index, &meta);
+	BlockNumber meta_nblocks;
+	ReadMetaPageRaw(index, &meta, &meta_nblocks);
+	char *problems[32];
+	int nproblems = CheckMetaPage(index, &meta, meta_nblocks, problems, lengthof(problems));
+	static const char *const kChecks[] = {"pages",        "neighbour tuples", "links",   "entry point",
+	                                      "reachability", "heap coverage",    "counters"};
+	if (nproblems > 0) {
+		// Nothing else can be read safely with these settings: one row per bad field, the other checks not run.
+		for (int i = 0; i < Min(nproblems, (int)lengthof(problems)); i++)
+			EmitRow(rsinfo, "metapage", 0, psprintf("field %s", problems[i]));
+		for (const char *name : kChecks)
+			EmitRow(rsinfo, name, -1, "not checked: the metapage is corrupted");
+		table_close(heap, AccessShareLock);
+		relation_close(index, AccessShareLock);
+		return (Datum)0;
+	}
 	IndexInfoCache info = GetIndexInfo(index);
+
+	bool writer_at_start = GraphWriterActive(index);
+	Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
 
 	// Read every element and its neighbour slots into plain arrays.
 	LoadedGraph graph;
-	LoadGraph(index, info, NULL, &graph);
+	S5vPageIter it;
+	int64 nonfinite_vectors;
+	LoadElements(index, info, &graph, &it, &nonfinite_vectors);
 	LoadedElement *els = graph.elements;
 	int64 nel = graph.count;
 	int64 bad_pages = graph.bad_pages;
 	int64 missing_neighbor_tuples = graph.missing_neighbor_tuples;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber nblocks = it.nblocks;
+	// Heap TIDs that cannot point at a row: offset 0 or past what a page holds, or a block the table does not
+	// have (read after the index: the table only grows while we hold our lock, so a row inserted meanwhile is
+	// on a block that exists by now).
+	BlockNumber heap_blocks = RelationGetNumberOfBlocks(heap);
+	int64 bad_heap_tids = 0;
+	for (int64 i = 0; i < nel; i++) {
+		ItemPointer t = &els[i].heaptid;
+		OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(t);
+		if (ItemPointerGetBlockNumberNoCheck(t) >= heap_blocks || off < FirstOffsetNumber || off > MaxHeapTuplesPerPage)
+			bad_heap_tids++;
+	}
 
-	// Live heap rows that the index must hold.
+	// Live heap rows that the index must hold: those the snapshot sees (heap-only tuples count as their root).
 	IndexInfo *ii = BuildIndexInfo(index);
+	ii->ii_Concurrent = true; // an MVCC snapshot, not SnapshotAny: no waits, no warnings about concurrent changes
 	HeapCollect hc;
 	hc.info = &info;
 	hc.vec = (float *)palloc(sizeof(float) * info.dimensions);
 	hc.cap = 1024;
 	hc.n = 0;
 	hc.tids = (uint64 *)palloc_extended(sizeof(uint64) * hc.cap, MCXT_ALLOC_HUGE);
-	table_index_build_scan(heap, index, ii, false, false, CollectHeap, &hc, NULL);
+	TableScanDesc scan = table_beginscan_strat(heap, snapshot, 0, NULL, true, false);
+	table_index_build_scan(heap, index, ii, true, false, CollectHeap, &hc, scan); // ends the scan
+	UnregisterSnapshot(snapshot);
+
+	// Did the index change while we read it?
+	S5vMetaPageData after;
+	BlockNumber after_nblocks;
+	ReadMetaPageRaw(index, &after, &after_nblocks);
+	bool changed = after.hot_elements != meta.hot_elements || after.hot_deleted != meta.hot_deleted ||
+	               after.entry_blkno != meta.entry_blkno || after.entry_offno != meta.entry_offno ||
+	               after.entry_level != meta.entry_level || after.insert_page != meta.insert_page ||
+	               after_nblocks != meta_nblocks || nblocks != meta_nblocks;
+	bool writer_at_end = GraphWriterActive(index);
+	changed = changed || writer_at_start || writer_at_end;
 
 	uint64 entry =
 	    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
@@ -170,26 +332,26 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		}
 		for (int64 i = 0; i < nel; i++) {
 			for (int k = 0; k < els[i].nlinks; k++) {
-				auto it = index_of.find(els[i].links[k]);
-				if (it == index_of.end()) {
+				auto found = index_of.find(els[i].links[k]);
+				if (found == index_of.end()) {
 					dangling++;
 					continue;
 				}
-				if (els[it->second].level < els[i].link_levels[k])
+				if (els[found->second].level < els[i].link_levels[k])
 					bad_levels++;
 				if (els[i].links[k] == els[i].id)
 					self_links++;
 			}
 		}
 		if (nel > 0) {
-			auto it = index_of.find(entry);
-			if (it == index_of.end()) {
+			auto found = index_of.find(entry);
+			if (found == index_of.end()) {
 				entry_ok = false;
 			} else {
 				int top = 0;
 				for (int64 i = 0; i < nel; i++)
 					top = std::max(top, (int)els[i].level);
-				if (els[it->second].level != meta.entry_level || meta.entry_level < top)
+				if (els[found->second].level != meta.entry_level || meta.entry_level < top)
 					entry_ok = false;
 			}
 			std::vector<uint64> lost;
@@ -204,43 +366,49 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		return s5v::Status::Ok();
 	});
 
-	struct {
-		const char *name;
-		bool ok;
-		char *detail;
-	} rows[] = {
-	    {"metapage", true,
+	bool ip = (s5v::Metric)meta.metric == s5v::Metric::InnerProduct;
+	// A failure that a concurrent change can explain is inconclusive, not a fault.
+	auto state = [changed](bool ok) { return ok ? 1 : (changed ? -1 : 0); };
+	const char *note = changed ? " (the index changed while verify ran: inconclusive, run it again)" : "";
+	VerifyRow rows[] = {
+	    {"metapage", 1,
 	     psprintf("format %u, %u dimensions, metric %s, m %d, ef_construction %d", meta.version, meta.dimensions,
 	              MetricName(meta.metric), meta.m, meta.ef_construction)},
-	    {"pages", bad_pages == 0, psprintf("%u pages, %lld with a bad page header", nblocks, (long long)bad_pages)},
-	    {"neighbour tuples", missing_neighbor_tuples == 0,
-	     psprintf("%lld elements without a valid neighbour tuple", (long long)missing_neighbor_tuples)},
-	    {"links", dangling == 0 && bad_levels == 0 && self_links == 0,
-	     psprintf("%lld dangling, %lld to a lower level, %lld self links", (long long)dangling, (long long)bad_levels,
-	              (long long)self_links)},
-	    {"entry point", entry_ok, psprintf("level %d", meta.entry_level)},
+	    {"pages", bad_pages == 0 && nonfinite_vectors == 0 ? 1 : 0,
+	     psprintf("%u pages (%lld hot, %lld new), %lld with a bad page header, %lld elements with a non-finite "
+	              "vector",
+	              nblocks, (long long)it.pages_returned, (long long)it.new_pages, (long long)bad_pages,
+	              (long long)nonfinite_vectors)},
+	    {"neighbour tuples", state(missing_neighbor_tuples == 0),
+	     psprintf("%lld elements without a valid neighbour tuple%s", (long long)missing_neighbor_tuples,
+	              missing_neighbor_tuples ? note : "")},
+	    {"links", state(dangling == 0 && bad_levels == 0 && self_links == 0),
+	     psprintf("%lld dangling, %lld to a lower level, %lld self links%s", (long long)dangling, (long long)bad_levels,
+	              (long long)self_links, dangling + bad_levels + self_links ? note : "")},
+	    {"entry point", state(entry_ok), psprintf("level %d%s", meta.entry_level, entry_ok ? "" : note)},
 	    // Under inner product (not a metric) HNSW leaves low-norm elements without in-links; scans still return
 	    // them through their exhaustive pass, so it is reported but is not a fault there.
-	    {"reachability", unreachable == 0 || (s5v::Metric)meta.metric == s5v::Metric::InnerProduct,
-	     psprintf("%lld of %lld live elements unreachable from the entry point%s", (long long)unreachable,
+	    {"reachability", state(unreachable == 0 || ip),
+	     psprintf("%lld of %lld live elements unreachable from the entry point%s%s", (long long)unreachable,
 	              (long long)live,
-	              unreachable > 0 && (s5v::Metric)meta.metric == s5v::Metric::InnerProduct
-	                  ? " (inner product: scans reach them through the exhaustive pass)"
-	                  : "")},
-	    {"heap coverage", missing_heap == 0,
-	     psprintf("%lld of %lld live heap rows missing from the index", (long long)missing_heap, (long long)hc.n)},
-	    {"counters", meta.hot_elements == live,
-	     psprintf("metapage counts %lld live elements, pages hold %lld", (long long)meta.hot_elements,
-	              (long long)live)},
+	              unreachable > 0 && ip ? " (inner product: scans reach them through the exhaustive pass)" : "",
+	              unreachable > 0 && !ip ? note : "")},
+	    {"heap coverage", bad_heap_tids == 0 ? state(missing_heap == 0) : 0,
+	     psprintf("%lld of %lld live heap rows missing from the index%s, %lld elements with a heap TID outside the "
+	              "table",
+	              (long long)missing_heap, (long long)hc.n, missing_heap ? note : "", (long long)bad_heap_tids)},
+	    {"counters", state(meta.hot_elements == live),
+	     psprintf("metapage counts %lld live elements, pages hold %lld%s", (long long)meta.hot_elements,
+	              (long long)live, meta.hot_elements != live ? note : "")},
 	};
-	for (auto &r : rows) {
-		Datum values[3];
-		bool nulls[3] = {false, false, false};
-		values[0] = CStringGetTextDatum(r.name);
-		values[1] = BoolGetDatum(r.ok);
-		values[2] = CStringGetTextDatum(r.detail);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	for (auto &r : rows)
+		EmitRow(rsinfo, r.name, r.state, r.detail);
+	if (changed)
+		EmitRow(rsinfo, "concurrent changes", 1,
+		        psprintf("the index changed while verify ran: %lld live elements at the start, %lld at the end, %u "
+		                 "pages at the start, %u at the end%s",
+		                 (long long)meta.hot_elements, (long long)after.hot_elements, meta_nblocks, after_nblocks,
+		                 writer_at_start || writer_at_end ? ", a writer was working on the graph" : ""));
 	table_close(heap, AccessShareLock);
 	relation_close(index, AccessShareLock);
 	return (Datum)0;

@@ -42,7 +42,17 @@ namespace s5v::pg {
 static void CostEstimate(PlannerInfo *root, IndexPath *path, double loop_count, Cost *indexStartupCost,
                          Cost *indexTotalCost, Selectivity *indexSelectivity, double *indexCorrelation,
                          double *indexPages) {
-	if (path->indexorderbys == NIL) {
+	// The scan orders by one distance to the vector (key column 1) and evaluates conditions on the age column
+	// (key column 2) only: a path asking for anything else would have it silently ignored, so it is never chosen.
+	bool usable = path->indexorderbys != NIL && list_length(path->indexorderbys) == 1 &&
+	              linitial_int(path->indexorderbycols) == 0;
+	ListCell *lc;
+	foreach (lc, path->indexclauses) {
+		IndexClause *iclause = lfirst_node(IndexClause, lc);
+		if (iclause->indexcol != 1)
+			usable = false;
+	}
+	if (!usable) {
 		*indexStartupCost = get_float8_infinity();
 		*indexTotalCost = get_float8_infinity();
 		*indexSelectivity = 0;

@@ -7,6 +7,7 @@ extern "C" {
 #include "access/reloptions.h"
 #include "catalog/pg_type.h"
 #include "storage/bufmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -139,6 +140,28 @@ uint8 AgeKindOfIndex(Relation index) {
 	pg_unreachable();
 }
 
+void CheckIndexColumns(Relation index) {
+	int nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	int natts = IndexRelationGetNumberOfAttributes(index);
+	if (nkeys > 2)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("an s5vector index has at most two key columns, not %d", nkeys),
+		                errdetail("The first key column is the vector; the optional second is the row's age "
+		                          "(timestamptz, timestamp or date)."),
+		                errhint("Index further columns with a separate index, or filter on them in the query.")));
+	if (natts != nkeys)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("access method \"s5vector\" does not support included columns")));
+	// Only the vector operator classes have a distance function (support function 1).
+	if (!OidIsValid(index_getprocid(index, 1, 1)))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("the first column of an s5vector index must be of type vector, not %s",
+		                       format_type_be(TupleDescAttr(RelationGetDescr(index), 0)->atttypid))));
+	(void)MetricOfIndex(index);
+	if (nkeys == 2)
+		(void)AgeKindOfIndex(index);
+}
+
 int MaxLevelForM(int m) {
 	int slots =
 	    (int)((S5V_PAGE_FREE_SPACE - offsetof(S5vNeighborTupleData, tids) - MAXIMUM_ALIGNOF) / sizeof(ItemPointerData));
@@ -182,8 +205,13 @@ static char *CheckedItem(Relation index, Page page, BlockNumber blk, OffsetNumbe
 	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
 		return nullptr;
 	ItemId iid = PageGetItemId(page, off);
-	if (!ItemIdIsNormal(iid))
+	if (!ItemIdIsNormal(iid)) {
+		// s5vector writes only normal line pointers and frees them as unused (VACUUM); a redirect or dead one
+		// is not ours, and skipping it would silently drop whatever it hides.
+		if (ItemIdIsUsed(iid))
+			ReportCorruptTuple(index, blk, off, "line pointer neither normal nor unused");
 		return nullptr;
+	}
 	Size start = ItemIdGetOffset(iid);
 	*len = ItemIdGetLength(iid);
 	if (start < SizeOfPageHeaderData || start + *len > ((PageHeader)page)->pd_special || *len < 4)
@@ -203,6 +231,8 @@ S5vElementTuple GetElement(Relation index, Page page, BlockNumber blk, OffsetNum
 		ReportCorruptTuple(index, blk, off, "unknown tuple type or version");
 	if (len < S5V_ELEMENT_SIZE(dim))
 		ReportCorruptTuple(index, blk, off, "element shorter than its vector");
+	if (((S5vElementTuple)item)->flags & ~(S5V_ELEMENT_DELETED | S5V_ELEMENT_AGE_NULL))
+		ReportCorruptTuple(index, blk, off, "unknown element flags");
 	return (S5vElementTuple)item;
 }
 
@@ -224,6 +254,13 @@ S5vNeighborTuple NeighborTupleOf(Relation index, Buffer buf, BlockNumber blk, S5
 	OffsetNumber noff = ItemPointerGetOffsetNumber(&etup->neighbortid);
 	*nbuf = buf;
 	if (nblk != blk) {
+		// A block outside the index (P_NEW included) would extend the file when read.
+		if (nblk == S5V_METAPAGE_BLKNO || nblk >= RelationGetNumberOfBlocks(index)) {
+			if (tolerate_bad_page)
+				return nullptr;
+			ReportCorruptTuple(index, blk, ItemPointerGetOffsetNumber(&etup->neighbortid),
+			                   "neighbour tuple pointer outside the index");
+		}
 		*nbuf = ReadBufferExtended(index, MAIN_FORKNUM, nblk, RBM_NORMAL, strategy);
 		LockBuffer(*nbuf, BUFFER_LOCK_SHARE);
 	}
@@ -239,33 +276,172 @@ void ReleaseNeighborPage(Buffer buf, Buffer nbuf) {
 		UnlockReleaseBuffer(nbuf);
 }
 
-void ReadMetaPage(Relation index, S5vMetaPageData *out) {
+void ReadMetaPageRaw(Relation index, S5vMetaPageData *out, BlockNumber *nblocks) {
 	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
-	CheckPage(index, page, S5V_METAPAGE_BLKNO);
+	if (PageIsNew(page)) {
+		UnlockReleaseBuffer(buf);
+		ReportCorruptPage(index, S5V_METAPAGE_BLKNO);
+	}
+	PageHeader ph = (PageHeader)page;
+	if (ph->pd_special != BLCKSZ - MAXALIGN(sizeof(S5vPageOpaqueData)) || ph->pd_lower > ph->pd_upper ||
+	    ph->pd_upper > ph->pd_special || S5vPageGetOpaque(page)->page_id != S5V_PAGE_ID) {
+		UnlockReleaseBuffer(buf);
+		ReportCorruptPage(index, S5V_METAPAGE_BLKNO);
+	}
 	S5vMetaPage meta = S5vPageGetMeta(page);
-	if (meta->magic != S5V_MAGIC || S5vPageGetOpaque(page)->page_type != S5V_PAGE_META) {
+	uint32 magic = meta->magic, version = meta->version;
+	if (magic != S5V_MAGIC || S5vPageGetOpaque(page)->page_type != S5V_PAGE_META) {
 		UnlockReleaseBuffer(buf);
 		ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
 		                errmsg("index \"%s\" is not a valid s5vector index: bad magic number in metapage",
 		                       RelationGetRelationName(index)),
 		                errhint("Please REINDEX it.")));
 	}
-	if (meta->version != S5V_FORMAT_VERSION) {
-		uint32 v = meta->version;
+	if (version != S5V_FORMAT_VERSION) {
 		UnlockReleaseBuffer(buf);
+		// An older format is a known layout this build no longer reads: not corruption, but it must be rebuilt.
+		if (version >= 1 && version < S5V_FORMAT_VERSION)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("index \"%s\" has on-disk format version %u, this build of s5vector reads version %d",
+			                RelationGetRelationName(index), version, S5V_FORMAT_VERSION),
+			         errhint("REINDEX the index.")));
 		ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
 		                errmsg("index \"%s\" has format version %u, this build of s5vector reads version %d",
-		                       RelationGetRelationName(index), v, S5V_FORMAT_VERSION),
-		                errhint("REINDEX it with this version of s5vector.")));
+		                       RelationGetRelationName(index), version, S5V_FORMAT_VERSION),
+		                errhint("REINDEX the index.")));
 	}
-	*out = *meta;
+	memcpy(out, meta, sizeof(S5vMetaPageData));
+	// Under the metapage lock: every block the metapage points at was added before it was written.
+	*nblocks = RelationGetNumberOfBlocks(index);
 	UnlockReleaseBuffer(buf);
+}
+
+namespace {
+struct ProblemList {
+	char **items;
+	int cap;
+	int count;
+	void Add(char *text) {
+		if (count < cap)
+			items[count] = text;
+		count++;
+	}
+};
+
+bool AllZero(const void *p, Size len) {
+	const uint8 *b = (const uint8 *)p;
+	for (Size i = 0; i < len; i++)
+		if (b[i] != 0)
+			return false;
+	return true;
+}
+
+// A block pointer of the metapage: InvalidBlockNumber or a data block that exists.
+bool BlockPointerOk(BlockNumber blk, BlockNumber nblocks) {
+	return blk == InvalidBlockNumber || (blk > S5V_METAPAGE_BLKNO && blk < nblocks);
+}
+} // namespace
+
+int CheckMetaPage(Relation index, const S5vMetaPageData *meta, BlockNumber nblocks, char **problems, int cap) {
+	ProblemList p{problems, cap, 0};
+	int typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+	if (meta->dimensions < 1 || meta->dimensions > S5V_MAX_DIM)
+		p.Add(psprintf("dimensions: %u is outside 1 .. %d", meta->dimensions, S5V_MAX_DIM));
+	else if (typmod >= 0 && (uint32)typmod != meta->dimensions)
+		p.Add(psprintf("dimensions: %u, but the column is vector(%d)", meta->dimensions, typmod));
+
+	s5v::Metric catalog_metric = MetricOfIndex(index);
+	if (meta->metric < (uint8)s5v::Metric::L2 || meta->metric > (uint8)s5v::Metric::L1)
+		p.Add(psprintf("metric: %u is not a metric (1 .. 4)", meta->metric));
+	else if (meta->metric != (uint8)catalog_metric)
+		p.Add(psprintf("metric: %u, but the operator class's metric is %u", meta->metric, (uint8)catalog_metric));
+
+	uint8 catalog_age = AgeKindOfIndex(index);
+	if (meta->age_kind > S5V_AGE_DATE)
+		p.Add(psprintf("age_kind: %u is not an age kind (0 .. 3)", meta->age_kind));
+	else if (meta->age_kind != catalog_age)
+		p.Add(psprintf("age_kind: %u, but the age column gives %u", meta->age_kind, catalog_age));
+
+	bool m_ok = meta->m >= S5V_MIN_M && meta->m <= S5V_MAX_M;
+	if (!m_ok)
+		p.Add(psprintf("m: %u is outside %d .. %d", meta->m, S5V_MIN_M, S5V_MAX_M));
+	if (meta->ef_construction < S5V_MIN_EF_CONSTRUCTION || meta->ef_construction > S5V_MAX_EF_CONSTRUCTION)
+		p.Add(psprintf("ef_construction: %u is outside %d .. %d", meta->ef_construction, S5V_MIN_EF_CONSTRUCTION,
+		               S5V_MAX_EF_CONSTRUCTION));
+	else if (m_ok && meta->ef_construction < 2 * meta->m)
+		p.Add(psprintf("ef_construction: %u is less than 2 * m (%u)", meta->ef_construction, meta->m));
+	if (m_ok && meta->max_level != MaxLevelForM(meta->m))
+		p.Add(psprintf("max_level: %u, but m %u gives %d", meta->max_level, meta->m, MaxLevelForM(meta->m)));
+	if (meta->lists < 0 || meta->lists > 32768)
+		p.Add(psprintf("lists: %d is outside 0 .. 32768", meta->lists));
+
+	uint8 infinite;
+	memcpy(&infinite, &meta->hot_window_infinite, 1);
+	if (infinite > 1)
+		p.Add(psprintf("hot_window_infinite: %u is not a boolean", infinite));
+	else if (infinite ? !AllZero(&meta->hot_window, sizeof(Interval))
+	                  : (meta->hot_window.month < 0 || meta->hot_window.day < 0 || meta->hot_window.time < 0))
+		p.Add(psprintf("hot_window: %d months %d days %lld us is %s", meta->hot_window.month, meta->hot_window.day,
+		               (long long)meta->hot_window.time, infinite ? "set on an infinite window" : "negative"));
+	if (!AllZero(meta->reserved0, sizeof(meta->reserved0)) || meta->reserved1 != 0)
+		p.Add(pstrdup("reserved: not zero"));
+
+	if (!BlockPointerOk(meta->entry_blkno, nblocks))
+		p.Add(psprintf("entry_blkno: %u is not a data block of the index (%u blocks)", meta->entry_blkno, nblocks));
+	else if (meta->entry_blkno == InvalidBlockNumber) {
+		if (meta->entry_offno != InvalidOffsetNumber || meta->entry_level != -1)
+			p.Add(psprintf("entry_offno/entry_level: (%u, %d) without an entry block", meta->entry_offno,
+			               meta->entry_level));
+	} else {
+		if (meta->entry_offno < FirstOffsetNumber || meta->entry_offno > MaxOffsetNumber)
+			p.Add(psprintf("entry_offno: %u is not an offset on a page", meta->entry_offno));
+		if (meta->entry_level < 0 || (m_ok && meta->entry_level > meta->max_level) || meta->entry_level > 255)
+			p.Add(psprintf("entry_level: %d is outside 0 .. max_level (%u)", meta->entry_level, meta->max_level));
+	}
+	if (!BlockPointerOk(meta->insert_page, nblocks))
+		p.Add(psprintf("insert_page: %u is not a data block of the index (%u blocks)", meta->insert_page, nblocks));
+	if (meta->cold_metapage != InvalidBlockNumber)
+		p.Add(psprintf("cold_metapage: %u, but this build has no cold tier", meta->cold_metapage));
+	if (meta->hot_elements < 0)
+		p.Add(psprintf("hot_elements: %lld is negative", (long long)meta->hot_elements));
+	if (meta->hot_deleted < 0)
+		p.Add(psprintf("hot_deleted: %lld is negative", (long long)meta->hot_deleted));
+	if (AllZero(meta->index_id, sizeof(meta->index_id)))
+		p.Add(pstrdup("index_id: all zero"));
+	const S5vWorkerStateData &w = meta->worker;
+	if (w.last_migration < 0 || w.last_offload < 0 || w.last_gc < 0)
+		p.Add(pstrdup("worker: a negative timestamp"));
+	if (!BlockPointerOk(w.gc_queue_head, nblocks))
+		p.Add(psprintf("worker.gc_queue_head: %u is not a data block of the index", w.gc_queue_head));
+	if (!BlockPointerOk(w.migration_cursor, nblocks))
+		p.Add(psprintf("worker.migration_cursor: %u is not a data block of the index", w.migration_cursor));
+	if (!AllZero(w.reserved, sizeof(w.reserved)))
+		p.Add(pstrdup("worker.reserved: not zero"));
+	return p.count;
+}
+
+void ReadMetaPage(Relation index, S5vMetaPageData *out) {
+	BlockNumber nblocks;
+	ReadMetaPageRaw(index, out, &nblocks);
+	char *problems[4];
+	int n = CheckMetaPage(index, out, nblocks, problems, lengthof(problems));
+	if (n > 0) {
+		StringInfoData detail;
+		initStringInfo(&detail);
+		for (int i = 0; i < Min(n, (int)lengthof(problems)); i++)
+			appendStringInfo(&detail, "%sMetapage field %s.", i > 0 ? " " : "", problems[i]);
+		ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+		                errmsg("index \"%s\" has a corrupted metapage", RelationGetRelationName(index)),
+		                errdetail("%s", detail.data), errhint("REINDEX the index.")));
+	}
 }
 
 const IndexInfoCache &GetIndexInfo(Relation index) {
 	if (index->rd_amcache == nullptr) {
+		CheckIndexColumns(index); // an index from before the column check could have more
 		S5vMetaPageData meta;
 		ReadMetaPage(index, &meta);
 		IndexInfoCache *info = (IndexInfoCache *)MemoryContextAllocZero(index->rd_indexcxt, sizeof(IndexInfoCache));

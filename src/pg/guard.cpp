@@ -2,6 +2,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
@@ -12,8 +13,27 @@ extern "C" {
 namespace s5v::pg {
 
 namespace {
-// The PostgreSQL error caught by the innermost PgCall, waiting to be re-thrown at the edge.
+// The PostgreSQL error caught by the innermost PgCall, waiting to be re-thrown at the edge. It lives in a context
+// of its own under TopMemoryContext (never in a statement's context, which may be gone by the time anyone looks
+// at it again), reset when the next error is saved and at every (sub)transaction end, so the slot can never point
+// into freed memory nor carry an old error into a later statement.
 ErrorData *saved_pg_error = nullptr;
+MemoryContext saved_error_cxt = nullptr;
+
+void ForgetSavedError() noexcept {
+	saved_pg_error = nullptr;
+	if (saved_error_cxt != nullptr)
+		MemoryContextReset(saved_error_cxt);
+}
+
+void OnXactEvent(XactEvent event, void *arg) {
+	ForgetSavedError();
+}
+
+void OnSubXactEvent(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg) {
+	if (event == SUBXACT_EVENT_ABORT_SUB || event == SUBXACT_EVENT_COMMIT_SUB)
+		ForgetSavedError();
+}
 
 const char *CopyMessage(const char *msg) noexcept {
 	// pstrdup may itself fail (out of memory): fall back to a static text rather than raising here.
@@ -41,6 +61,8 @@ int SqlStateFor(StatusCode code) noexcept {
 	case StatusCode::LimitExceeded:
 		return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 	case StatusCode::Corrupt:
+		// Includes a blob that a durable page references but S5 does not have (s5v::ReferencedObject turns the
+		// fetch's NotFound into Corrupt): data lost, not a network problem.
 		return ERRCODE_DATA_CORRUPTED;
 	case StatusCode::Unavailable:
 	case StatusCode::NotFound:
@@ -97,11 +119,18 @@ void Raise(const PendingError &err) {
 	pg_unreachable();
 }
 
+void InitGuard() {
+	saved_error_cxt = AllocSetContextCreate(TopMemoryContext, "s5vector saved error", ALLOCSET_SMALL_SIZES);
+	RegisterXactCallback(OnXactEvent, nullptr);
+	RegisterSubXactCallback(OnSubXactEvent, nullptr);
+}
+
 Status SaveCurrentPgError() noexcept {
 	// Called in the caller's (non-error) memory context right after PG_CATCH.
-	if (saved_pg_error != nullptr)
-		FreeErrorData(saved_pg_error);
+	ForgetSavedError();
+	MemoryContext old = MemoryContextSwitchTo(saved_error_cxt != nullptr ? saved_error_cxt : CurrentMemoryContext);
 	saved_pg_error = CopyErrorData();
+	MemoryContextSwitchTo(old);
 	FlushErrorState();
 	return Status::External();
 }
@@ -128,10 +157,7 @@ Status PgCall(void (*fn)(void *), void *arg) noexcept {
 }
 
 void DiscardSavedPgError() noexcept {
-	if (saved_pg_error != nullptr) {
-		FreeErrorData(saved_pg_error);
-		saved_pg_error = nullptr;
-	}
+	ForgetSavedError();
 }
 
 } // namespace s5v::pg

@@ -60,6 +60,9 @@ public:
 	bool cancelled() const noexcept override;
 };
 
+// From _PG_init: the long-lived context of the saved-error slot and the (sub)transaction callbacks that clear it.
+void InitGuard();
+
 // Implementation detail of PgCall: saves the current PostgreSQL error (must be called inside PG_CATCH).
 Status SaveCurrentPgError() noexcept;
 // Forget a saved error (when a caller decides to swallow an External status).

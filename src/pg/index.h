@@ -10,7 +10,7 @@ extern "C" {
 #include "core/distance.h"
 
 #define S5V_MAGIC 0x53355643 /* "S5VC" */
-#define S5V_FORMAT_VERSION 1
+#define S5V_FORMAT_VERSION 2
 #define S5V_PAGE_ID 0xFF5A
 #define S5V_METAPAGE_BLKNO 0
 
@@ -55,7 +55,19 @@ typedef S5vPageOpaqueData *S5vPageOpaque;
 #define S5V_AGE_TIMESTAMP 2
 #define S5V_AGE_DATE 3
 
-// Block 0.
+// State kept for the background worker and garbage collection (planned): zero / InvalidBlockNumber until
+// they exist. A fixed-size area, so that adding them needs no new format version.
+typedef struct S5vWorkerStateData {
+	TimestampTz last_migration;   /* last hot -> cold migration step (0 = never) */
+	TimestampTz last_offload;     /* last offload of a cold segment to S5 (0 = never) */
+	TimestampTz last_gc;          /* last collection of unreferenced remote blobs (0 = never) */
+	BlockNumber gc_queue_head;    /* first page of the queue of blobs to unpin (InvalidBlockNumber = empty) */
+	BlockNumber migration_cursor; /* hot page the migration sweep resumes at (InvalidBlockNumber = start) */
+	int64 reserved[8];            /* zero */
+} S5vWorkerStateData;
+
+// Block 0, format version 2. Every field is checked when the metapage is read (ReadMetaPage, CheckMetaPage).
+// The offsets are fixed (static_asserts below; test/tap/009_metapage.pl writes bad values at them).
 typedef struct S5vMetaPageData {
 	uint32 magic;
 	uint32 version;
@@ -68,19 +80,35 @@ typedef struct S5vMetaPageData {
 	int32 lists;      /* cold tier: number of lists (0 = automatic) */
 	Interval hot_window;
 	bool hot_window_infinite;
+	uint8 reserved0[3];
 	/* hot tier */
 	BlockNumber entry_blkno; /* InvalidBlockNumber when the graph is empty */
 	OffsetNumber entry_offno;
 	int16 entry_level;
 	BlockNumber insert_page; /* last page appended to; new elements go here first */
-	/* cold tier (reserved for the cold-tier issue) */
-	BlockNumber cold_root;
+	/* cold tier */
+	BlockNumber cold_metapage; /* the cold tier's own metapage; InvalidBlockNumber until the cold tier exists */
+	uint32 reserved1;
 	/* counters */
-	uint64 index_id; /* random identity of this index, for remote blobs */
 	int64 hot_elements;
 	int64 hot_deleted;
+	/* random identity of this index (pg_strong_random), as long as a segment header's index id */
+	uint8 index_id[16];
+	S5vWorkerStateData worker;
 } S5vMetaPageData;
 typedef S5vMetaPageData *S5vMetaPage;
+
+static_assert(offsetof(S5vMetaPageData, dimensions) == 8 && offsetof(S5vMetaPageData, metric) == 12 &&
+                  offsetof(S5vMetaPageData, age_kind) == 13 && offsetof(S5vMetaPageData, m) == 14 &&
+                  offsetof(S5vMetaPageData, ef_construction) == 16 && offsetof(S5vMetaPageData, max_level) == 18 &&
+                  offsetof(S5vMetaPageData, lists) == 20 && offsetof(S5vMetaPageData, hot_window) == 24 &&
+                  offsetof(S5vMetaPageData, hot_window_infinite) == 40 &&
+                  offsetof(S5vMetaPageData, entry_blkno) == 44 && offsetof(S5vMetaPageData, entry_offno) == 48 &&
+                  offsetof(S5vMetaPageData, entry_level) == 50 && offsetof(S5vMetaPageData, insert_page) == 52 &&
+                  offsetof(S5vMetaPageData, cold_metapage) == 56 && offsetof(S5vMetaPageData, hot_elements) == 64 &&
+                  offsetof(S5vMetaPageData, hot_deleted) == 72 && offsetof(S5vMetaPageData, index_id) == 80 &&
+                  offsetof(S5vMetaPageData, worker) == 96 && sizeof(S5vMetaPageData) == 192,
+              "metapage layout (format version 2) changed: update the format version and test/tap/009_metapage.pl");
 
 #define S5vPageGetMeta(page) ((S5vMetaPage)PageGetContents(page))
 
@@ -155,11 +183,23 @@ void OptionHotWindow(Relation index, Interval *out, bool *infinite);
 // Metric chosen by the opclass of the first column (from its support function 1).
 s5v::Metric MetricOfIndex(Relation index);
 uint8 AgeKindOfIndex(Relation index);
+// The key columns are the vector, then at most one age column (timestamptz, timestamp or date); no INCLUDE
+// columns. Anything else raises ERRCODE_FEATURE_NOT_SUPPORTED (CREATE INDEX refuses it; a scan could not honour a
+// condition or an ordering on a further column).
+void CheckIndexColumns(Relation index);
 // Largest level whose neighbour tuple fits a page for this m.
 int MaxLevelForM(int m);
 
-// Reads and checks the metapage (magic, version): ERRCODE_INDEX_CORRUPTED when it is wrong.
+// Reads the metapage and checks every field (CheckMetaPage): ERRCODE_INDEX_CORRUPTED, with a detail naming the
+// field, when one is wrong; ERRCODE_FEATURE_NOT_SUPPORTED (hint: REINDEX) for an index of an older format.
 void ReadMetaPage(Relation index, S5vMetaPageData *out);
+// The metapage as stored, checked only for being ours (page header, page type, magic, version); with
+// *nblocks the index's size while the metapage was locked (referenced blocks below it exist).
+void ReadMetaPageRaw(Relation index, S5vMetaPageData *out, BlockNumber *nblocks);
+// Every field of a metapage against its range, its neighbours and the catalog (operator class metric, age column
+// type, the vector column's typmod, max_level for m, block pointers below nblocks). Returns the number of bad
+// fields; the first `cap` of them are described in problems[] ("metric: 9 is not ...", palloc'd).
+int CheckMetaPage(Relation index, const S5vMetaPageData *meta, BlockNumber nblocks, char **problems, int cap);
 const IndexInfoCache &GetIndexInfo(Relation index);
 
 // Init a fresh page of the given type.

@@ -6,6 +6,7 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include "pg/guard.h"
 #include "pg/s5vector.h"
 
 extern "C" {
@@ -15,6 +16,7 @@ PGDLLEXPORT void _PG_init(void);
 }
 
 void _PG_init(void) {
+	s5v::pg::InitGuard();
 	s5v::pg::InitIndexOptions();
 	s5v::pg::InitGucs();
 	MarkGUCPrefixReserved("s5vector");

@@ -131,95 +131,18 @@ double SquaredNormDouble(const VectorData *v) {
 	return sum;
 }
 
-// Short vectors (fewer than 16 dimensions, nearly every literal typed by hand) are summed in the order
-// pgvector's auto-vectorised loops use for them when built for x86-64 with AVX (GCC, the default
-// -march=native): elements 0..7 as eight lanes reduced pairwise (8 -> 4 -> 2 -> 1) when there are at least 8,
-// then the rest in sequence; cosine's sequential tail uses fused multiply-adds. The SQL results then match
-// pgvector's to the last bit for such vectors; longer vectors go to the SIMD kernels (same values up to float
-// rounding, which differs between pgvector builds as well).
-constexpr int kShortVector = 16;
-
-// Pairwise reduction of eight lanes: (l0+l4, l1+l5, l2+l6, l3+l7) -> (m0+m2, m1+m3) -> n0+n1.
-inline float ReduceEightLanes(const float *lane) {
-	float m[4];
-	for (int j = 0; j < 4; j++)
-		m[j] = lane[j + 4] + lane[j];
-	float n0 = m[2] + m[0];
-	float n1 = m[3] + m[1];
-	return n1 + n0;
-}
-
-enum class ShortKind { L2Squared, InnerProduct, L1 };
-
-float ShortDistance(ShortKind kind, const float *a, const float *b, int n) {
-	auto term = [kind](float x, float y) -> float {
-		switch (kind) {
-		case ShortKind::L2Squared: {
-			float d = x - y;
-			return d * d;
-		}
-		case ShortKind::InnerProduct:
-			return x * y;
-		case ShortKind::L1:
-			return std::fabs(x - y);
-		}
-		return 0.0f;
-	};
-	float sum = 0.0f;
-	int i = 0;
-	if (n >= 8) {
-		float lane[8];
-		for (int j = 0; j < 8; j++)
-			lane[j] = term(a[j], b[j]);
-		sum = ReduceEightLanes(lane);
-		i = 8;
-	}
-	for (; i < n; i++) {
-		volatile float t = term(a[i], b[i]); // no contraction into an FMA here
-		sum += t;
-	}
-	return sum;
-}
-
-void ShortCosineParts(const float *a, const float *b, int n, float *dot, float *norm_a, float *norm_b) {
-	float sab = 0.0f, saa = 0.0f, sbb = 0.0f;
-	int i = 0;
-	if (n >= 8) {
-		float lab[8], laa[8], lbb[8];
-		for (int j = 0; j < 8; j++) {
-			volatile float p = a[j] * b[j], q = a[j] * a[j], r = b[j] * b[j];
-			lab[j] = p;
-			laa[j] = q;
-			lbb[j] = r;
-		}
-		sab = ReduceEightLanes(lab);
-		saa = ReduceEightLanes(laa);
-		sbb = ReduceEightLanes(lbb);
-		i = 8;
-	}
-	for (; i < n; i++) {
-		sab = std::fma(a[i], b[i], sab);
-		saa = std::fma(a[i], a[i], saa);
-		sbb = std::fma(b[i], b[i], sbb);
-	}
-	*dot = sab;
-	*norm_a = saa;
-	*norm_b = sbb;
-}
-
+// Distances are the core's (src/core/distance.h), the same functions the index orders by: a vector's SQL
+// distance and its index distance never disagree, not even on near-ties.
 inline float L2SquaredOf(const VectorData *a, const VectorData *b) {
-	return a->dim < kShortVector ? ShortDistance(ShortKind::L2Squared, a->x, b->x, a->dim)
-	                             : s5v::L2SquaredDistance(a->x, b->x, (size_t)a->dim);
+	return s5v::L2SquaredDistance(a->x, b->x, (size_t)a->dim);
 }
 
 inline float InnerProductOf(const VectorData *a, const VectorData *b) {
-	return a->dim < kShortVector ? ShortDistance(ShortKind::InnerProduct, a->x, b->x, a->dim)
-	                             : s5v::InnerProduct(a->x, b->x, (size_t)a->dim);
+	return s5v::InnerProduct(a->x, b->x, (size_t)a->dim);
 }
 
 inline float L1Of(const VectorData *a, const VectorData *b) {
-	return a->dim < kShortVector ? ShortDistance(ShortKind::L1, a->x, b->x, a->dim)
-	                             : s5v::L1Distance(a->x, b->x, (size_t)a->dim);
+	return s5v::L1Distance(a->x, b->x, (size_t)a->dim);
 }
 
 } // namespace
@@ -485,17 +408,7 @@ Datum cosine_distance(PG_FUNCTION_ARGS) {
 	VectorData *a = PG_GETARG_VECTOR_P(0);
 	VectorData *b = PG_GETARG_VECTOR_P(1);
 	CheckDims(a, b);
-	float dot, norm_a, norm_b;
-	if (a->dim < kShortVector)
-		ShortCosineParts(a->x, b->x, a->dim, &dot, &norm_a, &norm_b);
-	else
-		s5v::ActiveKernels().cosine_parts(a->x, b->x, (size_t)a->dim, &dot, &norm_a, &norm_b);
-	double similarity = (double)dot / std::sqrt((double)norm_a * (double)norm_b);
-	if (similarity > 1.0)
-		similarity = 1.0;
-	else if (similarity < -1.0)
-		similarity = -1.0;
-	PG_RETURN_FLOAT8(1.0 - similarity);
+	PG_RETURN_FLOAT8(s5v::CosineDistance(a->x, b->x, (size_t)a->dim));
 }
 
 // Angular distance of unit vectors, in [0, 1]: for spherical k-means (satisfies the triangle inequality).

@@ -66,4 +66,7 @@ CREATE FUNCTION s5vector_verify(index regclass)
 	RETURNS TABLE(check_name text, ok boolean, detail text)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 
+-- Both check inside that the caller is a member of pg_stat_scan_tables or holds SELECT on the table without
+-- row-level security applying (see docs/index.md). verify reads the whole index and table: operators only.
 REVOKE ALL ON FUNCTION s5vector_verify(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION s5vector_verify(regclass) TO pg_stat_scan_tables;

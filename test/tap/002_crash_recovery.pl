@@ -121,8 +121,17 @@ sub committed_ids
 		$h->pump_nb;
 		usleep(20_000);
 	}
+	# the kill must hit an INSERT at work, not the session between two statements
+	my $activity = '';
+	for (1 .. 200)
+	{
+		$activity = $node->safe_psql('postgres',
+			"SELECT state || ' ' || left(query, 11) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE 'INSERT%'");
+		last if $activity eq 'active INSERT INTO';
+	}
 	crash_and_restart('inserts');
 	eval { $h->finish };
+	is($activity, 'active INSERT INTO', 'inserts: the kill hit an insert in progress');
 	my $ids = committed_ids($out);
 	cmp_ok(scalar(@$ids), '>=', 400, 'inserts: the inserter committed rows before the kill');
 	cmp_ok(scalar(@$ids), '<', 10_000, 'inserts: the kill came before the inserter finished');
@@ -150,6 +159,7 @@ sub committed_ids
 		"SELECT phase FROM pg_stat_progress_vacuum WHERE relid = 't'::regclass");
 	note "vacuum phase at the kill: '$phase'";
 	crash_and_restart('vacuum');
+	is($phase, 'vacuuming indexes', 'vacuum: the kill hit the index phase of VACUUM');
 	eval { $h->finish };
 	unlike($$out, qr/vacuum done/, 'vacuum: killed before VACUUM finished');
 	check_index('kill during VACUUM', undef);
@@ -190,8 +200,12 @@ CHECKPOINT;});
 	}
 	$h->pump_nb;
 	usleep(300_000);
+	$phase = $node->safe_psql('postgres',
+		"SELECT phase || ' ' || blocks_done || '/' || blocks_total || ' ' || tuples_done FROM pg_stat_progress_create_index");
 	note "build progress at the kill: '$phase'";
 	crash_and_restart('create index');
+	like($phase, qr/^building index: (loading tuples|writing pages) .* [1-9]\d*$/,
+		'create index: the kill hit the build while it was loading or writing the graph');
 	eval { $h->finish };
 	unlike($$out, qr/build done/, 'create index: killed before the build finished');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 't_v_idx'"),
