@@ -506,6 +506,23 @@ int64 ColdCollectRows(Relation index, const IndexInfoCache &info, const AgeFilte
 	return n;
 }
 
+int ColdChainHeads(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber **heads, uint32 **lists) {
+	int n = 1 + (int)tier.lists;
+	*heads = (BlockNumber *)palloc(sizeof(BlockNumber) * n);
+	*lists = (uint32 *)palloc(sizeof(uint32) * n);
+	(*heads)[0] = tier.staging.tail_head;
+	(*lists)[0] = S5V_STAGING_LIST;
+	if (tier.lists > 0) {
+		ListDirectory dir;
+		ReadListDirectory(index, dim, tier, false, &dir);
+		for (uint32 i = 0; i < tier.lists; i++) {
+			(*heads)[1 + i] = dir.heads[i];
+			(*lists)[1 + i] = i;
+		}
+	}
+	return n;
+}
+
 int64 ColdReadStaging(Relation index, uint32 dim, const ColdTierInfo &tier, ItemPointerData **tids, int64 **ages,
                       uint8 **flags, float **vecs) {
 	int64 cap = Max(tier.staging.rows, (int64)1), n = 0;

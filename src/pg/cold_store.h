@@ -121,9 +121,13 @@ private:
 	Status failed_;
 };
 
+// The first row page of every chain of the tier: staging (list id S5V_STAGING_LIST) and each trained list, palloc'd.
+// Returns how many (empty chains included, head InvalidBlockNumber).
+int ColdChainHeads(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber **heads, uint32 **lists);
+
 // VACUUM (cold_vacuum.cpp): mark the cold rows whose heap tuples `callback` reports dead (one WAL record per row
-// page), then count them in the cold metapage. Takes the cold write lock. *removed / *live: rows marked now, rows
-// live after.
+// page, each chain followed from its head so that every row is seen once), then count them in the cold metapage. Takes
+// the cold write lock. *removed / *live: rows marked now, rows live after.
 void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *callback_state,
                     BufferAccessStrategy strategy, int64 *removed, int64 *live);
 

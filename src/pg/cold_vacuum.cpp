@@ -1,34 +1,47 @@
 // VACUUM of the cold tier (see cold_store.h): dead heap TIDs are marked dead in their row pages, so no scan hands
-// them to the executor again (their slots may be reused by new heap rows). Their space comes back when a part is
-// compacted (a later issue); row pages never enter the FSM.
+// them to the executor again (their slots may be reused by new heap rows). Every chain is followed from its head
+// (pages no list points at, left by a crash during training, are not counted). Their space comes back when a part
+// is compacted (a later issue); row pages never enter the FSM.
 extern "C" {
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "commands/vacuum.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 }
 
 #include "pg/cold_store.h"
-#include "pg/page_iter.h"
 
 namespace s5v::pg {
 
-void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *callback_state,
-                    BufferAccessStrategy strategy, int64 *removed, int64 *live) {
-	*removed = 0;
-	*live = 0;
-	S5vMetaPageData meta;
-	ReadMetaPage(index, &meta);
-	if (meta.cold_metapage == InvalidBlockNumber)
-		return;
-	LockColdWrite(index);
-	S5vPageIter it;
-	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_COLD_ROWS), BUFFER_LOCK_EXCLUSIVE, strategy,
-	              S5V_PAGE_ITER_VACUUM_DELAY);
-	while (PageIterNext(&it)) {
+namespace {
+
+[[noreturn]] void ReportBadChain(Relation index, BlockNumber blk) {
+	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+	                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
+	                       RelationGetRelationName(index), blk, "list chain leaves the index, loops or mixes lists"),
+	                errhint("Please REINDEX it.")));
+	pg_unreachable();
+}
+
+// Mark the dead rows of one chain (one Generic WAL record per page that changes).
+void VacuumChain(Relation index, uint32 dim, BlockNumber head, uint32 list, IndexBulkDeleteCallback callback,
+                 void *callback_state, BufferAccessStrategy strategy, int64 *removed, int64 *live) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber walked = 0;
+	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
+		vacuum_delay_point();
+		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
+			ReportBadChain(index, blk);
+		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		S5vRowsLayout l;
-		S5vColdRows rows = GetColdRows(index, it.page, it.blkno, dim, &l);
+		S5vColdRows rows = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
+		if (rows->list != list) {
+			UnlockReleaseBuffer(buf);
+			ReportBadChain(index, blk);
+		}
 		ItemPointer tids = RowsTids(rows, l);
 		uint8 *flags = RowsFlags(rows, l);
 		uint16 dead[MaxOffsetNumber];
@@ -41,18 +54,40 @@ void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback
 			else
 				(*live)++;
 		}
-		if (ndead == 0)
-			continue;
-		GenericXLogState *state = GenericXLogStart(index);
-		Page page = GenericXLogRegisterBuffer(state, it.buf, 0);
-		S5vColdRows wrows = (S5vColdRows)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
-		uint8 *wflags = RowsFlags(wrows, l);
-		for (int i = 0; i < ndead; i++)
-			wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
-		GenericXLogFinish(state);
-		*removed += ndead;
+		if (ndead > 0) {
+			GenericXLogState *state = GenericXLogStart(index);
+			Page page = GenericXLogRegisterBuffer(state, buf, 0);
+			S5vColdRows wrows = (S5vColdRows)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+			uint8 *wflags = RowsFlags(wrows, l);
+			for (int i = 0; i < ndead; i++)
+				wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
+			GenericXLogFinish(state);
+			*removed += ndead;
+		}
+		BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
+		UnlockReleaseBuffer(buf);
+		blk = next;
 	}
-	PageIterEnd(&it);
+}
+
+} // namespace
+
+void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *callback_state,
+                    BufferAccessStrategy strategy, int64 *removed, int64 *live) {
+	*removed = 0;
+	*live = 0;
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	if (meta.cold_metapage == InvalidBlockNumber)
+		return;
+	LockColdWrite(index);
+	ColdTierInfo tier;
+	ReadColdTier(index, meta, dim, &tier);
+	BlockNumber *heads;
+	uint32 *lists;
+	int n = ColdChainHeads(index, dim, tier, &heads, &lists);
+	for (int i = 0; i < n; i++)
+		VacuumChain(index, dim, heads[i], lists[i], callback, callback_state, strategy, removed, live);
 	if (*removed > 0) {
 		Buffer buf = ReadBuffer(index, meta.cold_metapage);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
