@@ -293,14 +293,15 @@ inline bool Contains(const std::vector<NodeId> &v, NodeId x) noexcept {
 	return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-inline constexpr int kCasAttempts = 8;          // re-reads of a list that another writer changed meanwhile
-inline constexpr std::size_t kOrphanBudget = 8; // nodes re-linked per Insert/Repair after an unsafe drop
+inline constexpr int kCasAttempts = 32;          // re-reads of a list that other writers keep changing meanwhile
+inline constexpr std::size_t kOrphanBudget = 16; // nodes re-linked per Insert/Repair after an unsafe drop
 
 // What one back-link did to the neighbour's list.
 struct BackLinkResult {
 	bool kept = false;       // `node` is in the neighbour's list now
 	NodeId handed = kNoNode; // dropped from the list; keeps an in-link only once it is in node's own list
 	NodeId orphan = kNoNode; // dropped with no in-link known to remain
+	bool gave_up = false;    // the list kept changing: nothing was written
 };
 
 // Add `node` (at distance d from `nb`) to the list of `nb` at `level`, as an atomic read-modify-write (retried when
@@ -410,7 +411,8 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 			return Status::Ok();
 		}
 	}
-	res = BackLinkResult{}; // the list kept changing: leave it, node is linked through its other neighbours
+	res = BackLinkResult{}; // the list kept changing: leave it (the caller relinks node if it must)
+	res.gave_up = true;
 	return Status::Ok();
 }
 
@@ -582,6 +584,8 @@ Status LinkNodeOnce(A &a, NodeId node, int level, const float *vec, const Params
 			}
 			if (res.orphan != kNoNode && res.orphan != ep)
 				s.orphans.push_back({res.orphan, l});
+			if (force && !res.kept)
+				s.orphans.push_back({node, l}); // still without an in-link on level 0: search for it again
 		}
 		// The next level starts from everything this level found (the paper's W), or from the nearest node
 		// walked through when every node here had pass = 0.
