@@ -80,6 +80,18 @@ void ReadElementRef(Relation index, BlockNumber *nblocks, NodeId node, ElementRe
 	UnlockReleaseBuffer(buf);
 }
 
+// A distance that is not finite: legitimate for huge finite components (overflow), corruption when the stored
+// vector holds a NaN or an infinity (the vector type refuses both on input). Only reached in that rare case.
+void CheckStoredVector(Relation index, BlockNumber blk, OffsetNumber off, const float *x, uint32 dim) {
+	for (uint32 j = 0; j < dim; j++)
+		if (isnan(x[j]) || isinf(x[j]))
+			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+			                errmsg("index \"%s\" contains a corrupted tuple at (%u,%u): vector component %u is not "
+			                       "finite",
+			                       RelationGetRelationName(index), blk, off, j),
+			                errhint("Please REINDEX it.")));
+}
+
 void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nblocks, s5v::Metric metric, uint32 dim,
                       const AgeFilter *filter, const float *query, const NodeId *nodes, size_t n, float *out,
                       uint8 *pass, ElementRef *refs) {
@@ -108,6 +120,8 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 			continue;
 		}
 		out[i] = s5v::IndexDistance(metric, query, etup->x, dim);
+		if (unlikely(isnan(out[i]) || isinf(out[i])))
+			CheckStoredVector(index, blk, NodeOffset(nodes[i]), etup->x, dim);
 		refs[i].valid = true;
 		refs[i].heaptid = etup->heaptid;
 		refs[i].neighbortid = etup->neighbortid;
