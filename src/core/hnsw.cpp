@@ -151,6 +151,24 @@ Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec
 	return internal::LinkAny(store, node, level, vec, dim, params, cancel, internal::LinkMode::Repair);
 }
 
+Status RepairLocal(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
+                   const Params &params, bool &sparse) {
+	sparse = false;
+	try {
+		S5V_RETURN_IF_ERROR(internal::ValidateParams(params, level));
+		if (vec == nullptr || dim == 0)
+			return Status::InvalidInput("hnsw repair needs a vector");
+		if (auto *mem = dynamic_cast<InMemoryGraph *>(&store))
+			return internal::MemoryRepairLocal(*mem, node, level, vec, params, sparse);
+		internal::GenericAccess a(&store, &store);
+		return internal::RepairLocalT(a, node, level, vec, params, sparse);
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory in hnsw repair");
+	} catch (...) {
+		return Status::Internal("unexpected exception in hnsw repair");
+	}
+}
+
 Status Relink(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
               const CancelToken &cancel) {
 	return internal::LinkAny(store, node, level, vec, dim, params, cancel, internal::LinkMode::Relink);

@@ -93,6 +93,13 @@ Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec
 Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
               const CancelToken &cancel);
 
+// VACUUM's cheap repair, without a search (FreshDiskANN-style): on every level <= `level`, the entries of node's
+// list for which `pass` is 0 are replaced by live neighbours of those entries, chosen with the heuristic against
+// the live entries, which all stay (no live node loses an in-link). `sparse` is set when a list ends up less
+// than half full; the caller may then run Repair.
+Status RepairLocal(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
+                   const Params &params, bool &sparse);
+
 // Give an existing node in-links again (after the only one was removed, e.g. with a deleted node): search from
 // the entry point and add back-links to it from the nodes found on levels <= `level`; its own lists are not
 // changed (replacing them could orphan a node only it links to).

@@ -293,14 +293,15 @@ inline bool Contains(const std::vector<NodeId> &v, NodeId x) noexcept {
 	return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-inline constexpr int kCasAttempts = 8;          // re-reads of a list that another writer changed meanwhile
-inline constexpr std::size_t kOrphanBudget = 8; // nodes re-linked per Insert/Repair after an unsafe drop
+inline constexpr int kCasAttempts = 32;          // re-reads of a list that other writers keep changing meanwhile
+inline constexpr std::size_t kOrphanBudget = 16; // nodes re-linked per Insert/Repair after an unsafe drop
 
 // What one back-link did to the neighbour's list.
 struct BackLinkResult {
 	bool kept = false;       // `node` is in the neighbour's list now
 	NodeId handed = kNoNode; // dropped from the list; keeps an in-link only once it is in node's own list
 	NodeId orphan = kNoNode; // dropped with no in-link known to remain
+	bool gave_up = false;    // the list kept changing: nothing was written
 };
 
 // Add `node` (at distance d from `nb`) to the list of `nb` at `level`, as an atomic read-modify-write (retried when
@@ -410,7 +411,8 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 			return Status::Ok();
 		}
 	}
-	res = BackLinkResult{}; // the list kept changing: leave it, node is linked through its other neighbours
+	res = BackLinkResult{}; // the list kept changing: leave it (the caller relinks node if it must)
+	res.gave_up = true;
 	return Status::Ok();
 }
 
@@ -582,6 +584,8 @@ Status LinkNodeOnce(A &a, NodeId node, int level, const float *vec, const Params
 			}
 			if (res.orphan != kNoNode && res.orphan != ep)
 				s.orphans.push_back({res.orphan, l});
+			if (force && !res.kept)
+				s.orphans.push_back({node, l}); // still without an in-link on level 0: search for it again
 		}
 		// The next level starts from everything this level found (the paper's W), or from the nearest node
 		// walked through when every node here had pass = 0.
@@ -626,6 +630,79 @@ Status LinkNode(A &a, NodeId node, int level, const float *vec, const Params &p,
 		const int l = s.orphans[k].second;
 		S5V_RETURN_IF_ERROR(a.VectorOf(x, s.orphan_vec));
 		S5V_RETURN_IF_ERROR(LinkNodeOnce(a, x, l, s.orphan_vec.data(), p, cancel, LinkMode::Relink));
+	}
+	return Status::Ok();
+}
+
+// VACUUM's cheap repair (as FreshDiskANN consolidates deletes): on each level <= `level`, the entries of node's
+// list with pass = 0 are replaced by live neighbours of those entries, chosen with the heuristic against the live
+// entries, which all stay (no live node loses an in-link, so nothing is orphaned). No search. `sparse` is set
+// when a list ends up less than half full (the caller may then run a search Repair).
+template <class A> Status RepairLocalT(A &a, NodeId node, int level, const float *vec, const Params &p, bool &sparse) {
+	Scratch &s = a.scratch;
+	sparse = false;
+	for (int l = 0; l <= level; ++l) {
+		const std::size_t cap = static_cast<std::size_t>(MaxNeighbors(p, l));
+		for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+			s.links.clear();
+			S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, l, [&](NodeId x) { s.links.push_back(x); }));
+			const std::size_t n = s.links.size();
+			if (n == 0)
+				break;
+			s.dists.resize(std::max(s.dists.size(), n));
+			s.pass.resize(std::max(s.pass.size(), n));
+			S5V_RETURN_IF_ERROR(a.Distances(vec, s.links.data(), n, s.dists.data(), s.pass.data()));
+			s.selected.clear();
+			s.stale.clear();
+			for (std::size_t i = 0; i < n; ++i)
+				(s.pass[i] ? (void)s.selected.push_back({s.dists[i], s.links[i]})
+				           : (void)s.stale.push_back(s.links[i]));
+			if (s.stale.empty())
+				break;
+			// Candidates: the deleted entries' own neighbours on this level.
+			s.ids.clear();
+			for (NodeId d : s.stale)
+				S5V_RETURN_IF_ERROR(a.ForEachNeighbor(d, l, [&](NodeId x) {
+					if (x != node && !Contains(s.links, x) && !Contains(s.ids, x))
+						s.ids.push_back(x);
+				}));
+			s.link_cands.clear();
+			if (!s.ids.empty()) {
+				s.sel_dists.resize(s.ids.size());
+				s.seed_pass.resize(s.ids.size());
+				S5V_RETURN_IF_ERROR(
+				    a.Distances(vec, s.ids.data(), s.ids.size(), s.sel_dists.data(), s.seed_pass.data()));
+				for (std::size_t i = 0; i < s.ids.size(); ++i)
+					if (s.seed_pass[i])
+						s.link_cands.push_back({s.sel_dists[i], s.ids[i]});
+				std::sort(s.link_cands.begin(), s.link_cands.end(), AscendingFrom{node});
+			}
+			std::sort(s.selected.begin(), s.selected.end(), AscendingFrom{node});
+			const std::size_t kept = s.selected.size();
+			s.pruned.clear();
+			for (const Cand &c : s.link_cands) {
+				if (s.selected.size() >= cap)
+					break;
+				bool good = true;
+				if (!s.selected.empty())
+					S5V_RETURN_IF_ERROR(a.NearerThanAll(c, s.selected, good));
+				(good ? s.selected : s.pruned).push_back(c);
+			}
+			for (const Cand &c : s.pruned)
+				if (s.selected.size() < cap)
+					s.selected.push_back(c);
+			std::sort(s.selected.begin() + static_cast<std::ptrdiff_t>(kept), s.selected.end(), AscendingFrom{node});
+			s.desired.clear();
+			for (const Cand &c : s.selected)
+				s.desired.push_back(c.id);
+			bool applied = false;
+			S5V_RETURN_IF_ERROR(
+			    a.CasNeighborIds(node, l, s.links.data(), n, s.desired.data(), s.desired.size(), applied));
+			if (applied) {
+				sparse |= s.desired.size() * 2 < cap;
+				break;
+			}
+		}
 	}
 	return Status::Ok();
 }
@@ -755,5 +832,6 @@ Status MemoryLink(InMemoryGraph &g, NodeId node, int level, const float *vec, st
 std::unique_ptr<SearchEngine> MakeMemorySearchEngine(InMemoryGraph &g, std::size_t dim, const CancelToken &cancel);
 
 Status ValidateParams(const Params &p, int level);
+Status MemoryRepairLocal(InMemoryGraph &g, NodeId node, int level, const float *vec, const Params &p, bool &sparse);
 
 } // namespace s5v::hnsw::internal

@@ -206,6 +206,16 @@ Status MemoryLink(InMemoryGraph &graph, NodeId node, int level, const float *vec
 	return LinkNode(*g->build, node, level, vec, p, cancel, mode);
 }
 
+Status MemoryRepairLocal(InMemoryGraph &graph, NodeId node, int level, const float *vec, const Params &p,
+                         bool &sparse) {
+	auto *g = MemoryAccess::ImplOf(graph);
+	if (node >= g->count || level > static_cast<int>(g->levels[static_cast<std::size_t>(node)]))
+		return Status::InvalidInput("hnsw node is not in the graph");
+	if (!g->build)
+		g->build = std::make_unique<MemoryAccess>(g);
+	return RepairLocalT(*g->build, node, level, vec, p, sparse);
+}
+
 std::unique_ptr<SearchEngine> MakeMemorySearchEngine(InMemoryGraph &graph, std::size_t dim, const CancelToken &cancel) {
 	return std::make_unique<SearchEngineT<MemoryAccess>>(dim, cancel, MemoryAccess::ImplOf(graph));
 }

@@ -124,11 +124,55 @@ void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, v
 	}
 }
 
-// Live elements that link to a deleted one, with their levels; and the live element of highest level.
-typedef bool (*IsDeletedFn)(void *arg, uint64 id);
+// The out-links of the deleted elements `ids` (their targets lose an in-link when the elements go), palloc'd.
+void CollectOutLinks(Relation index, uint32 dim, const uint64 *ids, int64 nids, BufferAccessStrategy strategy,
+                     uint64 **out, int64 *nout) {
+	int64 cap = 1024;
+	BlockNumber known = RelationGetNumberOfBlocks(index);
+	*out = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
+	*nout = 0;
+	for (int64 i = 0; i < nids;) {
+		vacuum_delay_point();
+		BlockNumber blk = NodeBlock(ids[i]);
+		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		CheckPage(index, page, blk);
+		for (; i < nids && NodeBlock(ids[i]) == blk; i++) {
+			S5vElementTuple etup = GetElement(index, page, blk, NodeOffset(ids[i]), dim);
+			if (etup == nullptr)
+				continue;
+			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known,
+			                "a neighbour-list TID");
+			Buffer nbuf;
+			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
+			for (int k = 0; ntup != nullptr && k < ntup->count; k++) {
+				ItemPointer t = &ntup->tids[k];
+				if (!ItemPointerIsValid(t))
+					continue;
+				if (*nout == cap) {
+					cap *= 2;
+					*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * cap);
+				}
+				(*out)[(*nout)++] = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+			}
+			ReleaseNeighborPage(buf, nbuf);
+		}
+		UnlockReleaseBuffer(buf);
+	}
+}
 
-void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *arg, BufferAccessStrategy strategy,
-                     uint64 **out, int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
+// Callbacks of FindBrokenLinks into the VACUUM's C++ state (they never throw or allocate).
+struct ScanHooks {
+	bool (*is_deleted)(void *arg, uint64 id);
+	void (*saw_link)(void *arg, uint64 target);        // a live element links to target
+	void (*saw_live)(void *arg, uint64 id, int level); // a live element
+	void *arg;
+};
+
+// Live elements that link to a deleted one, with their levels; and the live element of highest level.
+void FindBrokenLinks(Relation index, uint32 dim, const ScanHooks *hooks, BufferAccessStrategy strategy, uint64 **out,
+                     int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber known = nblocks; // for checking TIDs (may grow), not the loop bound
 	int64 cap = 1024;
@@ -152,16 +196,21 @@ void FindBrokenLinks(Relation index, uint32 dim, IsDeletedFn is_deleted, void *a
 				*best_level = etup->level;
 				*best_entry = NodeIdFromTid(blk, off);
 			}
+			hooks->saw_live(hooks->arg, NodeIdFromTid(blk, off), etup->level);
 			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known,
 			                "a neighbour-list TID");
 			Buffer nbuf;
 			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
 			bool broken = false;
-			for (int s = 0; ntup != nullptr && s < ntup->count && !broken; s++) {
+			for (int s = 0; ntup != nullptr && s < ntup->count; s++) {
 				ItemPointer t = &ntup->tids[s];
-				if (ItemPointerIsValid(t) &&
-				    is_deleted(arg, NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t))))
+				if (!ItemPointerIsValid(t))
+					continue;
+				uint64 target = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+				if (hooks->is_deleted(hooks->arg, target))
 					broken = true;
+				else
+					hooks->saw_link(hooks->arg, target);
 			}
 			ReleaseNeighborPage(buf, nbuf);
 			if (broken) {
@@ -272,13 +321,17 @@ void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
 	}
 }
 
-bool IsDeletedInSet(void *arg, uint64 id) {
-	return ((std::unordered_set<uint64> *)arg)->count(id) > 0;
-}
-
 // C++ state of one VACUUM; owned by its memory context (deleted by the reset callback, also on error).
 struct VacuumObjects {
 	std::unordered_set<uint64> deleted;
+	// Targets of the deleted elements' out-links: live in-links seen by the scan, and their level (-1: not seen
+	// live). Those left without a live in-link are relinked after the removal.
+	struct Watch {
+		int32 in_links = 0;
+		int16 level = -1;
+	};
+	std::unordered_map<uint64, Watch> watch;
+	bool watch_truncated = false;
 };
 
 void DeleteVacuumObjects(void *arg) {
@@ -287,9 +340,51 @@ void DeleteVacuumObjects(void *arg) {
 	*objs = nullptr;
 }
 
+bool HookIsDeleted(void *arg, uint64 id) {
+	return ((VacuumObjects *)arg)->deleted.count(id) > 0;
+}
+void HookSawLink(void *arg, uint64 target) {
+	auto &watch = ((VacuumObjects *)arg)->watch;
+	auto it = watch.find(target);
+	if (it != watch.end())
+		it->second.in_links++;
+}
+void HookSawLive(void *arg, uint64 id, int level) {
+	auto &watch = ((VacuumObjects *)arg)->watch;
+	auto it = watch.find(id);
+	if (it != watch.end())
+		it->second.level = (int16)level;
+}
+
+// Wait for every insert in flight (they may have chosen an element just marked deleted as a neighbour); inserts
+// that start later see it deleted and never link to it. Holds the exclusive graph lock only for that instant.
+void WaitForInserts(Relation index) {
+	LockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+	UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+}
+
+// A deleted entry point is replaced by the live element of highest level, under the exclusive graph lock (an insert
+// that raises the entry point holds it too), briefly.
+void ReplaceDeletedEntryPoint(Relation index, const IndexInfoCache &ic, VacuumObjects *objs, uint64 best_entry,
+                              int best_level) {
+	LockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	uint64 entry =
+	    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
+	if (entry != ~(uint64)0 && objs->deleted.count(entry) > 0) {
+		Guarded([&]() -> Status {
+			PageGraphStore store(index, ic);
+			return store.SetEntryPoint(best_level < 0 ? hnsw::kNoNode : best_entry, best_level);
+		});
+	}
+	UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+}
+
 } // namespace
 
-// Repair every live element the graph cannot reach any more (Repair gives it back-links), a few rounds.
+// Former whole-graph reconnection (load every element, find the unreachable ones, repair them): no routine path
+// calls it any more; kept for a manual repair tool.
 void ReconnectUnreachable(Relation index, const IndexInfoCache &ic, BufferAccessStrategy strategy) {
 	const int rounds = 4;
 	for (int round = 0; round < rounds; round++) {
@@ -329,6 +424,11 @@ void ReconnectUnreachable(Relation index, const IndexInfoCache &ic, BufferAccess
 	}
 }
 
+// VACUUM runs beside inserts: it takes the exclusive graph lock only for an instant (to wait out inserts in
+// flight, and to replace a deleted entry point); every list it changes is an atomic read-modify-write like an
+// insert's. Work is proportional to what was deleted: the pages are scanned (to find dead rows and the lists
+// that point to them), the elements with a deleted neighbour are repaired, and the targets of the deleted
+// elements' links that are left without a live in-link are relinked; nothing loads the whole graph.
 IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulkDeleteCallback callback,
                                   void *callback_state) {
 	Relation index = info->index;
@@ -344,52 +444,109 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 	cb->arg = objs;
 	MemoryContextRegisterResetCallback(cxt, cb);
 
-	LockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
-
 	uint64 *ids;
 	int64 nids = 0, live = 0, removed = 0;
 	MarkDeleted(index, ic.dimensions, callback, callback_state, info->strategy, &ids, &nids, &live, &removed);
 
 	if (nids > 0) {
+		WaitForInserts(index);
+		uint64 *targets;
+		int64 ntargets = 0;
+		CollectOutLinks(index, ic.dimensions, ids, nids, info->strategy, &targets, &ntargets);
+		// The watch list is bounded by maintenance_work_mem (about 64 bytes an entry in the hash map).
+		int64 watch_cap = Max((int64)1024, (int64)maintenance_work_mem * 1024 / 64);
 		Guarded([&]() -> Status {
 			*objs = new VacuumObjects();
-			(*objs)->deleted.reserve(nids);
+			VacuumObjects *o = *objs;
+			o->deleted.reserve(nids);
 			for (int64 i = 0; i < nids; i++)
-				(*objs)->deleted.insert(ids[i]);
+				o->deleted.insert(ids[i]);
+			for (int64 i = 0; i < ntargets; i++) {
+				if (o->deleted.count(targets[i]) > 0)
+					continue;
+				if ((int64)o->watch.size() >= watch_cap) {
+					o->watch_truncated = true;
+					break;
+				}
+				o->watch.emplace(targets[i], VacuumObjects::Watch{});
+			}
 			return Status::Ok();
 		});
+		pfree(targets);
+		if ((*objs)->watch_truncated)
+			ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\" checks the in-links of %lld elements only "
+			                        "(maintenance_work_mem)",
+			                        RelationGetRelationName(index), (long long)watch_cap)));
 		uint64 *broken;
 		int *levels;
 		int64 nbroken = 0;
 		uint64 best_entry;
 		int best_level;
-		FindBrokenLinks(index, ic.dimensions, IsDeletedInSet, &(*objs)->deleted, info->strategy, &broken, &levels,
-		                &nbroken, &best_entry, &best_level);
+		ScanHooks hooks{HookIsDeleted, HookSawLink, HookSawLive, *objs};
+		FindBrokenLinks(index, ic.dimensions, &hooks, info->strategy, &broken, &levels, &nbroken, &best_entry,
+		                &best_level);
 
 		// The entry point must be live before anything searches from it.
-		S5vMetaPageData meta;
-		ReadMetaPage(index, &meta);
-		uint64 entry =
-		    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
-		bool entry_deleted = entry != ~(uint64)0 && (*objs)->deleted.count(entry) > 0;
+		ReplaceDeletedEntryPoint(index, ic, *objs, best_entry, best_level);
+
+		// Repairs that need a search use twice ef_construction (recall on the survivors of a half-deleted index:
+		// 0.85 -> 0.93).
+		hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
+		int64 searched = 0;
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, ic);
 			InterruptToken cancel;
-			if (entry_deleted)
-				S5V_RETURN_IF_ERROR(store.SetEntryPoint(best_level < 0 ? hnsw::kNoNode : best_entry, best_level));
-			hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
 			std::vector<float> vec;
 			for (int64 i = 0; i < nbroken; i++) {
+				Status st;
+				S5V_PG_CALL(st, vacuum_delay_point());
+				S5V_RETURN_IF_ERROR(st);
 				if (cancel.cancelled())
 					return Status::Cancelled();
 				S5V_RETURN_IF_ERROR(store.Vector(broken[i], vec));
+				// Cheap first (the deleted neighbours' own neighbours replace them, no search); a search only for
+				// a list that stayed less than half full.
+				bool sparse = false;
 				S5V_RETURN_IF_ERROR(
-				    hnsw::Repair(store, broken[i], levels[i], vec.data(), ic.dimensions, params, cancel));
+				    hnsw::RepairLocal(store, broken[i], levels[i], vec.data(), ic.dimensions, params, sparse));
+				if (sparse) {
+					searched++;
+					S5V_RETURN_IF_ERROR(
+					    hnsw::Repair(store, broken[i], levels[i], vec.data(), ic.dimensions, params, cancel));
+				}
 			}
 			return Status::Ok();
 		});
 		RemoveDeleted(index, ic.dimensions, info->strategy);
-		ReconnectUnreachable(index, ic, info->strategy);
+
+		// Reconnection, incremental: the targets of removed links that no live element linked to.
+		S5vMetaPageData meta;
+		ReadMetaPage(index, &meta);
+		uint64 entry =
+		    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
+		int64 relinked = 0;
+		Guarded([&]() -> Status {
+			PageGraphStore store(index, ic);
+			InterruptToken cancel;
+			std::vector<float> vec;
+			for (const auto &[id, w] : (*objs)->watch) {
+				if (w.in_links > 0 || w.level < 0 || id == entry)
+					continue;
+				Status st;
+				S5V_PG_CALL(st, vacuum_delay_point());
+				S5V_RETURN_IF_ERROR(st);
+				if (cancel.cancelled())
+					return Status::Cancelled();
+				S5V_RETURN_IF_ERROR(store.Vector(id, vec));
+				S5V_RETURN_IF_ERROR(hnsw::Relink(store, id, w.level, vec.data(), ic.dimensions, params, cancel));
+				relinked++;
+			}
+			return Status::Ok();
+		});
+		ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\": %lld elements removed, %lld repaired (%lld with a "
+		                        "search), %lld relinked",
+		                        RelationGetRelationName(index), (long long)nids, (long long)nbroken,
+		                        (long long)searched, (long long)relinked)));
 	}
 	stats->tuples_removed += removed;
 	stats->num_index_tuples = live;
@@ -399,7 +556,6 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 	stats->tuples_removed += cold_removed;
 	stats->num_index_tuples += cold_live;
 
-	UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return stats;
@@ -409,15 +565,8 @@ IndexBulkDeleteResult *VacuumCleanup(IndexVacuumInfo *info, IndexBulkDeleteResul
 	if (info->analyze_only)
 		return stats;
 	if (stats == nullptr) {
-		// No bulk delete ran (no dead rows): still give back connectivity that concurrent inserts may have cost.
-		IndexInfoCache ic = GetIndexInfo(info->index);
-		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector vacuum", ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		LockPage(info->index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
-		ReconnectUnreachable(info->index, ic, info->strategy);
-		UnlockPage(info->index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(cxt);
+		// No bulk delete ran (no dead rows): nothing to repair; inserts keep the graph connected themselves, so
+		// no page of the graph is read here.
 		stats = (IndexBulkDeleteResult *)palloc0(sizeof(IndexBulkDeleteResult));
 		S5vMetaPageData meta;
 		ReadMetaPage(info->index, &meta);

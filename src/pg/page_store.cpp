@@ -80,6 +80,18 @@ void ReadElementRef(Relation index, BlockNumber *nblocks, NodeId node, ElementRe
 	UnlockReleaseBuffer(buf);
 }
 
+// A distance that is not finite: legitimate for huge finite components (overflow), corruption when the stored
+// vector holds a NaN or an infinity (the vector type refuses both on input). Only reached in that rare case.
+void CheckStoredVector(Relation index, BlockNumber blk, OffsetNumber off, const float *x, uint32 dim) {
+	for (uint32 j = 0; j < dim; j++)
+		if (isnan(x[j]) || isinf(x[j]))
+			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+			                errmsg("index \"%s\" contains a corrupted tuple at (%u,%u): vector component %u is not "
+			                       "finite",
+			                       RelationGetRelationName(index), blk, off, j),
+			                errhint("Please REINDEX it.")));
+}
+
 void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nblocks, s5v::Metric metric, uint32 dim,
                       const AgeFilter *filter, const float *query, const NodeId *nodes, size_t n, float *out,
                       uint8 *pass, ElementRef *refs) {
@@ -108,6 +120,8 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 			continue;
 		}
 		out[i] = s5v::IndexDistance(metric, query, etup->x, dim);
+		if (unlikely(isnan(out[i]) || isinf(out[i])))
+			CheckStoredVector(index, blk, NodeOffset(nodes[i]), etup->x, dim);
 		refs[i].valid = true;
 		refs[i].heaptid = etup->heaptid;
 		refs[i].neighbortid = etup->neighbortid;
@@ -180,6 +194,55 @@ void WriteNeighborSlots(Relation index, BlockNumber *nblocks, ItemPointer ntid, 
 	}
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
+}
+
+// Compare-and-set of one level's slots under the page's exclusive lock (the atomic read-modify-write of
+// back-links: two writers never lose each other's links). *applied tells whether the list still was `expected`.
+void CasNeighborSlots(Relation index, BlockNumber *nblocks, ItemPointer ntid, int m, int level, const NodeId *expected,
+                      int nexp, const NodeId *desired, int ndes, bool *applied) {
+	*applied = false;
+	CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(ntid), nblocks, "a neighbour-list TID");
+	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Page page = BufferGetPage(buf);
+	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	CheckPage(index, page, ItemPointerGetBlockNumber(ntid));
+	S5vNeighborTuple ntup = GetNeighborTuple(index, page, ItemPointerGetBlockNumber(ntid), off);
+	int start = level == 0 ? 0 : 2 * m + (level - 1) * m;
+	int len = level == 0 ? 2 * m : m;
+	if (ntup == nullptr || start + len > ntup->count || ndes > len) {
+		UnlockReleaseBuffer(buf);
+		ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+		                errmsg("index \"%s\" has a missing neighbour tuple at (%u,%u)", RelationGetRelationName(index),
+		                       ItemPointerGetBlockNumber(ntid), off),
+		                errhint("Please REINDEX it.")));
+	}
+	// The valid slots, in order, must be `expected`.
+	int k = 0;
+	bool same = true;
+	for (int i = 0; i < len && same; i++) {
+		ItemPointer t = &ntup->tids[start + i];
+		if (!ItemPointerIsValid(t))
+			continue;
+		same = k < nexp && expected[k] == NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t));
+		k++;
+	}
+	if (!same || k != nexp) {
+		UnlockReleaseBuffer(buf);
+		return;
+	}
+	GenericXLogState *state = GenericXLogStart(index);
+	Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+	S5vNeighborTuple wtup = (S5vNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+	for (int i = 0; i < len; i++) {
+		if (i < ndes)
+			ItemPointerSet(&wtup->tids[start + i], NodeBlock(desired[i]), NodeOffset(desired[i]));
+		else
+			ItemPointerSetInvalid(&wtup->tids[start + i]);
+	}
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	*applied = true;
 }
 
 void WriteEntryPoint(Relation index, NodeId node, int level) {
@@ -297,9 +360,12 @@ void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64
 	for (int i = 0; i < ntup->count; i++)
 		ItemPointerSetInvalid(&ntup->tids[i]);
 
+	// Lock order: data pages first, the metapage last (as VACUUM does), so that the metapage is never held while
+	// waiting for a data page. insert_page is read under a share lock and is only a hint.
 	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
-	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
 	BlockNumber insert_page = S5vPageGetMeta(BufferGetPage(metabuf))->insert_page;
+	LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
 
 	bool efresh, nfresh = false;
 	Size eneed = together ? esize + nsize + 2 * sizeof(ItemIdData) : esize + sizeof(ItemIdData);
@@ -310,6 +376,7 @@ void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64
 		nfresh = true;
 	}
 
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	GenericXLogState *state = GenericXLogStart(index);
 	Page epage = GenericXLogRegisterBuffer(state, ebuf, efresh ? GENERIC_XLOG_FULL_IMAGE : 0);
 	Page npage = together ? epage : GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
@@ -531,6 +598,30 @@ Status PageGraphStore::SetNeighbors(NodeId node, int level, std::span<const Node
 	const NodeId *ids = neighbors.data();
 	int n = (int)neighbors.size();
 	S5V_STORE_CALL(st, WriteNeighborSlots(index, nblocks, &ntid, m, level, ids, n));
+	return st;
+}
+
+Status PageGraphStore::CompareAndSetNeighbors(NodeId node, int level, std::span<const NodeId> expected,
+                                              std::span<const NodeId> desired, bool &applied) {
+	applied = false;
+	NodeMeta meta;
+	Status found = Lookup(node, meta);
+	if (found.code() == StatusCode::Corrupt)
+		return Status::Ok(); // the slot holds no element any more (removed by VACUUM): nothing to link
+	S5V_RETURN_IF_ERROR(found);
+	if (level > meta.level)
+		return Status::InvalidInput("neighbour list above the node's level");
+	Status st;
+	Relation index = index_;
+	ItemPointerData ntid = meta.neighbortid;
+	int m = info_.m;
+	const NodeId *exp = expected.data();
+	int nexp = (int)expected.size();
+	const NodeId *des = desired.data();
+	int ndes = (int)desired.size();
+	bool done = false;
+	S5V_STORE_CALL(st, CasNeighborSlots(index, nblocks, &ntid, m, level, exp, nexp, des, ndes, &done));
+	applied = done;
 	return st;
 }
 

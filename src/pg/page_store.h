@@ -54,6 +54,8 @@ public:
 	Status Vector(hnsw::NodeId node, std::vector<float> &out) override;
 	Status SetNeighbors(hnsw::NodeId node, int level, std::span<const hnsw::NodeId> neighbors) override;
 	Status SetEntryPoint(hnsw::NodeId node, int level) override;
+	Status CompareAndSetNeighbors(hnsw::NodeId node, int level, std::span<const hnsw::NodeId> expected,
+	                              std::span<const hnsw::NodeId> desired, bool &applied) override;
 
 	// Append a new element (and its empty neighbour tuple) to the index; WAL-logged.
 	Status AddElement(ItemPointer heaptid, int64 age, uint8 flags, const float *vec, int level, hnsw::NodeId &out);

@@ -181,6 +181,16 @@ expect_xx002('heap TID offset 2000: scan', $query, 'heap');
 is(-s $heap, $hsize, 'bad heap TIDs: the table file did not grow');
 restore();
 
+# A NaN (and an infinity) in a stored vector: the vector type refuses both, so on a page they are corruption.
+$idx = rel_file('t_idx');
+edit_tuples($idx, 1, sub { my ($p, $o) = @_; substr($$p, $o + 24, 4) = pack('f', 'NaN' + 0); });
+expect_xx002('NaN in stored vectors: scan', $query, 'not finite');
+restore();
+$idx = rel_file('t_idx');
+edit_tuples($idx, 1, sub { my ($p, $o) = @_; substr($$p, $o + 28, 4) = pack('f', 9**9**9); });
+expect_xx002('infinity in stored vectors: scan', $query, 'not finite');
+restore();
+
 # 12.4: insert_page (metapage offset 24 + 52) of 0 (the metapage itself): INSERT works and stays cancellable.
 $idx = rel_file('t_idx');
 $node->stop;

@@ -763,5 +763,68 @@ TEST(HnswConcurrency, BackLinksDoNotLoseConcurrentLinks) {
 	}
 }
 
+// VACUUM's local repair: deleted entries are replaced from the deleted nodes' own lists, live entries stay, no
+// list keeps a deleted node (after a search Repair of the lists left sparse), and recall over the survivors holds.
+TEST(Hnsw, RepairLocalAfterDelete) {
+	const std::size_t dim = 16, n = 4000;
+	auto data = Clustered(n, dim, 30, 13, false);
+	Params p;
+	p.m = 8;
+	p.ef_construction = 64;
+	auto g = Build(data, dim, Metric::L2, p);
+	std::vector<bool> del(n);
+	std::mt19937 rng(3);
+	for (std::size_t i = 0; i < n; ++i)
+		if (rng() % 10 < 3) {
+			del[i] = true;
+			g->MarkDeleted(i);
+		}
+	NeverCancel never;
+	std::size_t repaired = 0, sparse_lists = 0, live_dropped = 0;
+	for (NodeId i = 0; i < n; ++i) {
+		if (del[i])
+			continue;
+		bool touches = false;
+		std::vector<std::vector<std::uint32_t>> before;
+		for (int l = 0; l <= g->level(i); ++l) {
+			auto v = g->neighbor_ids(i, l);
+			before.emplace_back(v.begin(), v.end());
+			for (std::uint32_t x : v)
+				touches |= del[x];
+		}
+		if (!touches)
+			continue;
+		++repaired;
+		bool sparse = false;
+		ASSERT_TRUE(RepairLocal(*g, i, g->level(i), g->vector_data(i), dim, p, sparse).ok());
+		for (int l = 0; l <= g->level(i); ++l) {
+			auto after = g->neighbor_ids(i, l);
+			for (std::uint32_t x : before[l])
+				if (!del[x] && std::find(after.begin(), after.end(), x) == after.end())
+					++live_dropped;
+		}
+		if (sparse) {
+			++sparse_lists;
+			ASSERT_TRUE(Repair(*g, i, g->level(i), g->vector_data(i), dim, p, never).ok());
+		}
+	}
+	EXPECT_GT(repaired, n / 2);
+	EXPECT_EQ(live_dropped, 0u) << "a local repair must keep every live entry";
+	for (NodeId i = 0; i < n; ++i) {
+		if (del[i])
+			continue;
+		for (int l = 0; l <= g->level(i); ++l) {
+			for (std::uint32_t x : g->neighbor_ids(i, l)) {
+				EXPECT_FALSE(del[x]) << "node " << i << " still links to deleted " << x;
+			}
+		}
+	}
+	std::vector<float> queries;
+	for (std::size_t qi = 0; qi < 50; ++qi)
+		queries.insert(queries.end(), &data[(qi * 71) * dim], &data[(qi * 71) * dim] + dim);
+	const double r = Recall(*g, Metric::L2, data, queries, dim, 64, &del);
+	EXPECT_GE(r, 0.95) << repaired << " repaired, " << sparse_lists << " needed a search";
+}
+
 } // namespace
 } // namespace s5v::hnsw
