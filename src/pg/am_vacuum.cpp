@@ -551,8 +551,9 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 	stats->tuples_removed += removed;
 	stats->num_index_tuples = live;
 	// Cold tier hook: dead heap TIDs of the cold lists are marked dead (cold_vacuum.cpp).
-	int64 cold_removed, cold_live;
-	ColdBulkDelete(index, ic.dimensions, callback, callback_state, info->strategy, &cold_removed, &cold_live);
+	int64 cold_removed = 0, cold_live = 0;
+	if (!cold_vacuum_suppressed) // s5vector_migrate removes rows it has just made cold
+		ColdBulkDelete(index, ic.dimensions, callback, callback_state, info->strategy, &cold_removed, &cold_live);
 	stats->tuples_removed += cold_removed;
 	stats->num_index_tuples += cold_live;
 

@@ -36,13 +36,12 @@ void ColdPolicyFor(const Interval &hot_window, bool infinite, uint8 age_kind, Co
 		out->all_cold = true;
 		return;
 	}
-	// Without an age column a row's age is when it entered the index: always inside a window that is not 0.
-	if (age_kind == S5V_AGE_NONE)
-		return;
+	// Without an age column a row's age is when it entered the index: inside a window that is not 0 when it enters
+	// (build, insert), older than it once the window has passed (migration).
 	out->enabled = true;
 	TimestampTz now = GetCurrentTimestamp();
 	Interval window = hot_window;
-	if (age_kind == S5V_AGE_TIMESTAMPTZ) {
+	if (age_kind == S5V_AGE_TIMESTAMPTZ || age_kind == S5V_AGE_NONE) {
 		out->cutoff = DatumGetTimestampTz(
 		    DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(now), IntervalPGetDatum(&window)));
 	} else {
@@ -134,7 +133,8 @@ ColdBuildState *ColdBuildBegin(Relation index, const IndexInfoCache &info, int l
                                bool infinite, Size memory_limit) {
 	ColdPolicy policy;
 	ColdPolicyFor(hot_window, infinite, info.age_kind, &policy);
-	if (!policy.enabled)
+	// A build sees no old row without an age column (unless the window is 0): no cold part.
+	if (!policy.enabled || (info.age_kind == S5V_AGE_NONE && !policy.all_cold))
 		return nullptr;
 	ColdBuildState *cb = (ColdBuildState *)palloc0(sizeof(ColdBuildState));
 	cb->info = info;
@@ -293,14 +293,55 @@ bool ColdInsertIfOld(Relation index, const IndexInfoCache &info, ItemPointer hea
 	ColdPolicyFor(meta.hot_window, meta.hot_window_infinite, info.age_kind, &policy);
 	if (!ColdPolicyIsCold(policy, age, element_flags))
 		return false;
-	uint32 dim = info.dimensions;
 	LockColdWrite(index);
+	ColdAddRowLocked(index, info, meta, heap_tid, age, element_flags, vec, false);
+	UnlockColdWrite(index);
+	return true;
+}
+
+namespace {
+
+// Is `tid` already in the chain from `head` (list `list`)? For migration's idempotency.
+bool ChainHasTid(Relation index, uint32 dim, BlockNumber head, uint32 list, const ItemPointerData *tid) {
+	bool found = false;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber walked = 0;
+	for (BlockNumber blk = head; blk != InvalidBlockNumber && !found;) {
+		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
+			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+			                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
+			                       RelationGetRelationName(index), blk, "list chain leaves the index or loops"),
+			                errhint("Please REINDEX it.")));
+		Buffer buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		S5vRowsLayout l;
+		S5vColdRows rows = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
+		(void)list;
+		ItemPointer tids = RowsTids(rows, l);
+		uint8 *flags = RowsFlags(rows, l);
+		for (uint16 r = 0; r < rows->count && !found; r++)
+			found = !(flags[r] & S5V_COLD_ROW_DEAD) && ItemPointerEquals(&tids[r], (ItemPointer)tid);
+		BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
+		UnlockReleaseBuffer(buf);
+		blk = next;
+	}
+	return found;
+}
+
+} // namespace
+
+bool ColdAddRowLocked(Relation index, const IndexInfoCache &info, S5vMetaPageData &meta,
+                      const ItemPointerData *heap_tid, int64 age, uint8 element_flags, const float *vec,
+                      bool skip_if_present) {
+	uint32 dim = info.dimensions;
 	meta.cold_metapage = EnsureColdTier(index, dim, TrainRowsFor(meta.lists), true);
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, dim, &tier);
 	uint8 row_flags = (element_flags & S5V_ELEMENT_AGE_NULL) ? S5V_COLD_ROW_AGE_NULL : 0;
 	ColdAppendTarget target{tier.meta_blkno, tier.centroid_head, tier.lists, tier.lists_per_page, true, true};
 	if (tier.lists == 0) {
+		if (skip_if_present && ChainHasTid(index, dim, tier.staging.tail_head, S5V_STAGING_LIST, heap_tid))
+			return false;
 		ColdAppendRow(index, dim, target, S5V_STAGING_LIST, heap_tid, age, row_flags, vec);
 		if (tier.staging.rows + 1 >= tier.train_rows) {
 			ReadColdTier(index, meta, dim, &tier);
@@ -308,9 +349,15 @@ bool ColdInsertIfOld(Relation index, const IndexInfoCache &info, ItemPointer hea
 		}
 	} else {
 		uint32 list = ColdNearestList(index, info, tier, vec);
+		if (skip_if_present) {
+			BlockNumber *heads;
+			uint32 *lists;
+			(void)ColdChainHeads(index, dim, tier, &heads, &lists);
+			if (ChainHasTid(index, dim, heads[1 + list], list, heap_tid))
+				return false;
+		}
 		ColdAppendRow(index, dim, target, list, heap_tid, age, row_flags, vec);
 	}
-	UnlockColdWrite(index);
 	return true;
 }
 

@@ -21,7 +21,7 @@ namespace s5v::pg {
 
 // Which rows go cold: decided once per build (and per insert) from the metapage's frozen hot_window.
 struct ColdPolicy {
-	bool enabled;  // false: every row is hot (hot_window 'infinity', or no age column and a window that is not 0)
+	bool enabled;  // false: every row is hot (hot_window 'infinity')
 	bool all_cold; // hot_window '0': every row is cold (pure IVF)
 	int64 cutoff;  // a row whose age is below this is cold (the age column's unit, see AgeFromDatum)
 };
@@ -56,5 +56,13 @@ double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexI
 // graph). The row's age and element flags as the hot insert computed them.
 bool ColdInsertIfOld(Relation index, const IndexInfoCache &info, ItemPointer heap_tid, int64 age, uint8 element_flags,
                      const float *vec);
+
+// Add one row to the cold tier (creating it if needed; staging trains when it fills). Caller holds the cold write
+// lock; `meta` is the index metapage as read (its cold_metapage is updated). With skip_if_present, a row whose heap
+// TID is already live in its target list is not added again (a migration that a crash interrupted); returns
+// whether the row was added.
+bool ColdAddRowLocked(Relation index, const IndexInfoCache &info, S5vMetaPageData &meta,
+                      const ItemPointerData *heap_tid, int64 age, uint8 element_flags, const float *vec,
+                      bool skip_if_present);
 
 } // namespace s5v::pg

@@ -125,6 +125,10 @@ private:
 // Returns how many (empty chains included, head InvalidBlockNumber).
 int ColdChainHeads(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber **heads, uint32 **lists);
 
+// Set by s5vector_migrate (cold_migrate.cpp) while it removes migrated rows from the graph through bulkdelete: the
+// cold part of bulkdelete must not mark those rows (now cold) dead.
+extern bool cold_vacuum_suppressed;
+
 // VACUUM (cold_vacuum.cpp): mark the cold rows whose heap tuples `callback` reports dead (one WAL record per row
 // page, each chain followed from its head so that every row is seen once), then count them in the cold metapage. Takes
 // the cold write lock. *removed / *live: rows marked now, rows live after.

@@ -87,6 +87,24 @@ for my $node ($primary, $standby)
 verify_all_ok($standby, 't_idx', 'verify all ok on the standby (t)');
 verify_all_ok($standby, 'p_idx', 'verify all ok on the standby (p)');
 
+# Migration on the primary (rows of a 1-second window age, then move cold), replayed by the standby; refused there.
+$primary->safe_psql('postgres', qq{
+CREATE TABLE m (id int PRIMARY KEY, v vector($dim), ts timestamptz);
+CREATE INDEX m_idx ON m USING s5vector (v, ts) WITH (hot_window = '1 second', lists = 8);
+INSERT INTO m SELECT i, @{[ vec_sql('i', $dim) ]}, now() FROM generate_series(1, 500) i;
+});
+sleep(2);
+is($primary->safe_psql('postgres', "SELECT s5vector_migrate('m_idx')"), '500', 'migrate moves the 500 aged rows');
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', sprintf($stats, 'm_idx')), $primary->safe_psql('postgres', sprintf($stats, 'm_idx')),
+	"m_idx after migration: the standby's stats are the primary's");
+is($standby->safe_psql('postgres', sprintf($all, 'm')), '500/500', 'standby: m read to the end after migration, each row once');
+my $mq = "SET enable_seqscan = off; SELECT id FROM m ORDER BY v <-> '$queries[2]' LIMIT 10";
+is($standby->safe_psql('postgres', $mq), $primary->safe_psql('postgres', $mq), 'migrated index: same answer on the standby');
+my ($mret, $mout, $merr) = $standby->psql('postgres', "SELECT s5vector_migrate('m_idx')", extra_params => [ '-v', 'VERBOSITY=sqlstate' ]);
+like($merr, qr/25006/, 'migrate on a standby: read_only_sql_transaction');
+verify_all_ok($primary, 'm_idx', 'migrated index: verify all ok');
+
 # Crash: cold inserts since the last checkpoint are replayed from WAL.
 $primary->safe_psql('postgres', 'CHECKPOINT');
 $primary->safe_psql('postgres', qq{
