@@ -4,14 +4,14 @@ SET client_min_messages = warning;
 CREATE TABLE cm (id int, v vector(3), ts timestamptz);
 INSERT INTO cm SELECT i, ARRAY[sin(i), cos(i * 1.3), sin(i * 0.7)]::vector, now() - (i || ' days')::interval
 	FROM generate_series(1, 600) i;
--- A 2-second window: 600 rows cold at the build, in 10 lists.
-CREATE INDEX cm_idx ON cm USING s5vector (v, ts) WITH (hot_window = '2 seconds', lists = 10);
+-- A 4-second window: 600 rows cold at the build, in 10 lists.
+CREATE INDEX cm_idx ON cm USING s5vector (v, ts) WITH (hot_window = '4 seconds', lists = 10);
 -- 300 rows that are recent now, so hot.
 INSERT INTO cm SELECT i, ARRAY[sin(i), cos(i * 1.3), sin(i * 0.7)]::vector, now() FROM generate_series(601, 900) i;
 SELECT hot_elements, cold_rows, cold_lists FROM s5vector_index_stats('cm_idx');
 -- Nothing is old enough yet.
 SELECT s5vector_migrate('cm_idx');
-SELECT pg_sleep(2.5);
+SELECT pg_sleep(4.5);
 -- Batches: 100, then the rest; then nothing.
 SELECT s5vector_migrate('cm_idx', 100);
 SELECT hot_elements, cold_rows, cold_lists FROM s5vector_index_stats('cm_idx');
