@@ -1,0 +1,147 @@
+// k-means micro-benchmark on synthetic clustered data (fixed seed): TrainKMeans time per metric, the
+// assignment of a batch to its nearest centroid, and the probe step (NearestCentroids).
+// Size from the environment: S5V_KMEANS_N (default 50000), S5V_KMEANS_DIM (128), S5V_KMEANS_K (316, about
+// sqrt(n) as IVF builds choose), S5V_KMEANS_ITERS (10). The data are 1000 overlapping Gaussian clusters.
+//
+// Run: kmeans_bench --benchmark_filter=train/l2   (each training runs a few times; the time is CPU time)
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kmeans.h"
+
+namespace {
+
+using namespace s5v;
+
+std::size_t EnvSize(const char *name, std::size_t def) {
+	const char *v = std::getenv(name);
+	return v != nullptr ? static_cast<std::size_t>(std::strtoull(v, nullptr, 10)) : def;
+}
+
+struct Data {
+	std::size_t n, dim, k;
+	int iters;
+	std::vector<float> rows;
+	std::vector<float> normalised; // for cosine, as the index stores rows
+};
+
+const Data &GetData() {
+	static const Data data = [] {
+		Data d;
+		d.n = EnvSize("S5V_KMEANS_N", 50000);
+		d.dim = EnvSize("S5V_KMEANS_DIM", 128);
+		d.k = EnvSize("S5V_KMEANS_K", 316);
+		d.iters = static_cast<int>(EnvSize("S5V_KMEANS_ITERS", 10));
+		std::mt19937_64 rng(12345);
+		std::normal_distribution<float> g(0.0f, 1.0f);
+		const std::size_t clusters = 1000;
+		std::vector<float> centres(clusters * d.dim);
+		for (float &x : centres)
+			x = g(rng);
+		d.rows.resize(d.n * d.dim);
+		std::uniform_int_distribution<std::size_t> pick(0, clusters - 1);
+		for (std::size_t i = 0; i < d.n; i++) {
+			std::size_t c = pick(rng);
+			for (std::size_t j = 0; j < d.dim; j++)
+				d.rows[i * d.dim + j] = centres[c * d.dim + j] + 0.5f * g(rng);
+		}
+		d.normalised = d.rows;
+		for (std::size_t i = 0; i < d.n; i++) {
+			double s = 0.0;
+			for (std::size_t j = 0; j < d.dim; j++)
+				s += static_cast<double>(d.rows[i * d.dim + j]) * d.rows[i * d.dim + j];
+			float inv = static_cast<float>(1.0 / std::sqrt(s));
+			for (std::size_t j = 0; j < d.dim; j++)
+				d.normalised[i * d.dim + j] *= inv;
+		}
+		return d;
+	}();
+	return data;
+}
+
+void Train(benchmark::State &state, Metric metric) {
+	const Data &d = GetData();
+	const std::vector<float> &rows = metric == Metric::Cosine ? d.normalised : d.rows;
+	KMeansParams p;
+	p.k = d.k;
+	p.metric = metric;
+	p.max_iterations = d.iters;
+	p.seed = 1;
+	NeverCancel never;
+	KMeansResult r;
+	for (auto _ : state) {
+		Status st = TrainKMeans(rows, d.n, d.dim, p, never, r);
+		if (!st.ok()) {
+			state.SkipWithError(st.message().c_str());
+			return;
+		}
+	}
+	state.counters["objective"] = r.objective;
+	state.counters["iterations"] = r.iterations;
+	state.counters["lists"] = static_cast<double>(r.k);
+	state.counters["MiB"] = static_cast<double>(KMeansMemoryBytes(d.n, d.dim, d.k, metric)) / (1 << 20);
+	state.SetLabel(std::to_string(d.n) + "x" + std::to_string(d.dim) + " k=" + std::to_string(d.k) +
+	               " iters=" + std::to_string(d.iters) + " kernels=" + ActiveKernels().name);
+}
+
+// Every row to its nearest centroid (what a build does with the rows it did not train on).
+void Assign(benchmark::State &state) {
+	const Data &d = GetData();
+	KMeansParams p;
+	p.k = d.k;
+	p.max_iterations = 0;
+	NeverCancel never;
+	KMeansResult r;
+	if (!TrainKMeans(d.rows, d.n, d.dim, p, never, r).ok()) {
+		state.SkipWithError("train failed");
+		return;
+	}
+	std::vector<std::uint32_t> assign(d.n);
+	for (auto _ : state) {
+		Status st = AssignToNearest(d.rows, d.n, d.dim, r.centroids, r.k, Metric::L2, never, assign, {});
+		benchmark::DoNotOptimize(assign.data());
+		if (!st.ok()) {
+			state.SkipWithError(st.message().c_str());
+			return;
+		}
+	}
+	state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * d.n)); // rows per second
+}
+
+// The probe step of one query: distances to all centroids, the nprobe nearest sorted.
+void Probe(benchmark::State &state) {
+	const Data &d = GetData();
+	const std::size_t k = static_cast<std::size_t>(state.range(0));
+	const std::size_t nprobe = static_cast<std::size_t>(state.range(1));
+	std::vector<float> centroids(d.rows.begin(), d.rows.begin() + static_cast<std::ptrdiff_t>(k * d.dim));
+	std::vector<ListDistance> out;
+	std::size_t q = 0;
+	for (auto _ : state) {
+		std::span<const float> query(d.rows.data() + (k + q) * d.dim, d.dim);
+		q = (q + 1) % 1000;
+		Status st = NearestCentroids(query, centroids, k, Metric::L2, nprobe, out);
+		benchmark::DoNotOptimize(out.data());
+		if (!st.ok()) {
+			state.SkipWithError(st.message().c_str());
+			return;
+		}
+	}
+	state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+} // namespace
+
+BENCHMARK_CAPTURE(Train, l2, Metric::L2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(Train, cosine, Metric::Cosine)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(Train, ip, Metric::InnerProduct)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(Train, l1, Metric::L1)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(Assign)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(Probe)->Args({316, 10})->Args({1000, 32})->Args({4000, 64})->Unit(benchmark::kMicrosecond);
+
+BENCHMARK_MAIN();
