@@ -1,19 +1,23 @@
 // k-means micro-benchmark on synthetic clustered data (fixed seed): TrainKMeans time per metric, the
-// assignment of a batch to its nearest centroid, and the probe step (NearestCentroids).
+// assignment of a batch to its nearest centroid, the probe step (NearestCentroids), and a list scan with float
+// distances against 8-bit codes (ScalarQuantizer).
 // Size from the environment: S5V_KMEANS_N (default 50000), S5V_KMEANS_DIM (128), S5V_KMEANS_K (316, about
 // sqrt(n) as IVF builds choose), S5V_KMEANS_ITERS (10). The data are 1000 overlapping Gaussian clusters.
 //
 // Run: kmeans_bench --benchmark_filter=train/l2   (each training runs a few times; the time is CPU time)
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "kmeans.h"
+#include "quantizer.h"
 
 namespace {
 
@@ -114,6 +118,39 @@ void Assign(benchmark::State &state) {
 	state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * d.n)); // rows per second
 }
 
+// A scan over a list: exact float distances (the kernel set) against 8-bit codes (ScalarQuantizer), per row.
+void ScanList(benchmark::State &state, Metric metric, bool quantized) {
+	const Data &d = GetData();
+	const std::size_t rows = std::min<std::size_t>(d.n, 20000); // 20000 x 128: 10 MB float, 2.5 MB codes
+	const std::vector<float> &data = metric == Metric::Cosine ? d.normalised : d.rows;
+	std::span<const float> sample(data.data(), rows * d.dim);
+	ScalarQuantizer sq;
+	if (!sq.Train(sample, rows, d.dim, metric).ok()) {
+		state.SkipWithError("train failed");
+		return;
+	}
+	std::vector<std::uint8_t> codes(rows * d.dim);
+	for (std::size_t i = 0; i < rows; i++)
+		(void)sq.Encode(data.data() + i * d.dim, codes.data() + i * d.dim);
+	std::vector<float> out(rows);
+	std::span<const float> query(data.data() + (d.n - 1) * d.dim, d.dim);
+	QuantizedQuery q;
+	if (!sq.Prepare(query, q).ok()) {
+		state.SkipWithError("prepare failed");
+		return;
+	}
+	for (auto _ : state) {
+		if (quantized) {
+			sq.Distances(q, codes.data(), rows, d.dim, out.data());
+		} else {
+			for (std::size_t i = 0; i < rows; i++)
+				out[i] = IndexDistance(metric, query.data(), data.data() + i * d.dim, d.dim);
+		}
+		benchmark::DoNotOptimize(out.data());
+	}
+	state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows)); // rows per second
+}
+
 // The probe step of one query: distances to all centroids, the nprobe nearest sorted.
 void Probe(benchmark::State &state) {
 	const Data &d = GetData();
@@ -142,6 +179,10 @@ BENCHMARK_CAPTURE(Train, cosine, Metric::Cosine)->Unit(benchmark::kMillisecond)-
 BENCHMARK_CAPTURE(Train, ip, Metric::InnerProduct)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK_CAPTURE(Train, l1, Metric::L1)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(Assign)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(ScanList, l2_float, Metric::L2, false)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, l2_sq8, Metric::L2, true)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, ip_float, Metric::InnerProduct, false)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, ip_sq8, Metric::InnerProduct, true)->Unit(benchmark::kMicrosecond);
 BENCHMARK(Probe)->Args({316, 10})->Args({1000, 32})->Args({4000, 64})->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
