@@ -1,6 +1,6 @@
 // k-means micro-benchmark on synthetic clustered data (fixed seed): TrainKMeans time per metric, the
 // assignment of a batch to its nearest centroid, the probe step (NearestCentroids), and a list scan with float
-// distances against 8-bit codes (ScalarQuantizer).
+// distances against 8-bit codes (ScalarQuantizer) and 1-bit codes (BinaryQuantizer).
 // Size from the environment: S5V_KMEANS_N (default 50000), S5V_KMEANS_DIM (128), S5V_KMEANS_K (316, about
 // sqrt(n) as IVF builds choose), S5V_KMEANS_ITERS (10). The data are 1000 overlapping Gaussian clusters.
 //
@@ -118,33 +118,48 @@ void Assign(benchmark::State &state) {
 	state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * d.n)); // rows per second
 }
 
-// A scan over a list: exact float distances (the kernel set) against 8-bit codes (ScalarQuantizer), per row.
-void ScanList(benchmark::State &state, Metric metric, bool quantized) {
+// A scan over a list: exact float distances (the kernel set), 8-bit codes (ScalarQuantizer) or 1-bit codes
+// (BinaryQuantizer, estimate and lower bound), per row.
+enum class Scan { Float, Sq8, Binary };
+
+void ScanList(benchmark::State &state, Metric metric, Scan mode) {
 	const Data &d = GetData();
-	const std::size_t rows = std::min<std::size_t>(d.n, 20000); // 20000 x 128: 10 MB float, 2.5 MB codes
+	const std::size_t rows = std::min<std::size_t>(d.n, 20000); // 20000 x 128: 10 MB float, 2.5 MB / 0.5 MB codes
 	const std::vector<float> &data = metric == Metric::Cosine ? d.normalised : d.rows;
 	std::span<const float> sample(data.data(), rows * d.dim);
-	ScalarQuantizer sq;
-	if (!sq.Train(sample, rows, d.dim, metric).ok()) {
-		state.SkipWithError("train failed");
-		return;
-	}
-	std::vector<std::uint8_t> codes(rows * d.dim);
-	for (std::size_t i = 0; i < rows; i++)
-		(void)sq.Encode(data.data() + i * d.dim, codes.data() + i * d.dim);
-	std::vector<float> out(rows);
 	std::span<const float> query(data.data() + (d.n - 1) * d.dim, d.dim);
+	ScalarQuantizer sq;
+	BinaryQuantizer bq;
 	QuantizedQuery q;
-	if (!sq.Prepare(query, q).ok()) {
-		state.SkipWithError("prepare failed");
+	BinaryQuery bqq;
+	if (!sq.Train(sample, rows, d.dim, metric).ok() || !bq.Init(d.dim, metric, 1).ok() || !sq.Prepare(query, q).ok() ||
+	    !bq.Prepare(query, {}, bqq).ok()) {
+		state.SkipWithError("setup failed");
 		return;
 	}
+	const std::size_t code_size = mode == Scan::Binary ? bq.code_size() : sq.code_size();
+	std::vector<std::uint8_t> codes(rows * code_size);
+	std::vector<float> scratch;
+	for (std::size_t i = 0; i < rows; i++) {
+		std::span<const float> x(data.data() + i * d.dim, d.dim);
+		if (mode == Scan::Binary)
+			(void)bq.Encode(x, {}, codes.data() + i * code_size, scratch);
+		else
+			(void)sq.Encode(x.data(), codes.data() + i * code_size);
+	}
+	std::vector<float> out(rows), lower(rows);
 	for (auto _ : state) {
-		if (quantized) {
-			sq.Distances(q, codes.data(), rows, d.dim, out.data());
-		} else {
+		switch (mode) {
+		case Scan::Float:
 			for (std::size_t i = 0; i < rows; i++)
 				out[i] = IndexDistance(metric, query.data(), data.data() + i * d.dim, d.dim);
+			break;
+		case Scan::Sq8:
+			sq.Distances(q, codes.data(), rows, code_size, out.data());
+			break;
+		case Scan::Binary:
+			bq.Estimate(bqq, codes.data(), rows, code_size, out.data(), lower.data());
+			break;
 		}
 		benchmark::DoNotOptimize(out.data());
 	}
@@ -179,10 +194,12 @@ BENCHMARK_CAPTURE(Train, cosine, Metric::Cosine)->Unit(benchmark::kMillisecond)-
 BENCHMARK_CAPTURE(Train, ip, Metric::InnerProduct)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK_CAPTURE(Train, l1, Metric::L1)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(Assign)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK_CAPTURE(ScanList, l2_float, Metric::L2, false)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(ScanList, l2_sq8, Metric::L2, true)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(ScanList, ip_float, Metric::InnerProduct, false)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(ScanList, ip_sq8, Metric::InnerProduct, true)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, l2_float, Metric::L2, Scan::Float)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, l2_sq8, Metric::L2, Scan::Sq8)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, l2_binary, Metric::L2, Scan::Binary)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, ip_float, Metric::InnerProduct, Scan::Float)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, ip_sq8, Metric::InnerProduct, Scan::Sq8)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(ScanList, ip_binary, Metric::InnerProduct, Scan::Binary)->Unit(benchmark::kMicrosecond);
 BENCHMARK(Probe)->Args({316, 10})->Args({1000, 32})->Args({4000, 64})->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

@@ -1,4 +1,5 @@
-// 8-bit scalar quantizer: training, encoding, and the asymmetric distance loops (AVX2 and plain).
+// 8-bit scalar quantizer (training, encoding, the asymmetric distance loops, AVX2 and plain) and the RaBitQ-style
+// 1-bit codes (rotation, encoding, estimate with an error bound).
 #include "quantizer.h"
 
 #include <algorithm>
@@ -255,6 +256,178 @@ void ScalarQuantizer::Distances(const QuantizedQuery &q, const std::uint8_t *cod
 	case Metric::Cosine:
 		DistancesOf<Kind::Dot>(q, step_.data(), codes, count, stride, dim, out);
 		break;
+	}
+}
+
+namespace {
+
+constexpr std::size_t kMaxBinaryDim = std::size_t{1} << 16;
+
+std::uint64_t SplitMix64(std::uint64_t &state) {
+	std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+// In-place unnormalised Walsh-Hadamard transform of n (a power of two) floats.
+void Fwht(float *v, std::size_t n) {
+	for (std::size_t len = 1; len < n; len <<= 1)
+		for (std::size_t i = 0; i < n; i += 2 * len)
+			for (std::size_t j = i; j < i + len; j++) {
+				float a = v[j], b = v[j + len];
+				v[j] = a + b;
+				v[j + len] = a - b;
+			}
+}
+
+} // namespace
+
+Status BinaryQuantizer::Init(std::size_t dim, Metric metric, std::uint64_t seed) {
+	if (metric != Metric::L2 && metric != Metric::InnerProduct && metric != Metric::Cosine)
+		return Status::InvalidInput("binary quantizer: metric must be L2, inner product or cosine");
+	if (dim == 0 || dim > kMaxBinaryDim)
+		return Status::InvalidInput("binary quantizer: dimensions must be between 1 and " +
+		                            std::to_string(kMaxBinaryDim));
+	metric_ = metric;
+	dim_ = dim;
+	padded_ = 8;
+	while (padded_ < dim)
+		padded_ <<= 1;
+	signs_.resize(3 * padded_);
+	std::uint64_t state = seed;
+	for (std::size_t i = 0; i < signs_.size(); i += 64) {
+		std::uint64_t bits = SplitMix64(state);
+		for (std::size_t b = 0; b < 64 && i + b < signs_.size(); b++)
+			signs_[i + b] = (bits >> b) & 1 ? 1.0f : -1.0f;
+	}
+	return Status::Ok();
+}
+
+void BinaryQuantizer::Rotate(const float *v, float *out) const {
+	std::copy(v, v + dim_, out);
+	std::fill(out + dim_, out + padded_, 0.0f);
+	const float scale = 1.0f / std::sqrt(static_cast<float>(padded_));
+	for (int round = 0; round < 3; round++) {
+		const float *sign = signs_.data() + round * padded_;
+		for (std::size_t i = 0; i < padded_; i++)
+			out[i] *= sign[i];
+		Fwht(out, padded_);
+		for (std::size_t i = 0; i < padded_; i++)
+			out[i] *= scale;
+	}
+}
+
+Status BinaryQuantizer::Encode(std::span<const float> x, std::span<const float> centroid, std::uint8_t *code,
+                               std::vector<float> &scratch) const {
+	if (dim_ == 0)
+		return Status::InvalidInput("binary quantizer: not initialised");
+	if (x.size() != dim_ || (!centroid.empty() && centroid.size() != dim_))
+		return Status::InvalidInput("binary quantizer: row and centroid must have " + std::to_string(dim_) +
+		                            " dimensions");
+	scratch.resize(dim_ + padded_);
+	float *o = scratch.data(), *r = scratch.data() + dim_;
+	double norm2 = 0.0;
+	for (std::size_t d = 0; d < dim_; d++) {
+		o[d] = centroid.empty() ? x[d] : x[d] - centroid[d];
+		norm2 += static_cast<double>(o[d]) * o[d];
+	}
+	if (!std::isfinite(norm2))
+		return Status::InvalidInput("binary quantizer: row has a NaN or infinite value");
+	Rotate(o, r);
+	double abs_sum = 0.0;
+	for (std::size_t j = 0; j < padded_ / 8; j++) {
+		std::uint8_t byte = 0;
+		for (std::size_t b = 0; b < 8; b++) {
+			float v = r[8 * j + b];
+			byte |= static_cast<std::uint8_t>((v > 0.0f ? 1u : 0u) << b);
+			abs_sum += std::fabs(v);
+		}
+		code[j] = byte;
+	}
+	float f[3] = {0.0f, 0.0f, static_cast<float>(norm2)};
+	double norm = std::sqrt(norm2);
+	if (norm > 0.0) {
+		double a = abs_sum / (std::sqrt(static_cast<double>(padded_)) * norm); // <xb, R o / |o|>, in (0, 1]
+		a = std::min(a, 1.0);
+		f[0] = static_cast<float>(norm / a);
+		f[1] = static_cast<float>(norm * std::sqrt(std::max(0.0, 1.0 - a * a)) / a);
+	}
+	__builtin_memcpy(code + padded_ / 8, f, sizeof f);
+	return Status::Ok();
+}
+
+Status BinaryQuantizer::Prepare(std::span<const float> query, std::span<const float> centroid, BinaryQuery &out,
+                                float eps0) const {
+	if (dim_ == 0)
+		return Status::InvalidInput("binary quantizer: not initialised");
+	if (!(eps0 > 0.0f) || !std::isfinite(eps0))
+		return Status::InvalidInput("binary quantizer: eps0 must be positive");
+	if (query.size() != dim_ || (!centroid.empty() && centroid.size() != dim_))
+		return Status::InvalidInput("binary quantizer: query and centroid must have " + std::to_string(dim_) +
+		                            " dimensions");
+	std::vector<float> v(dim_), rv(padded_);
+	double norm2 = 0.0, constant = 0.0;
+	for (std::size_t d = 0; d < dim_; d++) {
+		if (!std::isfinite(query[d]))
+			return Status::InvalidInput("query has a NaN or infinite value");
+		float c = centroid.empty() ? 0.0f : centroid[d];
+		v[d] = metric_ == Metric::L2 ? query[d] - c : query[d];
+		norm2 += static_cast<double>(v[d]) * v[d];
+		constant += static_cast<double>(query[d]) * c;
+	}
+	Rotate(v.data(), rv.data());
+	out.metric = metric_;
+	out.norm = static_cast<float>(std::sqrt(norm2));
+	out.constant = static_cast<float>(metric_ == Metric::L2 ? norm2 : constant);
+	out.eps0 = eps0;
+	out.bound_scale = out.norm * eps0 / std::sqrt(static_cast<float>(padded_ - 1));
+	double sum = 0.0;
+	for (float x : rv)
+		sum += x;
+	out.sum = static_cast<float>(sum);
+	// Table j, entry b: the sum of the coordinates 8j + i of R v for the bits i set in b.
+	out.lut.resize(padded_ / 8 * 256);
+	for (std::size_t j = 0; j < padded_ / 8; j++) {
+		float *t = out.lut.data() + j * 256;
+		t[0] = 0.0f;
+		for (unsigned b = 1; b < 256; b++)
+			t[b] = t[b & (b - 1)] + rv[8 * j + static_cast<std::size_t>(__builtin_ctz(b))];
+	}
+	return Status::Ok();
+}
+
+void BinaryQuantizer::Estimate(const BinaryQuery &q, const std::uint8_t *codes, std::size_t count, std::size_t stride,
+                               float *estimate, float *lower) const {
+	const std::size_t bytes = padded_ / 8;
+	const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(padded_));
+	const float *lut = q.lut.data();
+	for (std::size_t i = 0; i < count; i++) {
+		const std::uint8_t *code = codes + i * stride;
+		// Four partial sums: the lookups are independent, the adds need not be one chain.
+		float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+		std::size_t j = 0;
+		for (; j + 4 <= bytes; j += 4)
+			for (std::size_t u = 0; u < 4; u++)
+				s[u] += lut[(j + u) * 256 + code[j + u]];
+		for (; j < bytes; j++)
+			s[0] += lut[j * 256 + code[j]];
+		float f[3];
+		__builtin_memcpy(f, code + bytes, sizeof f);
+		float xv = (2.0f * ((s[0] + s[1]) + (s[2] + s[3])) - q.sum) * inv_sqrt; // <xb, R v>
+		float dot = f[0] * xv;                                                  // estimate of <v, o>
+		float err = f[1] * q.bound_scale;
+		float est, half;
+		if (q.metric == Metric::L2) {
+			est = f[2] + q.constant - 2.0f * dot;
+			half = 2.0f * err;
+		} else {
+			est = -(q.constant + dot);
+			half = err;
+		}
+		estimate[i] = est;
+		if (lower != nullptr)
+			lower[i] = est - half;
 	}
 }
 

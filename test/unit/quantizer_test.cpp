@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kmeans.h"
 #include "quantizer.h"
 
 namespace {
@@ -33,9 +34,10 @@ void Normalise(std::vector<float> &rows, std::size_t dim) {
 	}
 }
 
-// n rows around `clusters` Gaussian centres (spread 0.3 against centres of spread 1), per-dimension offsets and
-// scales so the dimensions' ranges differ.
-std::vector<float> Clustered(std::size_t n, std::size_t dim, std::size_t clusters, std::uint32_t seed) {
+// n rows around `clusters` Gaussian centres (spread 0.3 by default against centres of spread 1), per-dimension offsets
+// and scales so the dimensions' ranges differ.
+std::vector<float> Clustered(std::size_t n, std::size_t dim, std::size_t clusters, std::uint32_t seed,
+                             float spread = 0.3f) {
 	std::mt19937 rng(seed);
 	std::normal_distribution<float> g(0.0f, 1.0f);
 	std::vector<float> centres(clusters * dim), scale(dim), offset(dim), rows(n * dim);
@@ -49,7 +51,7 @@ std::vector<float> Clustered(std::size_t n, std::size_t dim, std::size_t cluster
 	for (std::size_t i = 0; i < n; i++) {
 		std::size_t c = pick(rng);
 		for (std::size_t d = 0; d < dim; d++)
-			rows[i * dim + d] = offset[d] + scale[d] * (centres[c * dim + d] + 0.3f * g(rng));
+			rows[i * dim + d] = offset[d] + scale[d] * (centres[c * dim + d] + spread * g(rng));
 	}
 	return rows;
 }
@@ -302,6 +304,195 @@ TEST(QuantizerTest, BadInput) {
 	ASSERT_TRUE(sq.Load(Metric::L2, lo, good).ok());
 	EXPECT_EQ(sq.step()[1], 0.25f);
 	EXPECT_NEAR(sq.RowErrorBound(), 0.5 * std::sqrt(0.25 + 0.0625), 1e-7);
+}
+
+// ---- RaBitQ-style 1-bit codes ----
+
+using s5v::BinaryQuantizer;
+using s5v::BinaryQuery;
+
+TEST(BinaryQuantizerTest, RotationIsOrthogonalAndSeeded) {
+	std::mt19937 rng(4);
+	std::normal_distribution<float> g(0.0f, 1.0f);
+	for (std::size_t dim : {1, 5, 8, 100, 128, 300}) {
+		BinaryQuantizer bq;
+		ASSERT_TRUE(bq.Init(dim, Metric::L2, 99).ok());
+		ASSERT_GE(bq.padded_dim(), dim);
+		ASSERT_EQ(bq.padded_dim() & (bq.padded_dim() - 1), 0u);
+		std::vector<float> x(dim), y(dim), rx(bq.padded_dim()), ry(bq.padded_dim());
+		for (std::size_t d = 0; d < dim; d++) {
+			x[d] = g(rng);
+			y[d] = g(rng);
+		}
+		bq.Rotate(x.data(), rx.data());
+		bq.Rotate(y.data(), ry.data());
+		double dot = 0, rdot = 0, nx = 0, rnx = 0;
+		for (std::size_t d = 0; d < dim; d++) {
+			dot += static_cast<double>(x[d]) * y[d];
+			nx += static_cast<double>(x[d]) * x[d];
+		}
+		for (std::size_t d = 0; d < bq.padded_dim(); d++) {
+			rdot += static_cast<double>(rx[d]) * ry[d];
+			rnx += static_cast<double>(rx[d]) * rx[d];
+		}
+		EXPECT_NEAR(rnx, nx, 1e-4 * nx) << "dim " << dim;
+		EXPECT_NEAR(rdot, dot, 1e-4 * nx + 1e-4) << "dim " << dim;
+		// Another seed, another rotation; the same seed, the same one.
+		BinaryQuantizer other, same;
+		ASSERT_TRUE(other.Init(dim, Metric::L2, 100).ok());
+		ASSERT_TRUE(same.Init(dim, Metric::L2, 99).ok());
+		std::vector<float> ro(bq.padded_dim()), rs(bq.padded_dim());
+		other.Rotate(x.data(), ro.data());
+		same.Rotate(x.data(), rs.data());
+		EXPECT_EQ(rs, rx);
+		if (dim > 1) {
+			EXPECT_NE(ro, rx);
+		}
+	}
+}
+
+struct BinaryEval {
+	double violation_rate = 0.0;    // pairs whose exact distance is outside the error interval
+	double recall_top100 = 0.0;     // recall@10 after re-ranking the estimated top 100
+	double recall_bound = 0.0;      // recall@10 when re-ranking every row whose lower bound is below the 10th
+	double reranked_fraction = 0.0; // rows re-ranked by the bound rule
+};
+
+// IVF setting: k-means lists, each row coded against its list's centroid, every list scanned for each query.
+BinaryEval EvaluateBinary(Metric metric, std::size_t n, std::size_t dim, std::size_t lists, std::size_t queries,
+                          float eps0) {
+	BinaryEval ev;
+	// Overlapping clusters (spread 0.7): the true neighbours are not simply the query's cluster.
+	std::vector<float> all = Clustered(n + queries, dim, 100, 23, 0.7f);
+	if (metric == Metric::Cosine)
+		Normalise(all, dim);
+	std::vector<float> rows(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n * dim));
+	s5v::KMeansParams kp;
+	kp.k = lists;
+	kp.metric = metric;
+	s5v::KMeansResult km;
+	s5v::NeverCancel never;
+	EXPECT_TRUE(s5v::TrainKMeans(rows, n, dim, kp, never, km).ok());
+	BinaryQuantizer bq;
+	EXPECT_TRUE(bq.Init(dim, metric, 7).ok());
+	const std::size_t cs = bq.code_size();
+	std::vector<std::uint8_t> codes(n * cs);
+	std::vector<float> scratch;
+	for (std::size_t i = 0; i < n; i++) {
+		std::span<const float> c(&km.centroids[km.assignments[i] * dim], dim);
+		EXPECT_TRUE(bq.Encode(std::span<const float>(&rows[i * dim], dim), c, &codes[i * cs], scratch).ok());
+	}
+	std::size_t violations = 0, pairs = 0, found_top = 0, found_bound = 0, reranked = 0;
+	const std::size_t k = 10;
+	for (std::size_t qi = 0; qi < queries; qi++) {
+		std::span<const float> query(&all[(n + qi) * dim], dim);
+		std::vector<float> est(n), low(n), exact(n);
+		for (std::size_t list = 0; list < km.k; list++) {
+			BinaryQuery bqq;
+			EXPECT_TRUE(bq.Prepare(query, std::span<const float>(&km.centroids[list * dim], dim), bqq, eps0).ok());
+			for (std::size_t i = 0; i < n; i++)
+				if (km.assignments[i] == list)
+					bq.Estimate(bqq, &codes[i * cs], 1, cs, &est[i], &low[i]);
+		}
+		for (std::size_t i = 0; i < n; i++) {
+			exact[i] = s5v::IndexDistance(metric, query.data(), &rows[i * dim], dim);
+			float half = est[i] - low[i];
+			float slack = 1e-4f * (1.0f + std::fabs(exact[i]));
+			violations += exact[i] < low[i] - slack || exact[i] > est[i] + half + slack;
+			pairs++;
+		}
+		std::vector<std::uint32_t> by_exact(n), by_est(n), by_low(n);
+		for (std::size_t i = 0; i < n; i++)
+			by_exact[i] = by_est[i] = by_low[i] = static_cast<std::uint32_t>(i);
+		std::sort(by_exact.begin(), by_exact.end(), [&](auto a, auto b) { return exact[a] < exact[b]; });
+		std::sort(by_est.begin(), by_est.end(), [&](auto a, auto b) { return est[a] < est[b]; });
+		std::sort(by_low.begin(), by_low.end(), [&](auto a, auto b) { return low[a] < low[b]; });
+		// Top 100 by estimate, re-ranked.
+		std::vector<std::uint32_t> top(by_est.begin(), by_est.begin() + 100);
+		std::sort(top.begin(), top.end(), [&](auto a, auto b) { return exact[a] < exact[b]; });
+		// Bound rule: rows in lower-bound order until the lower bound passes the 10th exact distance so far.
+		std::vector<float> best; // exact distances seen, the k smallest kept sorted
+		std::vector<std::uint32_t> best_ids;
+		for (std::uint32_t i : by_low) {
+			if (best.size() == k && low[i] > best.back())
+				break;
+			reranked++;
+			auto at = std::lower_bound(best.begin(), best.end(), exact[i]);
+			std::size_t pos = static_cast<std::size_t>(at - best.begin());
+			best.insert(at, exact[i]);
+			best_ids.insert(best_ids.begin() + static_cast<std::ptrdiff_t>(pos), i);
+			if (best.size() > k) {
+				best.pop_back();
+				best_ids.pop_back();
+			}
+		}
+		for (std::size_t a = 0; a < k; a++)
+			for (std::size_t b = 0; b < k; b++) {
+				found_top += top[b] == by_exact[a];
+				found_bound += b < best_ids.size() && best_ids[b] == by_exact[a];
+			}
+	}
+	ev.violation_rate = static_cast<double>(violations) / pairs;
+	ev.recall_top100 = static_cast<double>(found_top) / (queries * k);
+	ev.recall_bound = static_cast<double>(found_bound) / (queries * k);
+	ev.reranked_fraction = static_cast<double>(reranked) / (queries * n);
+	return ev;
+}
+
+// The error interval holds as documented (eps0 = 3: about 0.3% of pairs outside; 1.9: about 5%), and re-ranking
+// every row whose lower bound is below the current 10th exact distance finds the true top 10.
+TEST(BinaryQuantizerTest, ErrorBoundAndRecall) {
+	for (Metric metric : {Metric::L2, Metric::InnerProduct, Metric::Cosine}) {
+		for (float eps0 : {3.0f, 1.9f}) {
+			BinaryEval ev = EvaluateBinary(metric, 4000, 128, 16, 20, eps0);
+			std::printf("metric %d eps0 %.1f: bound violated for %.3f%% of pairs; recall@10 re-ranking the "
+			            "estimated top 100 = %.4f; re-ranking by lower bound = %.4f (%.2f%% of rows re-ranked)\n",
+			            int(metric), eps0, 100 * ev.violation_rate, ev.recall_top100, ev.recall_bound,
+			            100 * ev.reranked_fraction);
+			if (eps0 == 3.0f) {
+				EXPECT_LE(ev.violation_rate, 0.006) << "metric " << int(metric);
+				EXPECT_GE(ev.recall_bound, 0.99) << "metric " << int(metric);
+				EXPECT_GE(ev.recall_top100, 0.99) << "metric " << int(metric);
+				EXPECT_LE(ev.reranked_fraction, 0.25) << "the bound must prune most rows";
+			} else {
+				EXPECT_LE(ev.violation_rate, 0.08) << "metric " << int(metric);
+				EXPECT_GE(ev.violation_rate, 0.02) << "1.9 standard deviations: a few percent outside";
+			}
+		}
+	}
+}
+
+TEST(BinaryQuantizerTest, RowAtItsCentroidAndBadInput) {
+	const std::size_t dim = 12;
+	BinaryQuantizer bq;
+	ASSERT_TRUE(bq.Init(dim, Metric::L2, 1).ok());
+	EXPECT_EQ(bq.code_size(), bq.padded_dim() / 8 + 12);
+	std::vector<float> c(dim), q(dim);
+	for (std::size_t d = 0; d < dim; d++) {
+		c[d] = static_cast<float>(d);
+		q[d] = static_cast<float>(d) + 0.5f;
+	}
+	std::vector<std::uint8_t> code(bq.code_size());
+	std::vector<float> scratch;
+	ASSERT_TRUE(bq.Encode(c, c, code.data(), scratch).ok()); // o = 0
+	BinaryQuery bqq;
+	ASSERT_TRUE(bq.Prepare(q, c, bqq).ok());
+	float est, low;
+	bq.Estimate(bqq, code.data(), 1, code.size(), &est, &low);
+	EXPECT_NEAR(est, 0.25f * dim, 1e-4);
+	EXPECT_NEAR(low, est, 1e-6) << "no error when the row is its centroid";
+
+	BinaryQuantizer bad;
+	EXPECT_EQ(bad.Init(dim, Metric::L1, 1).code(), StatusCode::InvalidInput);
+	EXPECT_EQ(bad.Init(0, Metric::L2, 1).code(), StatusCode::InvalidInput);
+	EXPECT_EQ(bad.Prepare(q, {}, bqq).code(), StatusCode::InvalidInput) << "not initialised";
+	std::vector<float> nan_row = c;
+	nan_row[3] = std::numeric_limits<float>::quiet_NaN();
+	EXPECT_EQ(bq.Encode(nan_row, {}, code.data(), scratch).code(), StatusCode::InvalidInput);
+	EXPECT_EQ(bq.Prepare(nan_row, {}, bqq).code(), StatusCode::InvalidInput);
+	std::vector<float> shorter(dim - 1);
+	EXPECT_EQ(bq.Encode(shorter, {}, code.data(), scratch).code(), StatusCode::InvalidInput);
+	EXPECT_EQ(bq.Prepare(q, shorter, bqq).code(), StatusCode::InvalidInput);
 }
 
 } // namespace
