@@ -400,6 +400,17 @@ private:
 	}
 
 	Status Seed(std::size_t k_max) {
+		if (!p_.initial_centroids.empty()) {
+			out_.centroids.assign(p_.initial_centroids.begin(), p_.initial_centroids.end());
+			if (IsSpherical(metric_))
+				for (std::size_t j = 0; j < k_max; j++) {
+					float *c = Centroid(j);
+					std::vector<double> wide(c, c + dim_);
+					if (!NormaliseDouble(wide.data(), c, dim_))
+						return Status::InvalidInput("k-means: initial centroid " + std::to_string(j) + " is zero");
+				}
+			return Status::Ok();
+		}
 		std::size_t m = p_.seed_sample != 0 ? p_.seed_sample : std::max<std::size_t>(16 * k_max, 2048);
 		m = std::min(m, n_);
 		std::vector<std::uint32_t> sample(n_);
@@ -594,10 +605,12 @@ private:
 		return Status::Ok();
 	}
 
-	// An empty list takes the row farthest from the centroid of the largest list (ties: lowest index) as its
-	// centroid, and that row. If the largest list's rows all sit on its centroid there is nothing to split: the
+	// An empty list takes, as its centroid and its one row, the row of the largest list farthest from that list's
+	// centroid and from the centroids re-seeded before it in this pass (so two empty lists do not split the same
+	// end of a list; ties: lowest index). If those rows all sit on a centroid there is nothing to split: the
 	// empty list keeps its old centroid (it can only happen with duplicates; the list stays empty).
 	Status ReseedEmpty() {
+		std::vector<std::size_t> fresh;
 		for (std::size_t j = 0; j < k_; j++) {
 			if (counts_[j] != 0)
 				continue;
@@ -614,6 +627,8 @@ private:
 				// Seeding's weight: for the spherical metrics the angle, so a longer row of the same direction
 				// does not become a second copy of the same centroid.
 				float d = SeedWeight(i, c);
+				for (std::size_t f : fresh)
+					d = std::min(d, SeedWeight(i, Centroid(f)));
 				if (d > far_dist) {
 					far_dist = d;
 					far_row = i;
@@ -632,6 +647,7 @@ private:
 			counts_[j] = 1;
 			upper_[far_row] = BoundDistance(x, cj);
 			lower_[far_row] = 0.0f; // forces a look at this row next time
+			fresh.push_back(j);
 		}
 		return Status::Ok();
 	}
@@ -755,8 +771,8 @@ std::size_t KMeansMemoryBytes(std::size_t n, std::size_t dim, std::size_t k, Met
 	// (spherical) 4 or the median order and value buffer (L1) 8; the size cap's lists: 8 at most.
 	std::size_t per_row = 12 + 16 + 8 + (metric == Metric::L1 ? 8 : IsSpherical(metric) ? 4 : 0);
 	bytes = SatMulAdd(n, per_row, bytes);
-	// counts, movements, half gaps, list sizes, median starts.
-	bytes = SatMulAdd(k, 32, bytes);
+	// counts, movements, half gaps, list sizes, median starts, re-seeded lists.
+	bytes = SatMulAdd(k, 40, bytes);
 	return bytes;
 }
 
@@ -775,6 +791,13 @@ Status TrainKMeans(std::span<const float> rows, std::size_t n, std::size_t dim, 
 		return Status::InvalidInput("k-means lists must be between 1 and " + std::to_string(kMaxK));
 	if (!ValidMetric(params.metric))
 		return Status::InvalidInput("k-means: unknown metric");
+	if (!params.initial_centroids.empty()) {
+		if (params.k > n || SatMulAdd(params.k, dim, 0) != params.initial_centroids.size())
+			return Status::InvalidInput("k-means initial centroids must hold k * dim floats, with k <= n");
+		Status st = CheckRows(params.initial_centroids.data(), params.k, dim);
+		if (!st.ok())
+			return Status::InvalidInput("k-means initial centroids: " + st.message());
+	}
 	if (params.max_iterations < 0 || params.max_iterations > kMaxIterations)
 		return Status::InvalidInput("k-means iterations must be between 0 and " + std::to_string(kMaxIterations));
 	std::size_t need = KMeansMemoryBytes(n, dim, params.k, params.metric);

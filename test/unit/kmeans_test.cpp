@@ -360,6 +360,61 @@ TEST(KMeansTest, ZeroRowsUnderSphericalMetrics) {
 	}
 }
 
+// Given starting centroids with a duplicate and one far from every row, two lists are empty after the first
+// assignment: both are re-seeded (the farthest row of the largest list), and the three clusters come out.
+TEST(KMeansTest, EmptyListsAreReseeded) {
+	std::mt19937 rng(31);
+	std::normal_distribution<float> g(0.0f, 1.0f);
+	const std::size_t dim = 8, per = 100, n = 3 * per;
+	std::vector<float> rows;
+	for (std::size_t j = 0; j < 3; j++)
+		for (std::size_t t = 0; t < per; t++)
+			for (std::size_t d = 0; d < dim; d++)
+				rows.push_back(g(rng) + (d == j ? 50.0f : 0.0f));
+	std::vector<float> init(3 * dim, 0.0f);
+	init[0] = 50.0f;
+	init[dim] = 50.0f; // a duplicate of the first
+	for (std::size_t d = 0; d < dim; d++)
+		init[2 * dim + d] = -1000.0f; // far from (and, in angle, opposite to) every row
+	for (Metric metric : kAllMetrics) {
+		KMeansParams p;
+		p.k = 3;
+		p.metric = metric;
+		p.initial_centroids = init;
+		p.max_iterations = 20;
+		KMeansResult r;
+		ASSERT_TRUE(Train(rows, n, dim, p, r).ok());
+		CheckResult(r, n, dim, metric);
+		ASSERT_EQ(r.k, 3u);
+		for (std::uint32_t s : r.list_sizes)
+			EXPECT_EQ(s, per) << "metric " << int(metric);
+		for (std::size_t i = 1; i < n; i++) {
+			if (i % per != 0) {
+				EXPECT_EQ(r.assignments[i], r.assignments[i - 1]);
+			}
+		}
+		// Zero-iteration run: the starting centroids (normalised for the spherical metrics) come back as given.
+		p.max_iterations = 0;
+		ASSERT_TRUE(Train(rows, n, dim, p, r).ok());
+		EXPECT_EQ(r.list_sizes[2], 0u) << "without an update nothing is re-seeded";
+	}
+	KMeansParams p;
+	p.k = 3;
+	std::vector<float> wrong(2 * dim, 1.0f);
+	p.initial_centroids = wrong;
+	KMeansResult r;
+	EXPECT_EQ(Train(rows, n, dim, p, r).code(), StatusCode::InvalidInput);
+	std::vector<float> nan_init = init;
+	nan_init[3] = std::numeric_limits<float>::quiet_NaN();
+	p.initial_centroids = nan_init;
+	EXPECT_EQ(Train(rows, n, dim, p, r).code(), StatusCode::InvalidInput);
+	std::vector<float> zero_init = init;
+	std::fill(zero_init.begin(), zero_init.begin() + dim, 0.0f);
+	p.initial_centroids = zero_init;
+	p.metric = Metric::Cosine;
+	EXPECT_EQ(Train(rows, n, dim, p, r).code(), StatusCode::InvalidInput) << "a zero centroid has no direction";
+}
+
 // L1 trains k-medians: with one list the centroid is the per-dimension lower median.
 TEST(KMeansTest, L1CentroidIsTheMedian) {
 	const std::size_t n = 101, dim = 7;
