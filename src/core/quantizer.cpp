@@ -245,6 +245,10 @@ float ScalarQuantizer::Distance(const QuantizedQuery &q, const std::uint8_t *cod
 void ScalarQuantizer::Distances(const QuantizedQuery &q, const std::uint8_t *codes, std::size_t count,
                                 std::size_t stride, float *out) const {
 	const std::size_t dim = lo_.size();
+	if (q.a.size() != dim || dim == 0) { // not prepared by this quantizer: no answer rather than a bad read
+		std::fill(out, out + count, std::numeric_limits<float>::quiet_NaN());
+		return;
+	}
 	switch (q.metric) {
 	case Metric::L2:
 		DistancesOf<Kind::L2>(q, step_.data(), codes, count, stride, dim, out);
@@ -400,6 +404,12 @@ Status BinaryQuantizer::Prepare(std::span<const float> query, std::span<const fl
 void BinaryQuantizer::Estimate(const BinaryQuery &q, const std::uint8_t *codes, std::size_t count, std::size_t stride,
                                float *estimate, float *lower) const {
 	const std::size_t bytes = padded_ / 8;
+	if (q.lut.size() != bytes * 256 || bytes == 0) { // not prepared by this quantizer
+		std::fill(estimate, estimate + count, std::numeric_limits<float>::quiet_NaN());
+		if (lower != nullptr)
+			std::fill(lower, lower + count, std::numeric_limits<float>::quiet_NaN());
+		return;
+	}
 	const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(padded_));
 	const float *lut = q.lut.data();
 	for (std::size_t i = 0; i < count; i++) {

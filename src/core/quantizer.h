@@ -66,7 +66,8 @@ public:
 
 	// query.size() must be dim() and finite, else InvalidInput.
 	[[nodiscard]] Status Prepare(std::span<const float> query, QuantizedQuery &out) const;
-	// Estimated IndexDistance between the prepared query and one code.
+	// Estimated IndexDistance between the prepared query and one code. A query not prepared by this quantizer
+	// (other dimensions) gives NaN.
 	float Distance(const QuantizedQuery &q, const std::uint8_t *code) const;
 	// The same for `count` codes `stride` bytes apart (stride >= code_size(); packed list rows carry other
 	// fields between codes), into out[0..count).
@@ -131,7 +132,7 @@ public:
 	[[nodiscard]] Status Prepare(std::span<const float> query, std::span<const float> centroid, BinaryQuery &out,
 	                             float eps0 = 3.0f) const;
 	// Estimated IndexDistance of `count` codes `stride` bytes apart into estimate[]; when `lower` is not null,
-	// the lower ends of their error intervals too.
+	// the lower ends of their error intervals too. A query not prepared by this quantizer gives NaN.
 	void Estimate(const BinaryQuery &q, const std::uint8_t *codes, std::size_t count, std::size_t stride,
 	              float *estimate, float *lower) const;
 

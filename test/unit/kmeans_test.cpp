@@ -415,6 +415,37 @@ TEST(KMeansTest, EmptyListsAreReseeded) {
 	EXPECT_EQ(Train(rows, n, dim, p, r).code(), StatusCode::InvalidInput) << "a zero centroid has no direction";
 }
 
+// Many lists for few rows (k > n / 8: the centroid gaps are not computed and only the per-row bounds prune):
+// still every row in its nearest list and no list empty.
+TEST(KMeansTest, ManyListsForFewRows) {
+	std::mt19937 rng(12);
+	std::normal_distribution<float> g(0.0f, 1.0f);
+	const std::size_t n = 400, dim = 10;
+	std::vector<float> rows(n * dim);
+	for (float &x : rows)
+		x = g(rng);
+	for (Metric metric : kAllMetrics) {
+		KMeansParams p;
+		p.k = 100;
+		p.metric = metric;
+		p.max_iterations = 30;
+		KMeansResult r;
+		ASSERT_TRUE(Train(rows, n, dim, p, r).ok());
+		CheckResult(r, n, dim, metric);
+		ASSERT_EQ(r.k, 100u);
+		for (std::uint32_t s : r.list_sizes)
+			EXPECT_GT(s, 0u) << "metric " << int(metric);
+		std::vector<std::uint32_t> nearest(n);
+		s5v::NeverCancel never;
+		ASSERT_TRUE(s5v::AssignToNearest(rows, n, dim, r.centroids, r.k, metric, never, nearest, {}).ok());
+		std::size_t differ = 0;
+		for (std::size_t i = 0; i < n; i++)
+			differ += nearest[i] != r.assignments[i];
+		// An L1 median can sit at equal distance from two lists' rows; allow the rare float tie.
+		EXPECT_LE(differ, metric == Metric::L1 ? 2u : 0u) << "metric " << int(metric);
+	}
+}
+
 // L1 trains k-medians: with one list the centroid is the per-dimension lower median.
 TEST(KMeansTest, L1CentroidIsTheMedian) {
 	const std::size_t n = 101, dim = 7;

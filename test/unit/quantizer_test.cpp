@@ -302,6 +302,9 @@ TEST(QuantizerTest, BadInput) {
 	EXPECT_EQ(sq.Load(Metric::L2, lo, shorter).code(), StatusCode::InvalidInput);
 	std::vector<float> good = {0.5f, 0.25f, 0.0f};
 	ASSERT_TRUE(sq.Load(Metric::L2, lo, good).ok());
+	QuantizedQuery unprepared;
+	std::uint8_t code3[3] = {1, 2, 3};
+	EXPECT_TRUE(std::isnan(sq.Distance(unprepared, code3))) << "a query of another quantizer is not read";
 	EXPECT_EQ(sq.step()[1], 0.25f);
 	EXPECT_NEAR(sq.RowErrorBound(), 0.5 * std::sqrt(0.25 + 0.0625), 1e-7);
 }
@@ -482,6 +485,9 @@ TEST(BinaryQuantizerTest, RowAtItsCentroidAndBadInput) {
 	EXPECT_NEAR(est, 0.25f * dim, 1e-4);
 	EXPECT_NEAR(low, est, 1e-6) << "no error when the row is its centroid";
 
+	BinaryQuery empty_query;
+	bq.Estimate(empty_query, code.data(), 1, code.size(), &est, &low);
+	EXPECT_TRUE(std::isnan(est) && std::isnan(low)) << "a query of another quantizer is not read";
 	BinaryQuantizer bad;
 	EXPECT_EQ(bad.Init(dim, Metric::L1, 1).code(), StatusCode::InvalidInput);
 	EXPECT_EQ(bad.Init(0, Metric::L2, 1).code(), StatusCode::InvalidInput);
