@@ -2,7 +2,8 @@
 // assignment of a batch to its nearest centroid, the probe step (NearestCentroids), and a list scan with float
 // distances against 8-bit codes (ScalarQuantizer) and 1-bit codes (BinaryQuantizer).
 // Size from the environment: S5V_KMEANS_N (default 50000), S5V_KMEANS_DIM (128), S5V_KMEANS_K (316, about
-// sqrt(n) as IVF builds choose), S5V_KMEANS_ITERS (10). The data are 1000 overlapping Gaussian clusters.
+// sqrt(n) as IVF builds choose), S5V_KMEANS_ITERS (10), S5V_KMEANS_SEED_SAMPLE (0 = TrainKMeans's default).
+// The data are 1000 overlapping Gaussian clusters.
 //
 // Run: kmeans_bench --benchmark_filter=train/l2   (each training runs a few times; the time is CPU time)
 #include <benchmark/benchmark.h>
@@ -77,6 +78,7 @@ void Train(benchmark::State &state, Metric metric) {
 	p.metric = metric;
 	p.max_iterations = d.iters;
 	p.seed = 1;
+	p.seed_sample = EnvSize("S5V_KMEANS_SEED_SAMPLE", 0);
 	NeverCancel never;
 	KMeansResult r;
 	for (auto _ : state) {

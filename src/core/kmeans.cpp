@@ -800,6 +800,11 @@ Status TrainKMeans(std::span<const float> rows, std::size_t n, std::size_t dim, 
 	}
 	if (params.max_iterations < 0 || params.max_iterations > kMaxIterations)
 		return Status::InvalidInput("k-means iterations must be between 0 and " + std::to_string(kMaxIterations));
+	// The cap is checked again after training, when fewer distinct points may have given fewer lists.
+	if (params.max_list_size != 0 && SatMulAdd(params.max_list_size, std::min(params.k, n), 0) < n)
+		return Status::InvalidInput("max_list_size " + std::to_string(params.max_list_size) + " times " +
+		                            std::to_string(std::min(params.k, n)) + " lists is less than " + std::to_string(n) +
+		                            " rows");
 	std::size_t need = KMeansMemoryBytes(n, dim, params.k, params.metric);
 	if (params.max_bytes != 0 && need > params.max_bytes)
 		return Status::LimitExceeded("k-means needs " + std::to_string(need) + " bytes, more than the limit of " +

@@ -498,6 +498,11 @@ TEST(KMeansTest, SizeCapIsHonoured) {
 		          true);
 		p.max_list_size = 249; // 4 * 249 < 1000
 		EXPECT_EQ(Train(rows, n, dim, p, r).code(), StatusCode::InvalidInput);
+		// Feasible for the lists asked for, not for the lists the rows allow (one distinct point): refused
+		// after training.
+		std::vector<float> same(n * dim, 1.0f);
+		p.max_list_size = 250;
+		EXPECT_EQ(Train(same, n, dim, p, r).code(), StatusCode::InvalidInput);
 	}
 }
 
