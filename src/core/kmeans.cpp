@@ -767,9 +767,10 @@ std::size_t KMeansMemoryBytes(std::size_t n, std::size_t dim, std::size_t k, Met
 	k = std::min(k, n);
 	// centroids + old copy (float) and sums (double): 16 bytes per centroid value.
 	std::size_t bytes = SatMulAdd(SatMulAdd(k, dim, 0), 16, 0);
-	// assignments, upper, lower: 12 bytes a row; seeding's sample and three weight arrays: 16; inverse norms
-	// (spherical) 4 or the median order and value buffer (L1) 8; the size cap's lists: 8 at most.
-	std::size_t per_row = 12 + 16 + 8 + (metric == Metric::L1 ? 8 : IsSpherical(metric) ? 4 : 0);
+	// assignments, upper, lower: 12 bytes a row; seeding's sample index, weight and the three candidates'
+	// weights: 20; inverse norms (spherical) 4 or the median order and value buffer (L1) 8; the size cap's
+	// lists: 8 at most.
+	std::size_t per_row = 12 + 20 + 8 + (metric == Metric::L1 ? 8 : IsSpherical(metric) ? 4 : 0);
 	bytes = SatMulAdd(n, per_row, bytes);
 	// counts, movements, half gaps, list sizes, median starts, re-seeded lists.
 	bytes = SatMulAdd(k, 40, bytes);
