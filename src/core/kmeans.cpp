@@ -13,6 +13,9 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <string_view>
+
+#include <immintrin.h>
 
 namespace s5v {
 namespace {
@@ -113,6 +116,95 @@ bool NormaliseDouble(const double *sum, float *out, std::size_t dim) {
 	return true;
 }
 
+// One row against a block of centroids at once (the row is loaded once for the block), AVX2 + FMA. The kernel
+// set's per-pair functions load both vectors for every pair and reduce each sum on its own; in the loops over
+// all centroids below that made up most of the training time. Compiled for AVX2 through a target attribute
+// (this function only, internal linkage, no inline library code instantiated for AVX2), called only when the
+// active kernel set is avx2 or avx512, i.e. the CPU has AVX2 and FMA.
+enum class Op { L2Squared, L1, Dot };
+
+// Eight independent accumulators: enough to cover the FMA latency (4-5 cycles, 2 per cycle); four were
+// latency-bound at about the speed of the per-pair kernel.
+constexpr std::size_t kBlock = 8;
+
+template <Op op>
+[[gnu::target("avx2,fma")]] void BlockDistancesAvx2(const float *x, const float *c, std::size_t dim,
+                                                    float *out) noexcept {
+	__m256 acc[kBlock];
+#pragma GCC unroll 8
+	for (std::size_t j = 0; j < kBlock; j++)
+		acc[j] = _mm256_setzero_ps();
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	std::size_t d = 0;
+	for (; d + 8 <= dim; d += 8) {
+		__m256 xv = _mm256_loadu_ps(x + d);
+#pragma GCC unroll 8
+		for (std::size_t j = 0; j < kBlock; j++) {
+			__m256 v = _mm256_loadu_ps(c + j * dim + d);
+			if constexpr (op == Op::Dot) {
+				acc[j] = _mm256_fmadd_ps(xv, v, acc[j]);
+			} else {
+				v = _mm256_sub_ps(xv, v);
+				if constexpr (op == Op::L1)
+					acc[j] = _mm256_add_ps(acc[j], _mm256_andnot_ps(sign, v));
+				else
+					acc[j] = _mm256_fmadd_ps(v, v, acc[j]);
+			}
+		}
+	}
+	// Horizontal sums four accumulators at a time: lane j of each result is the sum of acc[j].
+	for (std::size_t q = 0; q < kBlock; q += 4) {
+		__m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[q], acc[q + 1]), _mm256_hadd_ps(acc[q + 2], acc[q + 3]));
+		_mm_storeu_ps(out + q, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+	}
+	for (; d < dim; d++)
+		for (std::size_t j = 0; j < kBlock; j++) {
+			float cj = c[j * dim + d];
+			float t = op == Op::Dot ? x[d] * cj : x[d] - cj;
+			out[j] += op == Op::Dot ? t : op == Op::L1 ? __builtin_fabsf(t) : t * t;
+		}
+}
+
+bool UseAvx2Blocks() noexcept {
+	static const bool use = [] {
+		std::string_view name = ActiveKernels().name;
+		return name == "avx2" || name == "avx512";
+	}();
+	return use;
+}
+
+// Calls visit(j, distance) for every centroid j in order, distance by `op` (squared L2, L1 or dot).
+template <class Visit>
+void ForEachCentroid(Op op, const KernelSet &ks, const float *x, const float *centroids, std::size_t k, std::size_t dim,
+                     Visit &&visit) {
+	std::size_t j = 0;
+	if (UseAvx2Blocks()) {
+		float block[kBlock];
+		for (; j + kBlock <= k; j += kBlock) {
+			const float *c = centroids + j * dim;
+			switch (op) {
+			case Op::L2Squared:
+				BlockDistancesAvx2<Op::L2Squared>(x, c, dim, block);
+				break;
+			case Op::L1:
+				BlockDistancesAvx2<Op::L1>(x, c, dim, block);
+				break;
+			case Op::Dot:
+				BlockDistancesAvx2<Op::Dot>(x, c, dim, block);
+				break;
+			}
+			for (std::size_t t = 0; t < kBlock; t++)
+				visit(j + t, block[t]);
+		}
+	}
+	for (; j < k; j++) {
+		const float *c = centroids + j * dim;
+		visit(j, op == Op::L2Squared ? ks.l2_squared(x, c, dim)
+		         : op == Op::L1      ? ks.l1(x, c, dim)
+		                             : ks.inner_product(x, c, dim));
+	}
+}
+
 class Trainer {
 public:
 	Trainer(const float *rows, std::size_t n, std::size_t dim, const KMeansParams &p, const CancelToken &cancel,
@@ -175,12 +267,13 @@ private:
 	const float *Row(std::size_t i) const { return rows_ + i * dim_; }
 	float *Centroid(std::size_t j) { return out_.centroids.data() + j * dim_; }
 
-	// The metric the bounds live in (see the file comment).
-	float BoundDistance(const float *x, const float *c) const {
-		if (metric_ == Metric::L1)
-			return ks_.l1(x, c, dim_);
-		return std::sqrt(std::max(ks_.l2_squared(x, c, dim_), 0.0f));
+	// The metric the bounds live in (see the file comment), before the square root (monotonic, so the nearest
+	// centroids can be found on it and only the winners pay for a sqrt).
+	float RawDistance(const float *x, const float *c) const {
+		return metric_ == Metric::L1 ? ks_.l1(x, c, dim_) : std::max(ks_.l2_squared(x, c, dim_), 0.0f);
 	}
+	float FromRaw(float raw) const { return metric_ == Metric::L1 ? raw : std::sqrt(raw); }
+	float BoundDistance(const float *x, const float *c) const { return FromRaw(RawDistance(x, c)); }
 
 	// k-means++ weight of row i against centroid c: squared L2, L1 (k-medians), or 2 - 2cos (spherical).
 	float SeedWeight(std::size_t i, const float *c) const {
@@ -269,33 +362,55 @@ private:
 		double total = 0.0;
 		for (std::size_t j = 0; j < out_.centroids.size() / dim_; j++)
 			S5V_RETURN_IF_ERROR(FoldInto(rows, weight, out_.centroids.data() + j * dim_, weight, total));
-		std::vector<float> candidate(rows.size()), best(rows.size()), vec(dim_);
+		// The candidates of a step are drawn first and scored in one pass over the rows (the sample is read
+		// once per step, not once per candidate: it is usually larger than the cache).
+		std::vector<float> next(rows.size() * kSeedTrials), vecs(dim_ * kSeedTrials);
 		while (out_.centroids.size() / dim_ < k_max && total > 0.0) {
-			std::size_t best_row = rows.size();
-			double best_total = 0.0;
-			for (int trial = 0; trial < kSeedTrials; trial++) {
-				std::size_t t = Draw(weight, total);
-				if (t == rows.size())
+			std::size_t cand[kSeedTrials];
+			int trials = 0;
+			for (; trials < kSeedTrials; trials++) {
+				cand[trials] = Draw(weight, total);
+				if (cand[trials] == rows.size())
 					break;
-				SeedVector(rows[t], vec.data());
-				double cand_total;
-				S5V_RETURN_IF_ERROR(FoldInto(rows, weight, vec.data(), candidate, cand_total));
-				if (best_row == rows.size() || cand_total < best_total) {
-					best_row = t;
-					best_total = cand_total;
-					best.swap(candidate);
+				SeedVector(rows[cand[trials]], vecs.data() + trials * dim_);
+			}
+			if (trials == 0)
+				break;
+			double cand_total[kSeedTrials] = {};
+			for (std::size_t t = 0; t < rows.size(); t++) {
+				if (t % kCancelEvery == 0 && cancel_.cancelled())
+					return Status::Cancelled();
+				for (int c = 0; c < trials; c++) {
+					float w =
+					    weight[t] > 0.0f ? std::min(weight[t], SeedWeight(rows[t], vecs.data() + c * dim_)) : 0.0f;
+					next[c * rows.size() + t] = w;
+					cand_total[c] += w;
 				}
 			}
-			if (best_row == rows.size())
-				break;
-			AddSeed(rows[best_row]);
-			weight.swap(best);
-			total = best_total;
+			int best = 0;
+			for (int c = 1; c < trials; c++)
+				if (cand_total[c] < cand_total[best])
+					best = c;
+			AddSeed(rows[cand[best]]);
+			std::copy(next.begin() + static_cast<std::ptrdiff_t>(best * rows.size()),
+			          next.begin() + static_cast<std::ptrdiff_t>((best + 1) * rows.size()), weight.begin());
+			total = cand_total[best];
 		}
 		return Status::Ok();
 	}
 
 	Status Seed(std::size_t k_max) {
+		if (!p_.initial_centroids.empty()) {
+			out_.centroids.assign(p_.initial_centroids.begin(), p_.initial_centroids.end());
+			if (IsSpherical(metric_))
+				for (std::size_t j = 0; j < k_max; j++) {
+					float *c = Centroid(j);
+					std::vector<double> wide(c, c + dim_);
+					if (!NormaliseDouble(wide.data(), c, dim_))
+						return Status::InvalidInput("k-means: initial centroid " + std::to_string(j) + " is zero");
+				}
+			return Status::Ok();
+		}
 		std::size_t m = p_.seed_sample != 0 ? p_.seed_sample : std::max<std::size_t>(16 * k_max, 2048);
 		m = std::min(m, n_);
 		std::vector<std::uint32_t> sample(n_);
@@ -329,16 +444,19 @@ private:
 		best = 0;
 		d1 = std::numeric_limits<float>::infinity();
 		d2 = std::numeric_limits<float>::infinity();
-		for (std::size_t j = 0; j < k_; j++) {
-			float d = BoundDistance(x, Centroid(j));
-			if (d < d1) {
-				d2 = d1;
-				d1 = d;
-				best = static_cast<std::uint32_t>(j);
-			} else if (d < d2) {
-				d2 = d;
-			}
-		}
+		ForEachCentroid(metric_ == Metric::L1 ? Op::L1 : Op::L2Squared, ks_, x, out_.centroids.data(), k_, dim_,
+		                [&](std::size_t j, float d) {
+			                d = std::max(d, 0.0f);
+			                if (d < d1) {
+				                d2 = d1;
+				                d1 = d;
+				                best = static_cast<std::uint32_t>(j);
+			                } else if (d < d2) {
+				                d2 = d;
+			                }
+		                });
+		d1 = FromRaw(d1);
+		d2 = FromRaw(d2);
 	}
 
 	Status FullAssign() {
@@ -487,10 +605,12 @@ private:
 		return Status::Ok();
 	}
 
-	// An empty list takes the row farthest from the centroid of the largest list (ties: lowest index) as its
-	// centroid, and that row. If the largest list's rows all sit on its centroid there is nothing to split: the
+	// An empty list takes, as its centroid and its one row, the row of the largest list farthest from that list's
+	// centroid and from the centroids re-seeded before it in this pass (so two empty lists do not split the same
+	// end of a list; ties: lowest index). If those rows all sit on a centroid there is nothing to split: the
 	// empty list keeps its old centroid (it can only happen with duplicates; the list stays empty).
 	Status ReseedEmpty() {
+		std::vector<std::size_t> fresh;
 		for (std::size_t j = 0; j < k_; j++) {
 			if (counts_[j] != 0)
 				continue;
@@ -507,6 +627,8 @@ private:
 				// Seeding's weight: for the spherical metrics the angle, so a longer row of the same direction
 				// does not become a second copy of the same centroid.
 				float d = SeedWeight(i, c);
+				for (std::size_t f : fresh)
+					d = std::min(d, SeedWeight(i, Centroid(f)));
 				if (d > far_dist) {
 					far_dist = d;
 					far_row = i;
@@ -525,6 +647,7 @@ private:
 			counts_[j] = 1;
 			upper_[far_row] = BoundDistance(x, cj);
 			lower_[far_row] = 0.0f; // forces a look at this row next time
+			fresh.push_back(j);
 		}
 		return Status::Ok();
 	}
@@ -623,6 +746,10 @@ private:
 	std::vector<double> sums_;
 };
 
+Op OpFor(Metric m) {
+	return m == Metric::L2 ? Op::L2Squared : m == Metric::L1 ? Op::L1 : Op::Dot;
+}
+
 bool Before(const ListDistance &a, const ListDistance &b) {
 	return a.distance != b.distance ? a.distance < b.distance : a.list < b.list;
 }
@@ -640,12 +767,13 @@ std::size_t KMeansMemoryBytes(std::size_t n, std::size_t dim, std::size_t k, Met
 	k = std::min(k, n);
 	// centroids + old copy (float) and sums (double): 16 bytes per centroid value.
 	std::size_t bytes = SatMulAdd(SatMulAdd(k, dim, 0), 16, 0);
-	// assignments, upper, lower: 12 bytes a row; seeding's sample and three weight arrays: 16; inverse norms
-	// (spherical) 4 or the median order and value buffer (L1) 8; the size cap's lists: 8 at most.
-	std::size_t per_row = 12 + 16 + 8 + (metric == Metric::L1 ? 8 : IsSpherical(metric) ? 4 : 0);
+	// assignments, upper, lower: 12 bytes a row; seeding's sample index, weight and the three candidates'
+	// weights: 20; inverse norms (spherical) 4 or the median order and value buffer (L1) 8; the size cap's
+	// lists: 8 at most.
+	std::size_t per_row = 12 + 20 + 8 + (metric == Metric::L1 ? 8 : IsSpherical(metric) ? 4 : 0);
 	bytes = SatMulAdd(n, per_row, bytes);
-	// counts, movements, half gaps, list sizes, median starts.
-	bytes = SatMulAdd(k, 32, bytes);
+	// counts, movements, half gaps, list sizes, median starts, re-seeded lists.
+	bytes = SatMulAdd(k, 40, bytes);
 	return bytes;
 }
 
@@ -664,8 +792,20 @@ Status TrainKMeans(std::span<const float> rows, std::size_t n, std::size_t dim, 
 		return Status::InvalidInput("k-means lists must be between 1 and " + std::to_string(kMaxK));
 	if (!ValidMetric(params.metric))
 		return Status::InvalidInput("k-means: unknown metric");
+	if (!params.initial_centroids.empty()) {
+		if (params.k > n || SatMulAdd(params.k, dim, 0) != params.initial_centroids.size())
+			return Status::InvalidInput("k-means initial centroids must hold k * dim floats, with k <= n");
+		Status st = CheckRows(params.initial_centroids.data(), params.k, dim);
+		if (!st.ok())
+			return Status::InvalidInput("k-means initial centroids: " + st.message());
+	}
 	if (params.max_iterations < 0 || params.max_iterations > kMaxIterations)
 		return Status::InvalidInput("k-means iterations must be between 0 and " + std::to_string(kMaxIterations));
+	// The cap is checked again after training, when fewer distinct points may have given fewer lists.
+	if (params.max_list_size != 0 && SatMulAdd(params.max_list_size, std::min(params.k, n), 0) < n)
+		return Status::InvalidInput("max_list_size " + std::to_string(params.max_list_size) + " times " +
+		                            std::to_string(std::min(params.k, n)) + " lists is less than " + std::to_string(n) +
+		                            " rows");
 	std::size_t need = KMeansMemoryBytes(n, dim, params.k, params.metric);
 	if (params.max_bytes != 0 && need > params.max_bytes)
 		return Status::LimitExceeded("k-means needs " + std::to_string(need) + " bytes, more than the limit of " +
@@ -695,10 +835,12 @@ Status NearestCentroids(std::span<const float> query, std::span<const float> cen
 	if (nprobe == 0)
 		return Status::Ok();
 	out.resize(k);
-	for (std::size_t j = 0; j < k; j++) {
-		float d = IndexDistance(metric, query.data(), centroids.data() + j * dim, dim);
-		out[j] = {std::isnan(d) ? std::numeric_limits<float>::infinity() : d, static_cast<std::uint32_t>(j)};
-	}
+	bool negate = metric == Metric::InnerProduct || metric == Metric::Cosine;
+	ForEachCentroid(
+	    OpFor(metric), ActiveKernels(), query.data(), centroids.data(), k, dim, [&](std::size_t j, float d) {
+		    d = negate ? -d : d;
+		    out[j] = {std::isnan(d) ? std::numeric_limits<float>::infinity() : d, static_cast<std::uint32_t>(j)};
+	    });
 	if (nprobe < k) {
 		std::nth_element(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(nprobe), out.end(), Before);
 		out.resize(nprobe);
@@ -720,6 +862,7 @@ Status AssignToNearest(std::span<const float> rows, std::size_t n, std::size_t d
 		return Status::InvalidInput("assign: too many lists");
 	if (!ValidMetric(metric))
 		return Status::InvalidInput("assign: unknown metric");
+	const KernelSet &ks = ActiveKernels();
 	for (std::size_t i = 0; i < n; i++) {
 		if (i % kCancelEvery == 0 && cancel.cancelled())
 			return Status::Cancelled();
@@ -728,13 +871,14 @@ Status AssignToNearest(std::span<const float> rows, std::size_t n, std::size_t d
 			return Status::InvalidInput("row " + std::to_string(i) + " has a NaN or infinite value");
 		std::uint32_t best = 0;
 		float best_d = std::numeric_limits<float>::infinity();
-		for (std::size_t j = 0; j < k; j++) {
-			float d = IndexDistance(metric, x, centroids.data() + j * dim, dim);
+		ForEachCentroid(OpFor(metric), ks, x, centroids.data(), k, dim, [&](std::size_t j, float d) {
+			if (metric == Metric::InnerProduct || metric == Metric::Cosine)
+				d = -d;
 			if (d < best_d) {
 				best_d = d;
 				best = static_cast<std::uint32_t>(j);
 			}
-		}
+		});
 		assignments[i] = best;
 		if (!distances.empty())
 			distances[i] = best_d;

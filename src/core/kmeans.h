@@ -46,6 +46,10 @@ struct KMeansParams {
 	// moved again). Needs max_list_size * (lists used) >= n, else InvalidInput.
 	std::size_t max_list_size = 0;
 	std::size_t max_bytes = 0; // refuse (LimitExceeded) when KMeansMemoryBytes would exceed this (0 = no limit)
+	// Start from these centroids instead of seeding (k * dim floats, finite, k <= n; normalised here for the
+	// spherical metrics, where a zero centroid is InvalidInput): refreshing drifted centroids or splitting a list
+	// from chosen starting points. Duplicates are allowed; the lists that end up empty are re-seeded.
+	std::span<const float> initial_centroids;
 };
 
 struct KMeansResult {
