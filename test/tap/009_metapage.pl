@@ -17,7 +17,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE t (id int, v vector(4), ts timestamptz);
 	INSERT INTO t SELECT i, ARRAY[i % 13, i % 7, i % 5, 1]::vector, '2026-01-01'::timestamptz + i * interval '1 hour'
 		FROM generate_series(1, 300) i;
-	CREATE INDEX t_idx ON t USING s5vector (v, ts);
+	CREATE INDEX t_idx ON t USING s5vector (v, ts) WITH (hot_window = 'infinity');
 });
 my $scan = q{SET enable_seqscan = off; SELECT id FROM t WHERE ts > '2026-01-02' ORDER BY v <-> '[1,1,1,1]' LIMIT 3};
 my $good = $node->safe_psql('postgres', $scan);
