@@ -105,6 +105,34 @@ my ($mret, $mout, $merr) = $standby->psql('postgres', "SELECT s5vector_migrate('
 like($merr, qr/25006/, 'migrate on a standby: read_only_sql_transaction');
 verify_all_ok($primary, 'm_idx', 'migrated index: verify all ok');
 
+# A migration cut off between its steps: an open cursor holds the scan interlock, the wait fails under
+# lock_timeout after the rows were added cold. They are then in both tiers; scans return each once; the next
+# migration adds no second cold copy and removes them from the graph.
+$primary->safe_psql('postgres', qq{
+CREATE TABLE mi (id int PRIMARY KEY, v vector($dim), ts timestamptz);
+CREATE INDEX mi_idx ON mi USING s5vector (v, ts) WITH (hot_window = '1 second', lists = 4);
+INSERT INTO mi SELECT i, @{[ vec_sql('i', $dim) ]}, now() FROM generate_series(1, 300) i;
+});
+sleep(2);
+my $cur = $primary->background_psql('postgres');
+$cur->query_safe('SET enable_seqscan = off');
+$cur->query_safe('BEGIN');
+$cur->query_safe("DECLARE c CURSOR FOR SELECT id FROM mi ORDER BY v <-> '$queries[3]'");
+$cur->query_safe('FETCH 1 FROM c');
+my ($tret, $tout, $terr) = $primary->psql('postgres', "SET lock_timeout = '300ms'; SELECT s5vector_migrate('mi_idx')",
+	extra_params => [ '-v', 'VERBOSITY=sqlstate' ]);
+like($terr, qr/55P03/, 'migration with an open scan: the wait times out (lock_not_available)');
+is($primary->safe_psql('postgres', "SELECT hot_elements || '/' || cold_rows FROM s5vector_index_stats('mi_idx')"),
+	'300/300', 'the rows were added cold and are still in the graph');
+is($primary->safe_psql('postgres', sprintf($all, 'mi')), '300/300', 'in both tiers: read to the end, each row once');
+$cur->query_safe('COMMIT');
+$cur->quit;
+is($primary->safe_psql('postgres', "SELECT s5vector_migrate('mi_idx')"), '300', 'the next migration finishes the batch');
+is($primary->safe_psql('postgres', "SELECT hot_elements || '/' || cold_rows FROM s5vector_index_stats('mi_idx')"),
+	'0/300', 'no second cold copy; the graph is empty');
+is($primary->safe_psql('postgres', sprintf($all, 'mi')), '300/300', 'after it: read to the end, each row once');
+verify_all_ok($primary, 'mi_idx', 'after the finished migration: verify all ok');
+
 # Crash: cold inserts since the last checkpoint are replayed from WAL.
 $primary->safe_psql('postgres', 'CHECKPOINT');
 $primary->safe_psql('postgres', qq{
