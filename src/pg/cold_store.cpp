@@ -376,6 +376,7 @@ namespace {
 // Heads and age ranges of every trained list (and optionally the centroids), from the centroid pages.
 struct ListDirectory {
 	uint32 lists;
+	int64 *rows;
 	BlockNumber *heads;
 	uint32 *pages;
 	int64 *min_age;
@@ -387,6 +388,7 @@ void ReadListDirectory(Relation index, uint32 dim, const ColdTierInfo &tier, boo
 	out->lists = tier.lists;
 	uint32 n = Max(tier.lists, 1u);
 	out->heads = (BlockNumber *)palloc(sizeof(BlockNumber) * n);
+	out->rows = (int64 *)palloc(sizeof(int64) * n);
 	out->pages = (uint32 *)palloc(sizeof(uint32) * n);
 	out->min_age = (int64 *)palloc(sizeof(int64) * n);
 	out->max_age = (int64 *)palloc(sizeof(int64) * n);
@@ -406,6 +408,7 @@ void ReadListDirectory(Relation index, uint32 dim, const ColdTierInfo &tier, boo
 			CheckEntry(index, blk, e, nblocks);
 			uint32 i = c->first_list + s;
 			out->heads[i] = e->tail_head;
+			out->rows[i] = e->rows;
 			out->pages[i] = e->tail_pages;
 			out->min_age[i] = e->min_age;
 			out->max_age[i] = e->max_age;
@@ -521,6 +524,65 @@ int ColdChainHeads(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNu
 		}
 	}
 	return n;
+}
+
+namespace {
+int CompareU64(const void *a, const void *b) {
+	uint64 x = *(const uint64 *)a, y = *(const uint64 *)b;
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+} // namespace
+
+void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *out) {
+	memset(out, 0, sizeof(*out));
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	ColdTierInfo tier;
+	ReadColdTier(index, meta, info.dimensions, &tier);
+	if (tier.meta_blkno == InvalidBlockNumber)
+		return;
+	out->exists = true;
+	out->lists = tier.lists;
+	out->meta_rows = tier.cold_rows;
+	out->meta_dead = tier.dead_rows;
+	ListDirectory dir;
+	dir.lists = 0;
+	if (tier.lists > 0)
+		ReadListDirectory(index, info.dimensions, tier, false, &dir);
+	int64 cap = 1024, n = 0;
+	uint64 *keys = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
+	for (int64 c = -1; c < (int64)tier.lists; c++) {
+		bool staging = c < 0;
+		BlockNumber head = staging ? tier.staging.tail_head : dir.heads[c];
+		int64 want = staging ? tier.staging.rows : dir.rows[c];
+		int64 lo = staging ? tier.staging.min_age : dir.min_age[c];
+		int64 hi = staging ? tier.staging.max_age : dir.max_age[c];
+		int64 got = 0;
+		WalkChain(index, info.dimensions, head, staging ? S5V_STAGING_LIST : (uint32)c,
+		          [&](BlockNumber, ItemPointer tid, int64 age, uint8 flags, const float *, uint32, uint16) {
+			          got++;
+			          if (!(flags & S5V_COLD_ROW_AGE_NULL) && (age < lo || age > hi))
+				          out->bad_age_ranges++;
+			          if (flags & S5V_COLD_ROW_DEAD) {
+				          out->dead++;
+				          return;
+			          }
+			          if (n == cap) {
+				          cap *= 2;
+				          keys = (uint64 *)repalloc_huge(keys, sizeof(uint64) * cap);
+			          }
+			          keys[n++] = ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+			                      ItemPointerGetOffsetNumberNoCheck(tid);
+		          });
+		out->rows += got;
+		if (got != want)
+			out->bad_list_counters++;
+	}
+	qsort(keys, n, sizeof(uint64), CompareU64);
+	for (int64 i = 1; i < n; i++)
+		if (keys[i] == keys[i - 1])
+			out->duplicate_tids++;
+	pfree(keys);
 }
 
 int64 ColdReadStaging(Relation index, uint32 dim, const ColdTierInfo &tier, ItemPointerData **tids, int64 **ages,

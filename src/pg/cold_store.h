@@ -125,12 +125,26 @@ private:
 // Returns how many (empty chains included, head InvalidBlockNumber).
 int ColdChainHeads(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber **heads, uint32 **lists);
 
+// s5vector_verify's cold checks: every chain followed from its head (plain code; corruption raises XX002).
+struct ColdVerifyResult {
+	bool exists;
+	uint32 lists;
+	int64 rows;      // rows found in the pages, dead ones included
+	int64 dead;      // of which dead
+	int64 meta_rows; // the cold metapage's counters
+	int64 meta_dead;
+	int64 bad_list_counters; // lists (staging included) whose row counter differs from their pages
+	int64 bad_age_ranges;    // rows whose age lies outside their list's recorded range
+	int64 duplicate_tids;    // live heap TIDs held more than once by the cold tier
+};
+void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *out);
+
 // Set by s5vector_migrate (cold_migrate.cpp) while it removes migrated rows from the graph through bulkdelete: the
 // cold part of bulkdelete must not mark those rows (now cold) dead.
 extern bool cold_vacuum_suppressed;
 
 // VACUUM (cold_vacuum.cpp): mark the cold rows whose heap tuples `callback` reports dead (one WAL record per row
-// page, each chain followed from its head so that every row is seen once), then count them in the cold metapage. Takes
+// page with the cold metapage's dead_rows; each chain followed from its head so that every row is seen once). Takes
 // the cold write lock. *removed / *live: rows marked now, rows live after.
 void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *callback_state,
                     BufferAccessStrategy strategy, int64 *removed, int64 *live);

@@ -25,9 +25,13 @@ namespace {
 	pg_unreachable();
 }
 
-// Mark the dead rows of one chain (one Generic WAL record per page that changes).
-void VacuumChain(Relation index, uint32 dim, BlockNumber head, uint32 list, IndexBulkDeleteCallback callback,
-                 void *callback_state, BufferAccessStrategy strategy, int64 *removed, int64 *live) {
+// Mark the dead rows of one chain. A page is read share-locked to ask the callback; a page with dead rows is then
+// changed in one Generic WAL record together with the cold metapage's dead_rows (locked first, as every cold
+// record does), so the counter never disagrees with the pages after a crash. Under the cold write lock nothing
+// else changes a row page meanwhile.
+void VacuumChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber head, uint32 list,
+                 IndexBulkDeleteCallback callback, void *callback_state, BufferAccessStrategy strategy, int64 *removed,
+                 int64 *live) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber walked = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
@@ -35,7 +39,7 @@ void VacuumChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Inde
 		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
 			ReportBadChain(index, blk);
 		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vRowsLayout l;
 		S5vColdRows rows = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
 		if (rows->list != list) {
@@ -46,7 +50,8 @@ void VacuumChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Inde
 		uint8 *flags = RowsFlags(rows, l);
 		uint16 dead[MaxOffsetNumber];
 		int ndead = 0;
-		for (uint16 r = 0; r < rows->count; r++) {
+		uint16 count = rows->count;
+		for (uint16 r = 0; r < count; r++) {
 			if (flags[r] & S5V_COLD_ROW_DEAD)
 				continue;
 			if (callback(&tids[r], callback_state))
@@ -54,18 +59,33 @@ void VacuumChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Inde
 			else
 				(*live)++;
 		}
+		BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		if (ndead > 0) {
+			Buffer metabuf = ReadBuffer(index, meta_blkno);
+			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+			(void)GetColdMeta(index, BufferGetPage(metabuf), meta_blkno, dim, RelationGetNumberOfBlocks(index));
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			(void)GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
 			GenericXLogState *state = GenericXLogStart(index);
+			Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
 			Page page = GenericXLogRegisterBuffer(state, buf, 0);
+			S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
 			S5vColdRows wrows = (S5vColdRows)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
 			uint8 *wflags = RowsFlags(wrows, l);
+			int marked = 0;
 			for (int i = 0; i < ndead; i++)
-				wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
+				if (dead[i] < wrows->count && !(wflags[dead[i]] & S5V_COLD_ROW_DEAD)) {
+					wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
+					marked++;
+				}
+			cm->dead_rows = Min(cm->cold_rows, cm->dead_rows + marked);
 			GenericXLogFinish(state);
-			*removed += ndead;
+			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			UnlockReleaseBuffer(metabuf);
+			*removed += marked;
 		}
-		BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
-		UnlockReleaseBuffer(buf);
+		ReleaseBuffer(buf);
 		blk = next;
 	}
 }
@@ -87,18 +107,7 @@ void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback
 	uint32 *lists;
 	int n = ColdChainHeads(index, dim, tier, &heads, &lists);
 	for (int i = 0; i < n; i++)
-		VacuumChain(index, dim, heads[i], lists[i], callback, callback_state, strategy, removed, live);
-	if (*removed > 0) {
-		Buffer buf = ReadBuffer(index, meta.cold_metapage);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		(void)GetColdMeta(index, BufferGetPage(buf), meta.cold_metapage, dim, RelationGetNumberOfBlocks(index));
-		GenericXLogState *state = GenericXLogStart(index);
-		Page page = GenericXLogRegisterBuffer(state, buf, 0);
-		S5vColdMeta cm = (S5vColdMeta)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
-		cm->dead_rows = Min(cm->cold_rows, cm->dead_rows + *removed);
-		GenericXLogFinish(state);
-		UnlockReleaseBuffer(buf);
-	}
+		VacuumChain(index, dim, tier.meta_blkno, heads[i], lists[i], callback, callback_state, strategy, removed, live);
 	UnlockColdWrite(index);
 }
 

@@ -125,6 +125,8 @@ like($terr, qr/55P03/, 'migration with an open scan: the wait times out (lock_no
 is($primary->safe_psql('postgres', "SELECT hot_elements || '/' || cold_rows FROM s5vector_index_stats('mi_idx')"),
 	'300/300', 'the rows were added cold and are still in the graph');
 is($primary->safe_psql('postgres', sprintf($all, 'mi')), '300/300', 'in both tiers: read to the end, each row once');
+like($primary->safe_psql('postgres', "SELECT coalesce(ok::text, 'null') || '|' || detail FROM s5vector_verify('mi_idx') WHERE check_name = 'cold tier'"),
+	qr/^null\|.*300 rows in both tiers \(a migration did not finish/, 'verify: rows in both tiers make the cold check inconclusive');
 $cur->query_safe('COMMIT');
 $cur->quit;
 is($primary->safe_psql('postgres', "SELECT s5vector_migrate('mi_idx')"), '300', 'the next migration finishes the batch');
