@@ -5,7 +5,9 @@
 //                          movers wait for its holders (WaitForScans) holding no other lock of this index
 //   2. structure locks     heavyweight: the graph write lock (LockPage on S5V_GRAPH_WRITE_LOCK, index.h),
 //                          later the cold lists' locks; graph before lists
-//   3. buffer locks        within one WAL record: the metapage first, then data pages in block order;
+//   3. buffer locks        within one WAL record: at most one element page and its far neighbour page (and a
+//                          freshly extended page), then the metapage last; never wait for a data page while
+//                          holding the metapage;
 //                          outside WAL records one buffer at a time (searches, sweeps)
 //   4. relation extension  LockRelationForExtension, innermost heavyweight lock (may be taken while buffer
 //                          locks are held; nothing is taken while it is held); FSM pages after main-fork pages
