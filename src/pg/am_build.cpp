@@ -19,6 +19,7 @@ extern "C" {
 }
 
 #include "pg/am.h"
+#include "pg/cold_build.h"
 #include "pg/guard.h"
 #include "pg/index.h"
 #include "pg/page_store.h"
@@ -55,7 +56,8 @@ struct BuildState {
 	double index_tuples;
 	Size memory_limit;
 	bool on_disk;
-	pg_prng_state prng; // levels: seeded with a constant, so a build of the same rows gives the same graph
+	pg_prng_state prng;          // levels: seeded with a constant, so a build of the same rows gives the same graph
+	struct ColdBuildState *cold; // cold tier (cold_build.h): NULL when every row is hot
 };
 
 void DeleteBuildObjects(void *arg) {
@@ -269,6 +271,14 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		} else {
 			age = AgeFromDatum(bs->info.age_kind, bs->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
 		}
+		// Cold tier hook: a row older than the window is counted and sampled here, written by ColdBuildFinish.
+		if (ColdBuildWantsRow(bs->cold, age, flags)) {
+			ColdBuildSample(bs->cold, bs->vec);
+			bs->index_tuples++;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(bs->tmpcxt);
+			return;
+		}
 		int level = DrawLevel(bs);
 		BuildObjects *objs = bs->objects;
 		if (!bs->on_disk && objs->graph.memory_bytes() + objs->tids.capacity() * 16 > bs->memory_limit) {
@@ -395,6 +405,12 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 
 	WriteMetaPage(index, bs, MAIN_FORKNUM);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_LOAD);
+	{
+		Interval window;
+		bool infinite;
+		OptionHotWindow(index, &window, &infinite);
+		bs->cold = ColdBuildBegin(index, bs->info, OptionLists(index), window, infinite, bs->memory_limit);
+	}
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64)Max(heap->rd_rel->reltuples, 0));
 	bs->heap_tuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, (void *)bs, NULL);
 	if (!bs->on_disk) {
@@ -406,6 +422,9 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 	} else {
 		// Counters of the on-disk part were kept by AddElement.
 	}
+
+	// Cold tier hook: lists, training and the cold rows' pages, after the graph's.
+	ColdBuildFinish(bs->cold, heap, index, indexInfo);
 
 	if (RelationNeedsWAL(index))
 		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);

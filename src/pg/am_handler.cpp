@@ -29,6 +29,7 @@ extern "C" {
 #include "pg/am.h"
 #include "pg/gucs.h"
 #include "pg/index.h"
+#include "pg/cold_build.h"
 
 extern "C" bytea *s5vector_options_internal(Datum reloptions, bool validate);
 
@@ -99,6 +100,12 @@ static char *BuildPhaseName(int64 phase) {
 		return pstrdup("loading tuples");
 	case S5V_PHASE_WRITE:
 		return pstrdup("writing pages");
+	case S5V_PHASE_COLD_SAMPLE: // cold tier (cold_build.h)
+		return pstrdup("loading tuples, sampling cold rows");
+	case S5V_PHASE_COLD_TRAIN:
+		return pstrdup("training cold centroids");
+	case S5V_PHASE_COLD_ASSIGN:
+		return pstrdup("assigning and writing cold rows");
 	default:
 		return nullptr;
 	}

@@ -14,6 +14,7 @@ extern "C" {
 }
 
 #include "pg/am.h"
+#include "pg/cold_build.h"
 #include "pg/guard.h"
 #include "pg/index.h"
 #include "pg/page_store.h"
@@ -36,6 +37,12 @@ bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, R
 			age = GetCurrentTimestamp();
 		} else {
 			age = AgeFromDatum(info.age_kind, info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
+		}
+		// Cold tier hook: a row already older than the window goes to its list, not to the graph.
+		if (ColdInsertIfOld(index, info, heap_tid, age, flags, vec)) {
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(cxt);
+			return false;
 		}
 		int level = Min(hnsw::RandomLevel(info.m, pg_prng_uint64(&pg_global_prng_state)), info.max_level);
 		ItemPointerData tid = *heap_tid;

@@ -17,12 +17,14 @@ extern "C" {
 }
 
 #include "pg/am.h"
+#include "pg/cold_store.h"
 #include "pg/guard.h"
 #include "pg/gucs.h"
 #include "pg/index.h"
 #include "pg/locks.h"
 #include "pg/page_store.h"
 
+#include "core/inverted_lists.h"
 #include "core/merge.h"
 
 #include <memory>
@@ -67,6 +69,10 @@ struct ScanObjects {
 	GraphStream hot;
 	MergedSearch merge;
 	std::unique_ptr<SortedRowsStream> exact;
+	// Cold tier (cold_store.h): the trained lists and the staging list, each an IVF stream (lists before streams,
+	// so the streams go first).
+	std::unique_ptr<PageColdLists> cold_lists[2];
+	std::unique_ptr<ivf::IvfStream> cold[2];
 
 	ScanObjects(Relation index, const IndexInfoCache &info)
 	    : store(index, info), searcher(store, info.dimensions, cancel), rows(store), hot(searcher, rows),
@@ -94,6 +100,12 @@ struct ScanOpaqueData {
 	bool exhaustive;
 	struct ScoredTid *rest;
 	int64 rest_count;
+	// Cold tier: copies of list rows live in coldcxt (reset by rescans); the sweep's cold rows.
+	MemoryContext coldcxt;
+	bool cold_swept;
+	ColdRow *cold_rows;
+	int64 cold_count;
+	int64 cold_pos;
 };
 typedef ScanOpaqueData *ScanOpaque;
 
@@ -144,7 +156,10 @@ bool ExactPassAllowed(Relation index) {
 	S5vMetaPageData meta;
 	ReadMetaPage(index, &meta);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	return meta.hot_elements <= (int64)s5v_max_scan_tuples && (int64)nblocks - 1 <= (int64)s5v_max_scan_tuples;
+	ColdTierInfo tier; // cold tier hook: its rows count too
+	ReadColdTier(index, meta, GetIndexInfo(index).dimensions, &tier);
+	return meta.hot_elements + tier.cold_rows <= (int64)s5v_max_scan_tuples &&
+	       (int64)nblocks - 1 <= (int64)s5v_max_scan_tuples;
 }
 
 // Every live element matching the age filter, with its distance to the query (plain code: may ereport).
@@ -163,6 +178,15 @@ void CollectAll(IndexScanDesc scan, ScanOpaque so, ScoredTid **out, int64 *count
 		memcpy(items + n, so->page_items, sizeof(ScoredTid) * got);
 		n += got;
 	}
+	// Cold tier hook: every cold row, by following the lists.
+	ColdRow *cold;
+	int64 ncold = ColdCollectRows(scan->indexRelation, so->info, so->filter, so->query, &cold);
+	if (ncold > 0) {
+		items = (ScoredTid *)repalloc_huge(items, sizeof(ScoredTid) * (n + ncold));
+		for (int64 i = 0; i < ncold; i++)
+			items[n++] = ScoredTid{cold[i].distance, cold[i].tid};
+	}
+	pfree(cold);
 	*out = items;
 	*count = n;
 }
@@ -242,6 +266,27 @@ void BuildAgeFilter(ScanOpaque so, ScanKey keys, int nkeys) {
 		so->filter.impossible = true;
 }
 
+// Cold tier hook: the trained lists (the s5vector.probes nearest, widening up to s5vector.max_probes) and the
+// staging list (read whole) join the merge as IVF streams, unless they hold nothing the age filter can match.
+Status StartColdStreams(ScanObjects *o, Relation index, const IndexInfoCache &info, const AgeFilter &filter,
+                        MemoryContext cxt, const float *query) {
+	for (int staging = 0; staging < 2; staging++) {
+		o->cold_lists[staging] = std::make_unique<PageColdLists>(index, info, filter, staging == 1, cxt);
+		bool has_rows = false;
+		S5V_RETURN_IF_ERROR(o->cold_lists[staging]->Open(has_rows));
+		if (!has_rows)
+			continue;
+		o->cold[staging] = std::make_unique<ivf::IvfStream>(*o->cold_lists[staging], info.metric, o->cancel);
+		ivf::IvfSearchParams params;
+		params.probes = staging ? 1 : (std::size_t)s5v_probes;
+		params.max_probes = staging ? 1 : (std::size_t)s5v_max_probes;
+		params.iterative = s5v_iterative_scan;
+		S5V_RETURN_IF_ERROR(o->cold[staging]->Start(query, params));
+		S5V_RETURN_IF_ERROR(o->merge.AddStream(o->cold[staging].get()));
+	}
+	return Status::Ok();
+}
+
 } // namespace
 
 IndexScanDesc BeginScan(Relation index, int nkeys, int norderbys) {
@@ -255,6 +300,7 @@ IndexScanDesc BeginScan(Relation index, int nkeys, int norderbys) {
 	MemoryContextRegisterResetCallback(so->cxt, cb);
 	so->query = (float *)MemoryContextAlloc(so->cxt, sizeof(float) * so->info.dimensions);
 	so->page_items = (ScoredTid *)MemoryContextAlloc(so->cxt, sizeof(ScoredTid) * MaxOffsetNumber);
+	so->coldcxt = AllocSetContextCreate(so->cxt, "s5vector scan cold lists", ALLOCSET_DEFAULT_SIZES);
 	scan->opaque = so;
 	// The scan interlock, for the scan's whole life: a mover waits for it between adding a row at its new
 	// place and removing it from the old one, so no scan misses a row that moves while it runs.
@@ -280,6 +326,11 @@ void ReScan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->rest_count = 0;
 	delete so->objects;
 	so->objects = nullptr;
+	MemoryContextReset(so->coldcxt);
+	so->cold_swept = false;
+	so->cold_rows = nullptr;
+	so->cold_count = 0;
+	so->cold_pos = 0;
 }
 
 bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
@@ -315,17 +366,32 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 				params.iterative = s5v_iterative_scan;
 				params.max_visits = (std::size_t)s5v_max_scan_tuples;
 				S5V_RETURN_IF_ERROR(so->objects->searcher.Start(so->query, params));
-				return so->objects->merge.AddStream(&so->objects->hot);
+				S5V_RETURN_IF_ERROR(so->objects->merge.AddStream(&so->objects->hot));
+				return StartColdStreams(so->objects, scan->indexRelation, so->info, so->filter, so->coldcxt, so->query);
 			});
 		}
 	}
 
 	if (so->sweep) {
-		while (so->sweep_pos >= so->sweep_count) {
+		while (so->sweep_pos >= so->sweep_count && !so->cold_swept) {
 			if (!SweepNextPage(scan, so)) {
+				// Cold tier hook: after the hot pages, every cold row (by following the lists).
+				MemoryContext old = MemoryContextSwitchTo(so->coldcxt);
+				so->cold_count = ColdCollectRows(scan->indexRelation, so->info, so->filter, nullptr, &so->cold_rows);
+				MemoryContextSwitchTo(old);
+				so->cold_pos = 0;
+				so->cold_swept = true;
+			}
+		}
+		if (so->cold_swept) {
+			if (so->cold_pos >= so->cold_count) {
 				so->done = true;
 				return false;
 			}
+			scan->xs_heaptid = so->cold_rows[so->cold_pos++].tid;
+			scan->xs_recheck = false;
+			scan->xs_recheckorderby = false;
+			return true;
 		}
 		scan->xs_heaptid = so->page_items[so->sweep_pos++].tid;
 		scan->xs_recheck = false;

@@ -17,6 +17,7 @@ extern "C" {
 }
 
 #include "pg/index.h"
+#include "pg/cold_pages.h"
 #include "pg/s5vector.h"
 #include "pg/vector.h"
 
@@ -220,6 +221,13 @@ static char *CheckedItem(Relation index, Page page, BlockNumber blk, OffsetNumbe
 }
 
 S5vElementTuple GetElement(Relation index, Page page, BlockNumber blk, OffsetNumber off, uint32 dim) {
+	// Cold tier: a cold page holds no element (the hot loops pass over it); any other non-hot type is corrupt.
+	uint16 page_type = S5vPageGetOpaque(page)->page_type;
+	if (unlikely(page_type != S5V_PAGE_HOT)) {
+		if (IsColdPageType(page_type))
+			return nullptr;
+		ReportCorruptPage(index, blk);
+	}
 	Size len;
 	char *item = CheckedItem(index, page, blk, off, &len);
 	if (item == nullptr)
@@ -403,8 +411,8 @@ int CheckMetaPage(Relation index, const S5vMetaPageData *meta, BlockNumber nbloc
 	}
 	if (!BlockPointerOk(meta->insert_page, nblocks))
 		p.Add(psprintf("insert_page: %u is not a data block of the index (%u blocks)", meta->insert_page, nblocks));
-	if (meta->cold_metapage != InvalidBlockNumber)
-		p.Add(psprintf("cold_metapage: %u, but this build has no cold tier", meta->cold_metapage));
+	if (!BlockPointerOk(meta->cold_metapage, nblocks))
+		p.Add(psprintf("cold_metapage: %u is not a data block of the index (%u blocks)", meta->cold_metapage, nblocks));
 	if (meta->hot_elements < 0)
 		p.Add(psprintf("hot_elements: %lld is negative", (long long)meta->hot_elements));
 	if (meta->hot_deleted < 0)

@@ -17,6 +17,7 @@ extern "C" {
 }
 
 #include "pg/am.h"
+#include "pg/cold_store.h"
 #include "pg/graph_load.h"
 #include "pg/guard.h"
 #include "pg/index.h"
@@ -552,6 +553,12 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 	}
 	stats->tuples_removed += removed;
 	stats->num_index_tuples = live;
+	// Cold tier hook: dead heap TIDs of the cold lists are marked dead (cold_vacuum.cpp).
+	int64 cold_removed = 0, cold_live = 0;
+	if (!cold_vacuum_suppressed) // s5vector_migrate removes rows it has just made cold
+		ColdBulkDelete(index, ic.dimensions, callback, callback_state, info->strategy, &cold_removed, &cold_live);
+	stats->tuples_removed += cold_removed;
+	stats->num_index_tuples += cold_live;
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
@@ -568,6 +575,9 @@ IndexBulkDeleteResult *VacuumCleanup(IndexVacuumInfo *info, IndexBulkDeleteResul
 		S5vMetaPageData meta;
 		ReadMetaPage(info->index, &meta);
 		stats->num_index_tuples = (double)meta.hot_elements;
+		ColdTierInfo tier; // cold tier hook: its live rows count too
+		ReadColdTier(info->index, meta, meta.dimensions, &tier);
+		stats->num_index_tuples += (double)(tier.cold_rows - tier.dead_rows);
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	IndexFreeSpaceMapVacuum(info->index);

@@ -13,6 +13,9 @@ extern "C" {
 int s5v_ef_search = 40;
 bool s5v_iterative_scan = true;
 int s5v_max_scan_tuples = 20000;
+// Cold tier (IVF lists).
+int s5v_probes = 10;
+int s5v_max_probes = 0;
 
 namespace s5v::pg {
 
@@ -27,6 +30,16 @@ void InitGucs() {
 	DefineCustomIntVariable("s5vector.max_scan_tuples", "Upper bound on the elements an iterative scan visits.",
 	                        "The scan stops widening after visiting this many elements.", &s5v_max_scan_tuples, 20000,
 	                        1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	// Cold tier.
+	DefineCustomIntVariable("s5vector.probes", "Number of cold-tier lists a scan reads first.",
+	                        "The lists whose centroids are nearest to the query; larger values find more of the true "
+	                        "nearest neighbours and are slower.",
+	                        &s5v_probes, 10, 1, 32768, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("s5vector.max_probes",
+	                        "Upper bound on the cold-tier lists an iterative scan reads (0 = every list).",
+	                        "When the executor asks for more rows than the probed lists held, the scan reads the next "
+	                        "lists, up to this many in all.",
+	                        &s5v_max_probes, 0, 0, 32768, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }
 
 } // namespace s5v::pg

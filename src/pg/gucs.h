@@ -4,3 +4,5 @@
 extern int s5v_ef_search;
 extern bool s5v_iterative_scan;
 extern int s5v_max_scan_tuples;
+extern int s5v_probes;
+extern int s5v_max_probes;

@@ -9,12 +9,15 @@ extern "C" {
 }
 
 #include "pg/page_iter.h"
+#include "pg/cold_pages.h"
 
 namespace s5v::pg {
 
 namespace {
 // Page types this build knows (a page of another type is corrupt).
-constexpr uint32 kKnownDataPageTypes = S5V_PAGE_MASK(S5V_PAGE_HOT);
+constexpr uint32 kKnownDataPageTypes = S5V_PAGE_MASK(S5V_PAGE_HOT) | S5V_PAGE_MASK(S5V_PAGE_COLD_META) |
+                                       S5V_PAGE_MASK(S5V_PAGE_CENTROIDS) | S5V_PAGE_MASK(S5V_PAGE_COLD_ROWS) |
+                                       S5V_PAGE_MASK(S5V_PAGE_COLD_PART);
 
 void ReleaseCurrent(S5vPageIter *it) {
 	if (BufferIsValid(it->buf))

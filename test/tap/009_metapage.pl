@@ -17,7 +17,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE t (id int, v vector(4), ts timestamptz);
 	INSERT INTO t SELECT i, ARRAY[i % 13, i % 7, i % 5, 1]::vector, '2026-01-01'::timestamptz + i * interval '1 hour'
 		FROM generate_series(1, 300) i;
-	CREATE INDEX t_idx ON t USING s5vector (v, ts);
+	CREATE INDEX t_idx ON t USING s5vector (v, ts) WITH (hot_window = 'infinity');
 });
 my $scan = q{SET enable_seqscan = off; SELECT id FROM t WHERE ts > '2026-01-02' ORDER BY v <-> '[1,1,1,1]' LIMIT 3};
 my $good = $node->safe_psql('postgres', $scan);
@@ -99,7 +99,7 @@ my @cases = (
 	[ 'entry_level', 50, pack('s<', 200) ],
 	[ 'insert_page', 52, pack('V', 0) ],
 	[ 'insert_page', 52, pack('V', 5000) ],
-	[ 'cold_metapage', 56, pack('V', 3) ],
+	[ 'cold_metapage', 56, pack('V', 9999) ],
 	[ 'hot_elements', 64, pack('q<', -5) ],
 	[ 'hot_deleted', 72, pack('q<', -1) ],
 	[ 'index_id', 80, "\0" x 16 ],

@@ -7,7 +7,7 @@ use Exporter 'import';
 use Test::More;
 
 our @EXPORT = qw(vec_sql rand_vec_literal lcg_new verify_all_ok index_sweep_count
-  recall_at_k ids_of knn_ids uses_index);
+  recall_at_k ids_of knn_ids uses_index sqlstate_of poke_file peek_file relation_files);
 
 # SQL expression for a deterministic pseudo-random vector of $dim components in
 # [-10, 10), keyed by the SQL expression $key (e.g. a generate_series variable).
@@ -133,6 +133,51 @@ sub uses_index
 	my $plan = $node->safe_psql($dbname,
 		"SET enable_seqscan = off; EXPLAIN (COSTS OFF) $sql");
 	return ($plan =~ /Index Scan using $index/) ? 1 : 0;
+}
+
+# The SQLSTATE and message of the first ERROR (or FATAL) in psql's stderr, when psql ran with
+# VERBOSITY=verbose ("ERROR:  XX002: message"); (undef, undef) when there is none.
+sub sqlstate_of
+{
+	my ($err) = @_;
+	return ($1, $2) if defined $err && $err =~ /(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):\s*([^\n]*)/;
+	return (undef, undef);
+}
+
+# Overwrite bytes of a file at $offset (sysseek/syswrite: no buffering); returns the bytes that were there.
+sub poke_file
+{
+	my ($file, $offset, $bytes) = @_;
+	open(my $fh, '+<', $file) or die "open $file: $!";
+	binmode $fh;
+	my $old = peek_file($file, $offset, length $bytes);
+	sysseek($fh, $offset, 0) or die "seek $file: $!";
+	my $n = syswrite($fh, $bytes);
+	die "write $file: $!" unless defined $n && $n == length $bytes;
+	close $fh or die "close $file: $!";
+	return $old;
+}
+
+# $len bytes of a file at $offset.
+sub peek_file
+{
+	my ($file, $offset, $len) = @_;
+	open(my $fh, '<', $file) or die "open $file: $!";
+	binmode $fh;
+	sysseek($fh, $offset, 0) or die "seek $file: $!";
+	my $buf = '';
+	my $n = sysread($fh, $buf, $len);
+	die "read $file: $!" unless defined $n;
+	close $fh;
+	return $buf;
+}
+
+# Every file of a relation (main fork and its segments, _fsm, _vm, _init forks) given its path in the data
+# directory ($node->data_dir . '/' . pg_relation_filepath(...)).
+sub relation_files
+{
+	my ($path) = @_;
+	return grep { -f $_ } ($path, glob("$path.[0-9]*"), glob("${path}_*"));
 }
 
 1;

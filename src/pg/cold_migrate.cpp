@@ -1,0 +1,173 @@
+// s5vector_migrate(index, max_rows): hot rows that aged past the window move to the cold tier, one batch, in the
+// order of shared/design/TIERS.md: add them cold (WAL-logged), wait for the scans that may have read the cold
+// lists before the add (WaitForScans), then remove them from the graph with VACUUM's repair path. A crash between
+// the steps leaves rows in both tiers (scans deduplicate by heap TID); the next run adds no second cold copy (it
+// looks for the TID in its list first) and removes them from the graph.
+extern "C" {
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/xlog.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+}
+
+#include "pg/am.h"
+#include "pg/cold_build.h"
+#include "pg/cold_store.h"
+#include "pg/locks.h"
+#include "pg/page_iter.h"
+
+extern "C" {
+PG_FUNCTION_INFO_V1(s5vector_migrate);
+PGDLLEXPORT Datum s5vector_migrate(PG_FUNCTION_ARGS);
+}
+
+namespace s5v::pg {
+
+bool cold_vacuum_suppressed = false;
+
+namespace {
+
+struct MigrateBatch {
+	int64 n;
+	int64 cap;
+	ItemPointerData *tids;
+	int64 *ages;
+	uint8 *flags;
+	float *vecs;
+	uint64 *sorted; // heap TIDs as keys, sorted (the removal's callback)
+};
+
+uint64 Key(const ItemPointerData *t) {
+	return ((uint64)ItemPointerGetBlockNumber(t) << 16) | ItemPointerGetOffsetNumber(t);
+}
+
+int CompareKeys(const void *a, const void *b) {
+	uint64 x = *(const uint64 *)a, y = *(const uint64 *)b;
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+bool IsMigrated(ItemPointer tid, void *state) {
+	MigrateBatch *b = (MigrateBatch *)state;
+	uint64 k = Key(tid);
+	return bsearch(&k, b->sorted, b->n, sizeof(uint64), CompareKeys) != nullptr;
+}
+
+// Live hot elements older than the window, up to max_rows, with their vectors.
+void CollectAged(Relation index, const IndexInfoCache &info, const ColdPolicy &policy, int64 max_rows,
+                 MigrateBatch *b) {
+	uint32 dim = info.dimensions;
+	b->n = 0;
+	b->cap = 64;
+	b->tids = (ItemPointerData *)palloc(sizeof(ItemPointerData) * b->cap);
+	b->ages = (int64 *)palloc(sizeof(int64) * b->cap);
+	b->flags = (uint8 *)palloc(b->cap);
+	b->vecs = (float *)palloc(sizeof(float) * dim * b->cap);
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+	S5vPageIter it;
+	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, 0);
+	while (b->n < max_rows && PageIterNext(&it)) {
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(it.page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && b->n < max_rows; off++) {
+			S5vElementTuple etup = GetElement(index, it.page, it.blkno, off, dim);
+			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) ||
+			    !ColdPolicyIsCold(policy, etup->age, etup->flags))
+				continue;
+			if (b->n == b->cap) {
+				b->cap *= 2;
+				b->tids = (ItemPointerData *)repalloc_huge(b->tids, sizeof(ItemPointerData) * b->cap);
+				b->ages = (int64 *)repalloc_huge(b->ages, sizeof(int64) * b->cap);
+				b->flags = (uint8 *)repalloc_huge(b->flags, b->cap);
+				b->vecs = (float *)repalloc_huge(b->vecs, sizeof(float) * dim * b->cap);
+			}
+			b->tids[b->n] = etup->heaptid;
+			b->ages[b->n] = etup->age;
+			b->flags[b->n] = etup->flags;
+			memcpy(b->vecs + (Size)b->n * dim, etup->x, sizeof(float) * dim);
+			b->n++;
+		}
+	}
+	PageIterEnd(&it);
+	FreeAccessStrategy(strategy);
+}
+
+} // namespace
+
+} // namespace s5v::pg
+
+using namespace s5v::pg;
+
+Datum s5vector_migrate(PG_FUNCTION_ARGS) {
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	Oid relid = PG_GETARG_OID(0);
+	int64 max_rows = PG_ARGISNULL(1) ? PG_INT64_MAX : PG_GETARG_INT64(1);
+	if (max_rows < 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_rows must not be negative")));
+	if (RecoveryInProgress())
+		ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot migrate rows during recovery"),
+		                errhint("Run s5vector_migrate on the primary.")));
+	Relation index = relation_open(relid, RowExclusiveLock);
+	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
+		char *name = pstrdup(RelationGetRelationName(index));
+		relation_close(index, RowExclusiveLock);
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
+	}
+	if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	const IndexInfoCache &info = GetIndexInfo(index);
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	ColdPolicy policy;
+	ColdPolicyFor(meta.hot_window, meta.hot_window_infinite, info.age_kind, &policy);
+	int64 moved = 0;
+	if (policy.enabled && max_rows > 0) {
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector migrate", ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		MigrateBatch batch;
+		CollectAged(index, info, policy, max_rows, &batch);
+		if (batch.n > 0) {
+			// 1. Add them cold (a row a crash left there already is not added twice).
+			LockColdWrite(index);
+			for (int64 i = 0; i < batch.n; i++) {
+				CHECK_FOR_INTERRUPTS();
+				ColdAddRowLocked(index, info, meta, &batch.tids[i], batch.ages[i], batch.flags[i],
+				                 batch.vecs + (Size)i * info.dimensions, true);
+			}
+			UnlockColdWrite(index);
+			// 2. Scans that started before the add may have read the lists already: wait for them.
+			WaitForScans(index);
+			// 3. Remove them from the graph: VACUUM's path (mark, repair the neighbours, remove), hot tier only.
+			batch.sorted = (uint64 *)palloc(sizeof(uint64) * batch.n);
+			for (int64 i = 0; i < batch.n; i++)
+				batch.sorted[i] = Key(&batch.tids[i]);
+			qsort(batch.sorted, batch.n, sizeof(uint64), CompareKeys);
+			IndexVacuumInfo vi;
+			memset(&vi, 0, sizeof(vi));
+			vi.index = index;
+			vi.message_level = DEBUG2;
+			vi.num_heap_tuples = -1;
+			vi.strategy = GetAccessStrategy(BAS_VACUUM);
+			cold_vacuum_suppressed = true;
+			PG_TRY();
+			{ (void)BulkDelete(&vi, nullptr, IsMigrated, &batch); }
+			PG_FINALLY();
+			{ cold_vacuum_suppressed = false; }
+			PG_END_TRY();
+			moved = batch.n;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+	}
+	relation_close(index, RowExclusiveLock);
+	PG_RETURN_INT64(moved);
+}

@@ -1,0 +1,206 @@
+// The cold tier's pages: the cold metapage, centroid pages and list row pages (docs/architecture.md "Cold pages").
+//
+// Every cold page is a standard page (header, line pointers, special space S5vPageOpaqueData with its page type and
+// S5V_PAGE_ID) holding exactly one item at offset 1: a packed tuple whose first two bytes are its type and version,
+// as the hot tuples have. One item per page (not one per row) keeps rows dense, keeps the page in the standard layout
+// that Generic WAL and log_newpage_range compress (the item spans the page, so an append logs only the bytes it
+// changed), and lets the line pointer bound the packed arrays. The hot loops skip cold pages (GetElement returns NULL
+// on a page of a cold type).
+//
+// Layout, one index:
+//   metapage (block 0) .cold_metapage -> cold metapage: counters, the staging list, where the centroid pages are
+//   centroid pages: a contiguous run of blocks [centroid_head, centroid_head + centroid_pages), each an array of
+//                   list entries (centroid + rows, age range, tail chain, sealed parts), list i in page
+//                   i / lists_per_page, slot i % lists_per_page
+//   row pages:      each list's local tail is a chain (nextblkno) of row pages: TIDs, ages, flags and vectors in
+//                   separate packed arrays, appended to at the tail page
+//   part pages:     (reserved, written by the offload issue) a sealed part keeps its TIDs, ages and flags in part
+//                   pages; its vectors go to S5 (a CID and key in the part header) or stay in row pages until then.
+//                   Because a row page already keeps the TIDs/ages/flags apart from the vectors, sealing copies the
+//                   first three arrays into part pages and drops the vectors, a few bytes a row.
+// Include after the PostgreSQL headers.
+#pragma once
+
+#include "pg/index.h"
+
+extern "C" {
+#include "storage/itemptr.h"
+}
+
+// Page types of the cold tier (special space); the hot ones are in index.h.
+#define S5V_PAGE_COLD_META 3
+#define S5V_PAGE_CENTROIDS 4
+#define S5V_PAGE_COLD_ROWS 5
+#define S5V_PAGE_COLD_PART 6 /* reserved for sealed parts (offload issue): no page of this type is written yet */
+
+// Tuple types of the cold tier (first byte of the page's one item).
+#define S5V_TUPLE_COLD_META 3
+#define S5V_TUPLE_CENTROIDS 4
+#define S5V_TUPLE_COLD_ROWS 5
+#define S5V_TUPLE_COLD_PART 6
+#define S5V_COLD_VERSION 1
+
+#define S5V_COLD_MAGIC 0x53354344 /* "S5CD" */
+
+// Row flags (one byte a row).
+#define S5V_COLD_ROW_DEAD 0x01     /* heap tuple gone (VACUUM); kept until the page is compacted */
+#define S5V_COLD_ROW_AGE_NULL 0x02 /* the age column was NULL: never matches an age predicate */
+#define S5V_COLD_ROW_FLAGS (S5V_COLD_ROW_DEAD | S5V_COLD_ROW_AGE_NULL)
+
+// The list id of the staging list (rows that arrived before the cold tier had enough rows to train).
+#define S5V_STAGING_LIST 0xFFFFFFFFu
+
+// Limits of the lists option (reloption "lists").
+#define S5V_MAX_LISTS 32768
+// Training needs at least this many cold rows per list (and S5V_MIN_TRAIN_ROWS in all); fewer wait in staging.
+#define S5V_MIN_ROWS_PER_LIST 4
+#define S5V_MIN_TRAIN_ROWS 64
+
+// One list: its counters and where its rows are. In centroid pages each is followed by its centroid (dimensions
+// floats, EntryCentroid); the staging list's (without centroid) is in the cold metapage.
+typedef struct S5vListInfoData {
+	int64 rows;             /* rows appended to the list, dead ones included */
+	int64 min_age;          /* smallest age of a row with an age (PG_INT64_MAX when none) */
+	int64 max_age;          /* largest (PG_INT64_MIN when none) */
+	BlockNumber tail_head;  /* first row page of the local tail (InvalidBlockNumber: empty) */
+	BlockNumber tail_tail;  /* last row page, where appends go */
+	BlockNumber parts_head; /* first part page of the sealed parts (InvalidBlockNumber: none; offload issue) */
+	uint32 tail_pages;      /* row pages in the tail chain */
+} S5vListInfoData;
+typedef S5vListInfoData *S5vListInfo;
+
+static_assert(sizeof(S5vListInfoData) == 40, "list entry layout changed: update S5V_COLD_VERSION");
+
+#define S5V_LIST_ENTRY_SIZE(dim) MAXALIGN(sizeof(S5vListInfoData) + sizeof(float) * (dim))
+
+// The cold metapage's item.
+typedef struct S5vColdMetaData {
+	uint8 type;    /* S5V_TUPLE_COLD_META */
+	uint8 version; /* S5V_COLD_VERSION */
+	uint16 reserved0;
+	uint32 magic; /* S5V_COLD_MAGIC */
+	uint32 dimensions;
+	uint32 lists;          /* trained lists (0: not trained yet, every cold row is in staging) */
+	uint32 lists_per_page; /* list entries per centroid page */
+	uint32 centroid_pages;
+	BlockNumber centroid_head; /* first centroid page (InvalidBlockNumber while untrained) */
+	uint32 reserved1;
+	int64 cold_rows;         /* rows in every list and staging, dead ones included */
+	int64 train_rows;        /* staging rows at which the tier is trained (on insert) */
+	int64 dead_rows;         /* rows VACUUM marked dead (included in cold_rows) */
+	int64 reserved[3];       /* zero */
+	S5vListInfoData staging; /* no centroid */
+} S5vColdMetaData;
+typedef S5vColdMetaData *S5vColdMeta;
+
+// A centroid page's item: `count` list entries of S5V_LIST_ENTRY_SIZE(dim) bytes.
+typedef struct S5vCentroidsData {
+	uint8 type;        /* S5V_TUPLE_CENTROIDS */
+	uint8 version;     /* S5V_COLD_VERSION */
+	uint16 count;      /* entries on this page */
+	uint32 first_list; /* list id of the first entry */
+	char entries[FLEXIBLE_ARRAY_MEMBER];
+} S5vCentroidsData;
+typedef S5vCentroidsData *S5vCentroids;
+
+#define S5V_CENTROIDS_HEADER MAXALIGN(offsetof(S5vCentroidsData, entries))
+
+// A row page's item: a header, then packed arrays at the offsets S5vRowsLayout gives:
+//   ItemPointerData tids[capacity] | int64 ages[capacity] | uint8 flags[capacity] | float vectors[capacity * dim]
+typedef struct S5vColdRowsData {
+	uint8 type;      /* S5V_TUPLE_COLD_ROWS */
+	uint8 version;   /* S5V_COLD_VERSION */
+	uint16 count;    /* rows used */
+	uint16 capacity; /* rows the arrays have room for */
+	uint16 reserved;
+	uint32 list; /* the list the page belongs to (S5V_STAGING_LIST for staging) */
+} S5vColdRowsData;
+typedef S5vColdRowsData *S5vColdRows;
+
+// A sealed part's rows page (reserved, offload issue): the same TID / age / flag arrays without vectors, and where
+// the vectors are (a remote segment's CID and key, or local row pages).
+typedef struct S5vColdPartData {
+	uint8 type;    /* S5V_TUPLE_COLD_PART */
+	uint8 version; /* S5V_COLD_VERSION */
+	uint16 count;
+	uint16 capacity;
+	uint16 reserved;
+	uint32 list;
+} S5vColdPartData;
+
+// The one item of a cold page fills the page.
+#define S5V_COLD_ITEM_SIZE                                                                                             \
+	((Size)(BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) - MAXALIGN(sizeof(S5vPageOpaqueData))) &      \
+	 ~(Size)(MAXIMUM_ALIGNOF - 1))
+
+namespace s5v::pg {
+
+// Offsets of a row page's arrays inside its item.
+struct S5vRowsLayout {
+	uint32 capacity;
+	Size tids;
+	Size ages;
+	Size flags;
+	Size vectors;
+	Size end;
+};
+
+inline S5vRowsLayout RowsLayoutFor(uint32 dim, uint32 capacity) {
+	S5vRowsLayout l;
+	l.capacity = capacity;
+	l.tids = MAXALIGN(sizeof(S5vColdRowsData));
+	l.ages = MAXALIGN(l.tids + sizeof(ItemPointerData) * capacity);
+	l.flags = l.ages + sizeof(int64) * capacity;
+	l.vectors = MAXALIGN(l.flags + capacity);
+	l.end = l.vectors + sizeof(float) * (Size)dim * capacity;
+	return l;
+}
+
+// Rows a row page holds for `dim` dimensions (at least 1 for every dim up to S5V_MAX_DIM).
+inline uint32 RowsPerPage(uint32 dim) {
+	uint32 cap = (uint32)(S5V_COLD_ITEM_SIZE / (sizeof(ItemPointerData) + sizeof(int64) + 1 + sizeof(float) * dim));
+	while (cap > 0 && RowsLayoutFor(dim, cap).end > S5V_COLD_ITEM_SIZE)
+		cap--;
+	return cap;
+}
+
+inline uint32 ListsPerCentroidPage(uint32 dim) {
+	return (uint32)((S5V_COLD_ITEM_SIZE - S5V_CENTROIDS_HEADER) / S5V_LIST_ENTRY_SIZE(dim));
+}
+
+inline ItemPointer RowsTids(S5vColdRows r, const S5vRowsLayout &l) {
+	return (ItemPointer)((char *)r + l.tids);
+}
+inline int64 *RowsAges(S5vColdRows r, const S5vRowsLayout &l) {
+	return (int64 *)((char *)r + l.ages);
+}
+inline uint8 *RowsFlags(S5vColdRows r, const S5vRowsLayout &l) {
+	return (uint8 *)((char *)r + l.flags);
+}
+inline float *RowsVectors(S5vColdRows r, const S5vRowsLayout &l) {
+	return (float *)((char *)r + l.vectors);
+}
+inline S5vListInfo CentroidEntry(S5vCentroids c, uint32 slot, uint32 dim) {
+	return (S5vListInfo)(c->entries + (Size)slot * S5V_LIST_ENTRY_SIZE(dim));
+}
+inline float *EntryCentroid(S5vListInfo e) {
+	return (float *)((char *)e + sizeof(S5vListInfoData));
+}
+
+// Is `type` one of the cold page types? (The hot loops skip such pages.)
+inline bool IsColdPageType(uint16 type) {
+	return type >= S5V_PAGE_COLD_META && type <= S5V_PAGE_COLD_PART;
+}
+
+// Init a fresh cold page of `page_type` with its one item (zeroed, type and version set); returns the item.
+char *InitColdPage(Page page, uint16 page_type, uint8 tuple_type);
+// The one item of a cold page of `page_type`, checked: page header and id, page type, one normal line pointer
+// spanning S5V_COLD_ITEM_SIZE, tuple type and version; anything else raises ERRCODE_INDEX_CORRUPTED.
+char *GetColdItem(Relation index, Page page, BlockNumber blkno, uint16 page_type, uint8 tuple_type);
+// A row page's item, checked as above and its count/capacity/list against dim (capacity = RowsPerPage(dim),
+// count <= capacity, flags known).
+S5vColdRows GetColdRows(Relation index, Page page, BlockNumber blkno, uint32 dim, S5vRowsLayout *layout);
+// The cold metapage's item, checked (magic, dimensions, counts, block pointers below nblocks).
+S5vColdMeta GetColdMeta(Relation index, Page page, BlockNumber blkno, uint32 dim, BlockNumber nblocks);
+
+} // namespace s5v::pg

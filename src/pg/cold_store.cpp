@@ -1,0 +1,831 @@
+// The cold tier over index pages (see cold_store.h and cold_pages.h).
+extern "C" {
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+}
+
+#include "pg/cold_store.h"
+#include "pg/guard.h"
+
+#include <cmath>
+#include <new>
+
+namespace s5v::pg {
+
+// ---- page checks -------------------------------------------------------------------------------------------------
+
+namespace {
+
+[[noreturn]] void ReportCorruptCold(Relation index, BlockNumber blk, const char *what) {
+	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+	                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
+	                       RelationGetRelationName(index), blk, what),
+	                errhint("Please REINDEX it.")));
+	pg_unreachable();
+}
+
+void ResetEntry(S5vListInfo e) {
+	e->rows = 0;
+	e->min_age = PG_INT64_MAX;
+	e->max_age = PG_INT64_MIN;
+	e->tail_head = InvalidBlockNumber;
+	e->tail_tail = InvalidBlockNumber;
+	e->parts_head = InvalidBlockNumber;
+	e->tail_pages = 0;
+}
+
+bool BlockOk(BlockNumber blk, BlockNumber nblocks) {
+	return blk == InvalidBlockNumber || (blk > S5V_METAPAGE_BLKNO && blk < nblocks);
+}
+
+// A list entry's fields against the index size (the centroid is checked by the readers that use it).
+void CheckEntry(Relation index, BlockNumber blk, const S5vListInfoData *e, BlockNumber nblocks) {
+	if (e->rows < 0 || !BlockOk(e->tail_head, nblocks) || !BlockOk(e->tail_tail, nblocks) ||
+	    !BlockOk(e->parts_head, nblocks) ||
+	    (e->tail_head == InvalidBlockNumber) != (e->tail_tail == InvalidBlockNumber))
+		ReportCorruptCold(index, blk, "list entry with impossible counters or page pointers");
+}
+
+} // namespace
+
+char *InitColdPage(Page page, uint16 page_type, uint8 tuple_type) {
+	InitPage(page, page_type);
+	char *item = (char *)palloc0(S5V_COLD_ITEM_SIZE);
+	item[0] = (char)tuple_type;
+	item[1] = (char)S5V_COLD_VERSION;
+	if (PageAddItem(page, (Item)item, S5V_COLD_ITEM_SIZE, FirstOffsetNumber, false, false) != FirstOffsetNumber)
+		elog(ERROR, "s5vector: failed to add the item of a cold page");
+	pfree(item);
+	return (char *)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+}
+
+char *GetColdItem(Relation index, Page page, BlockNumber blkno, uint16 page_type, uint8 tuple_type) {
+	CheckPage(index, page, blkno);
+	if (S5vPageGetOpaque(page)->page_type != page_type)
+		ReportCorruptCold(index, blkno, "unexpected page type");
+	if (PageGetMaxOffsetNumber(page) != FirstOffsetNumber)
+		ReportCorruptCold(index, blkno, "not exactly one item");
+	ItemId iid = PageGetItemId(page, FirstOffsetNumber);
+	if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) != S5V_COLD_ITEM_SIZE ||
+	    ItemIdGetOffset(iid) < SizeOfPageHeaderData ||
+	    ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ((PageHeader)page)->pd_special)
+		ReportCorruptCold(index, blkno, "item of the wrong size or outside the page");
+	char *item = (char *)PageGetItem(page, iid);
+	if ((uint8)item[0] != tuple_type || (uint8)item[1] != S5V_COLD_VERSION)
+		ReportCorruptCold(index, blkno, "unknown tuple type or version");
+	return item;
+}
+
+S5vColdRows GetColdRows(Relation index, Page page, BlockNumber blkno, uint32 dim, S5vRowsLayout *layout) {
+	S5vColdRows rows = (S5vColdRows)GetColdItem(index, page, blkno, S5V_PAGE_COLD_ROWS, S5V_TUPLE_COLD_ROWS);
+	if (rows->capacity != RowsPerPage(dim) || rows->count > rows->capacity)
+		ReportCorruptCold(index, blkno, "row count or capacity impossible for the dimensions");
+	*layout = RowsLayoutFor(dim, rows->capacity);
+	return rows;
+}
+
+S5vColdMeta GetColdMeta(Relation index, Page page, BlockNumber blkno, uint32 dim, BlockNumber nblocks) {
+	S5vColdMeta cm = (S5vColdMeta)GetColdItem(index, page, blkno, S5V_PAGE_COLD_META, S5V_TUPLE_COLD_META);
+	if (cm->magic != S5V_COLD_MAGIC)
+		ReportCorruptCold(index, blkno, "bad magic number in the cold metapage");
+	if (cm->dimensions != dim)
+		ReportCorruptCold(index, blkno, "cold metapage dimensions differ from the index's");
+	if (cm->lists > S5V_MAX_LISTS || cm->cold_rows < 0 || cm->train_rows < 0 || cm->dead_rows < 0 ||
+	    cm->dead_rows > cm->cold_rows)
+		ReportCorruptCold(index, blkno, "cold metapage counters out of range");
+	if (cm->lists > 0) {
+		uint32 per = ListsPerCentroidPage(dim);
+		if (cm->lists_per_page != per || cm->centroid_pages != (cm->lists + per - 1) / per ||
+		    cm->centroid_head == InvalidBlockNumber || cm->centroid_head <= S5V_METAPAGE_BLKNO ||
+		    (uint64)cm->centroid_head + cm->centroid_pages > nblocks)
+			ReportCorruptCold(index, blkno, "cold metapage centroid pages outside the index");
+	} else if (cm->centroid_head != InvalidBlockNumber || cm->centroid_pages != 0) {
+		ReportCorruptCold(index, blkno, "centroid pages without trained lists");
+	}
+	CheckEntry(index, blkno, &cm->staging, nblocks);
+	return cm;
+}
+
+// ---- locks and the tier's state -----------------------------------------------------------------------------------
+
+void LockColdWrite(Relation index) {
+	LockPage(index, S5V_COLD_WRITE_LOCK, ExclusiveLock);
+}
+
+void UnlockColdWrite(Relation index) {
+	UnlockPage(index, S5V_COLD_WRITE_LOCK, ExclusiveLock);
+}
+
+void ReadColdTier(Relation index, const S5vMetaPageData &meta, uint32 dim, ColdTierInfo *out) {
+	memset(out, 0, sizeof(*out));
+	out->meta_blkno = meta.cold_metapage;
+	out->centroid_head = InvalidBlockNumber;
+	if (meta.cold_metapage == InvalidBlockNumber)
+		return;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	if (meta.cold_metapage <= S5V_METAPAGE_BLKNO || meta.cold_metapage >= nblocks)
+		ReportCorruptCold(index, meta.cold_metapage, "cold metapage pointer outside the index");
+	Buffer buf = ReadBuffer(index, meta.cold_metapage);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	S5vColdMeta cm = GetColdMeta(index, BufferGetPage(buf), meta.cold_metapage, dim, nblocks);
+	out->lists = cm->lists;
+	out->lists_per_page = cm->lists_per_page;
+	out->centroid_pages = cm->centroid_pages;
+	out->centroid_head = cm->centroid_head;
+	out->cold_rows = cm->cold_rows;
+	out->dead_rows = cm->dead_rows;
+	out->train_rows = cm->train_rows;
+	out->staging = cm->staging;
+	UnlockReleaseBuffer(buf);
+}
+
+// ---- writers ------------------------------------------------------------------------------------------------------
+
+namespace {
+
+// A new page at the end of the index, locked exclusively (the caller may already hold the extension lock).
+Buffer NewPage(Relation index, bool have_extension_lock) {
+	if (!have_extension_lock)
+		LockRelationForExtension(index, ExclusiveLock);
+	Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (!have_extension_lock)
+		UnlockRelationForExtension(index, ExclusiveLock);
+	return buf;
+}
+
+// The pages of one change: through Generic WAL, or (inside CREATE INDEX, logged at its end) in place.
+struct PageEdit {
+	bool wal;
+	GenericXLogState *state;
+	Buffer bufs[4];
+	int n;
+
+	explicit PageEdit(Relation index, bool with_wal) : wal(with_wal), state(nullptr), n(0) {
+		if (wal)
+			state = GenericXLogStart(index);
+	}
+	Page Register(Buffer buf, bool fresh) {
+		bufs[n++] = buf;
+		if (wal)
+			return GenericXLogRegisterBuffer(state, buf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+		return BufferGetPage(buf);
+	}
+	void Finish() {
+		if (wal) {
+			GenericXLogFinish(state);
+		} else {
+			for (int i = 0; i < n; i++)
+				MarkBufferDirty(bufs[i]);
+		}
+	}
+};
+
+} // namespace
+
+BlockNumber EnsureColdTier(Relation index, uint32 dim, int64 train_rows, bool wal) {
+	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	BlockNumber existing = S5vPageGetMeta(BufferGetPage(metabuf))->cold_metapage;
+	if (existing != InvalidBlockNumber) {
+		UnlockReleaseBuffer(metabuf);
+		return existing;
+	}
+	Buffer buf = NewPage(index, false);
+	BlockNumber blk = BufferGetBlockNumber(buf);
+	PageEdit edit(index, wal);
+	Page metapage = edit.Register(metabuf, false);
+	Page page = edit.Register(buf, true);
+	S5vColdMeta cm = (S5vColdMeta)InitColdPage(page, S5V_PAGE_COLD_META, S5V_TUPLE_COLD_META);
+	cm->magic = S5V_COLD_MAGIC;
+	cm->dimensions = dim;
+	cm->centroid_head = InvalidBlockNumber;
+	cm->train_rows = train_rows;
+	ResetEntry(&cm->staging);
+	S5vPageGetMeta(metapage)->cold_metapage = blk;
+	edit.Finish();
+	UnlockReleaseBuffer(buf);
+	UnlockReleaseBuffer(metabuf);
+	return blk;
+}
+
+void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
+                   int64 age, uint8 row_flags, const float *vec) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	bool staging = list == S5V_STAGING_LIST;
+	if (!staging && (list >= target.lists || target.centroid_head == InvalidBlockNumber))
+		elog(ERROR, "s5vector: append to list %u of %u", list, target.lists);
+
+	// Lock and check, in the documented order: cold metapage, centroid page, tail page, new page.
+	Buffer metabuf = InvalidBuffer, cbuf = InvalidBuffer, tbuf = InvalidBuffer, nbuf = InvalidBuffer;
+	bool need_meta = staging || target.count_in_meta;
+	if (need_meta) {
+		metabuf = ReadBuffer(index, target.meta_blkno);
+		LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+		(void)GetColdMeta(index, BufferGetPage(metabuf), target.meta_blkno, dim, nblocks);
+	}
+	BlockNumber cblk = InvalidBlockNumber;
+	uint32 slot = 0;
+	const S5vListInfoData *entry;
+	if (staging) {
+		entry = &((S5vColdMeta)GetColdItem(index, BufferGetPage(metabuf), target.meta_blkno, S5V_PAGE_COLD_META,
+		                                   S5V_TUPLE_COLD_META))
+		             ->staging;
+	} else {
+		cblk = target.centroid_head + list / target.lists_per_page;
+		slot = list % target.lists_per_page;
+		if (cblk >= nblocks)
+			ReportCorruptCold(index, cblk, "centroid page outside the index");
+		cbuf = ReadBuffer(index, cblk);
+		LockBuffer(cbuf, BUFFER_LOCK_EXCLUSIVE);
+		S5vCentroids c =
+		    (S5vCentroids)GetColdItem(index, BufferGetPage(cbuf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+		if (c->first_list != list - slot || slot >= c->count)
+			ReportCorruptCold(index, cblk, "centroid page does not hold the list it should");
+		entry = CentroidEntry(c, slot, dim);
+	}
+	CheckEntry(index, staging ? target.meta_blkno : cblk, entry, nblocks);
+	BlockNumber tail = entry->tail_tail;
+	bool use_tail = false;
+	if (tail != InvalidBlockNumber) {
+		tbuf = ReadBuffer(index, tail);
+		LockBuffer(tbuf, BUFFER_LOCK_EXCLUSIVE);
+		S5vRowsLayout l;
+		S5vColdRows rows = GetColdRows(index, BufferGetPage(tbuf), tail, dim, &l);
+		if (rows->list != list || S5vPageGetOpaque(BufferGetPage(tbuf))->nextblkno != InvalidBlockNumber)
+			ReportCorruptCold(index, tail, "tail page of another list, or not the last of its chain");
+		use_tail = rows->count < rows->capacity;
+	}
+	if (!use_tail)
+		nbuf = NewPage(index, false);
+
+	PageEdit edit(index, target.wal);
+	Page metapage = BufferIsValid(metabuf) ? edit.Register(metabuf, false) : nullptr;
+	Page cpage = BufferIsValid(cbuf) ? edit.Register(cbuf, false) : nullptr;
+	Page tpage = BufferIsValid(tbuf) ? edit.Register(tbuf, false) : nullptr;
+	Page npage = BufferIsValid(nbuf) ? edit.Register(nbuf, true) : nullptr;
+
+	S5vColdMeta cm =
+	    metapage ? (S5vColdMeta)PageGetItem(metapage, PageGetItemId(metapage, FirstOffsetNumber)) : nullptr;
+	S5vListInfo e =
+	    staging ? &cm->staging
+	            : CentroidEntry((S5vCentroids)PageGetItem(cpage, PageGetItemId(cpage, FirstOffsetNumber)), slot, dim);
+	S5vColdRows rows;
+	if (npage != nullptr) {
+		rows = (S5vColdRows)InitColdPage(npage, S5V_PAGE_COLD_ROWS, S5V_TUPLE_COLD_ROWS);
+		rows->capacity = (uint16)RowsPerPage(dim);
+		rows->list = list;
+		BlockNumber nblk = BufferGetBlockNumber(nbuf);
+		if (tpage != nullptr)
+			S5vPageGetOpaque(tpage)->nextblkno = nblk;
+		else
+			e->tail_head = nblk;
+		e->tail_tail = nblk;
+		e->tail_pages++;
+	} else {
+		rows = (S5vColdRows)PageGetItem(tpage, PageGetItemId(tpage, FirstOffsetNumber));
+	}
+	S5vRowsLayout l = RowsLayoutFor(dim, rows->capacity);
+	uint16 i = rows->count;
+	RowsTids(rows, l)[i] = *tid;
+	RowsAges(rows, l)[i] = age;
+	RowsFlags(rows, l)[i] = row_flags & S5V_COLD_ROW_FLAGS;
+	memcpy(RowsVectors(rows, l) + (Size)i * dim, vec, sizeof(float) * dim);
+	rows->count = i + 1;
+	e->rows++;
+	if (!(row_flags & S5V_COLD_ROW_AGE_NULL)) {
+		e->min_age = Min(e->min_age, age);
+		e->max_age = Max(e->max_age, age);
+	}
+	if (cm != nullptr && target.count_in_meta)
+		cm->cold_rows++;
+	edit.Finish();
+
+	if (BufferIsValid(nbuf))
+		UnlockReleaseBuffer(nbuf);
+	if (BufferIsValid(tbuf))
+		UnlockReleaseBuffer(tbuf);
+	if (BufferIsValid(cbuf))
+		UnlockReleaseBuffer(cbuf);
+	if (BufferIsValid(metabuf))
+		UnlockReleaseBuffer(metabuf);
+}
+
+BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroids, uint32 lists, bool wal) {
+	uint32 per = ListsPerCentroidPage(dim);
+	uint32 npages = (lists + per - 1) / per;
+	BlockNumber first = InvalidBlockNumber;
+	// The run must be contiguous: hold the extension lock across it (nothing else extends meanwhile).
+	LockRelationForExtension(index, ExclusiveLock);
+	for (uint32 p = 0; p < npages; p++) {
+		Buffer buf = NewPage(index, true);
+		BlockNumber blk = BufferGetBlockNumber(buf);
+		if (p == 0)
+			first = blk;
+		else if (blk != first + p)
+			elog(ERROR, "s5vector: centroid pages are not contiguous (%u after %u)", blk, first + p - 1);
+		PageEdit edit(index, wal);
+		Page page = edit.Register(buf, true);
+		S5vCentroids c = (S5vCentroids)InitColdPage(page, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+		c->first_list = p * per;
+		c->count = (uint16)Min(per, lists - p * per);
+		for (uint32 s = 0; s < c->count; s++) {
+			S5vListInfo e = CentroidEntry(c, s, dim);
+			ResetEntry(e);
+			memcpy(EntryCentroid(e), centroids + (Size)(p * per + s) * dim, sizeof(float) * dim);
+		}
+		edit.Finish();
+		UnlockReleaseBuffer(buf);
+	}
+	UnlockRelationForExtension(index, ExclusiveLock);
+	return first;
+}
+
+void InstallLists(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber centroid_head, uint32 lists,
+                  int64 rows_added, bool clear_staging, bool wal) {
+	Buffer buf = ReadBuffer(index, meta_blkno);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	(void)GetColdMeta(index, BufferGetPage(buf), meta_blkno, dim, RelationGetNumberOfBlocks(index));
+	PageEdit edit(index, wal);
+	Page page = edit.Register(buf, false);
+	S5vColdMeta cm = (S5vColdMeta)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+	uint32 per = ListsPerCentroidPage(dim);
+	cm->lists = lists;
+	cm->lists_per_page = per;
+	cm->centroid_pages = (lists + per - 1) / per;
+	cm->centroid_head = centroid_head;
+	cm->cold_rows += rows_added;
+	if (rows_added < 0) // dead rows of staging that training did not carry over
+		cm->dead_rows = Max((int64)0, cm->dead_rows + rows_added);
+	if (clear_staging)
+		ResetEntry(&cm->staging);
+	edit.Finish();
+	UnlockReleaseBuffer(buf);
+}
+
+// ---- readers ------------------------------------------------------------------------------------------------------
+
+namespace {
+
+// Heads and age ranges of every trained list (and optionally the centroids), from the centroid pages.
+struct ListDirectory {
+	uint32 lists;
+	int64 *rows;
+	BlockNumber *heads;
+	uint32 *pages;
+	int64 *min_age;
+	int64 *max_age;
+	float *centroids; // NULL unless asked for
+};
+
+void ReadListDirectory(Relation index, uint32 dim, const ColdTierInfo &tier, bool with_centroids, ListDirectory *out) {
+	out->lists = tier.lists;
+	uint32 n = Max(tier.lists, 1u);
+	out->heads = (BlockNumber *)palloc(sizeof(BlockNumber) * n);
+	out->rows = (int64 *)palloc(sizeof(int64) * n);
+	out->pages = (uint32 *)palloc(sizeof(uint32) * n);
+	out->min_age = (int64 *)palloc(sizeof(int64) * n);
+	out->max_age = (int64 *)palloc(sizeof(int64) * n);
+	out->centroids = with_centroids ? (float *)palloc_extended(sizeof(float) * dim * n, MCXT_ALLOC_HUGE) : nullptr;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	for (uint32 p = 0; p < tier.centroid_pages; p++) {
+		BlockNumber blk = tier.centroid_head + p;
+		Buffer buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		S5vCentroids c =
+		    (S5vCentroids)GetColdItem(index, BufferGetPage(buf), blk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+		uint32 expect = Min(tier.lists_per_page, tier.lists - p * tier.lists_per_page);
+		if (c->first_list != p * tier.lists_per_page || c->count != expect)
+			ReportCorruptCold(index, blk, "centroid page does not hold the lists it should");
+		for (uint32 s = 0; s < c->count; s++) {
+			S5vListInfo e = CentroidEntry(c, s, dim);
+			CheckEntry(index, blk, e, nblocks);
+			uint32 i = c->first_list + s;
+			out->heads[i] = e->tail_head;
+			out->rows[i] = e->rows;
+			out->pages[i] = e->tail_pages;
+			out->min_age[i] = e->min_age;
+			out->max_age[i] = e->max_age;
+			if (with_centroids) {
+				for (uint32 d = 0; d < dim; d++)
+					if (!std::isfinite(EntryCentroid(e)[d]))
+						ReportCorruptCold(index, blk, "centroid is not finite");
+				memcpy(out->centroids + (Size)i * dim, EntryCentroid(e), sizeof(float) * dim);
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+// Could a list with this age range hold a row the filter matches?
+bool AgeRangeMatches(const AgeFilter &f, int64 min_age, int64 max_age) {
+	if (!f.active)
+		return true;
+	if (f.impossible || min_age > max_age)
+		return false;
+	return !(max_age < f.lo || min_age > f.hi);
+}
+
+// Visit every row of the chain starting at `head` (list id `list`): fn(tid, age, flags, vec) per row, one page
+// share-locked at a time. A chain longer than the index (a cycle) or a page of another list is corruption.
+template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&fn) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber blk = head;
+	BlockNumber walked = 0;
+	while (blk != InvalidBlockNumber) {
+		CHECK_FOR_INTERRUPTS();
+		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
+			ReportCorruptCold(index, blk, "list chain leaves the index or loops");
+		Buffer buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		S5vRowsLayout l;
+		S5vColdRows rows = GetColdRows(index, page, blk, dim, &l);
+		if (rows->list != list)
+			ReportCorruptCold(index, blk, "row page of another list");
+		ItemPointer tids = RowsTids(rows, l);
+		int64 *ages = RowsAges(rows, l);
+		uint8 *flags = RowsFlags(rows, l);
+		float *vecs = RowsVectors(rows, l);
+		for (uint16 r = 0; r < rows->count; r++) {
+			if (flags[r] & ~S5V_COLD_ROW_FLAGS)
+				ReportCorruptCold(index, blk, "unknown row flags");
+			fn(blk, &tids[r], ages[r], flags[r], vecs + (Size)r * dim, (uint32)rows->count, r);
+		}
+		BlockNumber next = S5vPageGetOpaque(page)->nextblkno;
+		UnlockReleaseBuffer(buf);
+		blk = next;
+	}
+}
+
+bool RowMatches(const AgeFilter &filter, int64 age, uint8 flags) {
+	if (flags & S5V_COLD_ROW_DEAD)
+		return false;
+	return filter.Matches(age, (flags & S5V_COLD_ROW_AGE_NULL) ? S5V_ELEMENT_AGE_NULL : 0);
+}
+
+} // namespace
+
+int64 ColdCollectRows(Relation index, const IndexInfoCache &info, const AgeFilter &filter, const float *query,
+                      ColdRow **out) {
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	ColdTierInfo tier;
+	ReadColdTier(index, meta, info.dimensions, &tier);
+	int64 cap = 256, n = 0;
+	ColdRow *rows = (ColdRow *)palloc_extended(sizeof(ColdRow) * cap, MCXT_ALLOC_HUGE);
+	*out = rows;
+	if (tier.meta_blkno == InvalidBlockNumber)
+		return 0;
+	BlockNumber heap_nblocks = 0;
+	auto collect = [&](BlockNumber, ItemPointer tid, int64 age, uint8 flags, const float *vec, uint32, uint16) {
+		if (!RowMatches(filter, age, flags))
+			return;
+		CheckHeapTid(index, tid, &heap_nblocks);
+		if (n == cap) {
+			cap *= 2;
+			rows = (ColdRow *)repalloc_huge(rows, sizeof(ColdRow) * cap);
+		}
+		rows[n].distance = query ? s5v::IndexDistance(info.metric, query, vec, info.dimensions) : 0.0f;
+		rows[n].tid = *tid;
+		n++;
+	};
+	if (AgeRangeMatches(filter, tier.staging.min_age, tier.staging.max_age) || !filter.active)
+		WalkChain(index, info.dimensions, tier.staging.tail_head, S5V_STAGING_LIST, collect);
+	if (tier.lists > 0) {
+		ListDirectory dir;
+		ReadListDirectory(index, info.dimensions, tier, false, &dir);
+		for (uint32 i = 0; i < dir.lists; i++)
+			if (AgeRangeMatches(filter, dir.min_age[i], dir.max_age[i]))
+				WalkChain(index, info.dimensions, dir.heads[i], i, collect);
+	}
+	*out = rows;
+	return n;
+}
+
+int ColdChainHeads(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber **heads, uint32 **lists) {
+	int n = 1 + (int)tier.lists;
+	*heads = (BlockNumber *)palloc(sizeof(BlockNumber) * n);
+	*lists = (uint32 *)palloc(sizeof(uint32) * n);
+	(*heads)[0] = tier.staging.tail_head;
+	(*lists)[0] = S5V_STAGING_LIST;
+	if (tier.lists > 0) {
+		ListDirectory dir;
+		ReadListDirectory(index, dim, tier, false, &dir);
+		for (uint32 i = 0; i < tier.lists; i++) {
+			(*heads)[1 + i] = dir.heads[i];
+			(*lists)[1 + i] = i;
+		}
+	}
+	return n;
+}
+
+namespace {
+int CompareU64(const void *a, const void *b) {
+	uint64 x = *(const uint64 *)a, y = *(const uint64 *)b;
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+} // namespace
+
+void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *out) {
+	memset(out, 0, sizeof(*out));
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	ColdTierInfo tier;
+	ReadColdTier(index, meta, info.dimensions, &tier);
+	if (tier.meta_blkno == InvalidBlockNumber)
+		return;
+	out->exists = true;
+	out->lists = tier.lists;
+	out->meta_rows = tier.cold_rows;
+	out->meta_dead = tier.dead_rows;
+	ListDirectory dir;
+	dir.lists = 0;
+	if (tier.lists > 0)
+		ReadListDirectory(index, info.dimensions, tier, false, &dir);
+	int64 cap = 1024, n = 0;
+	uint64 *keys = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
+	for (int64 c = -1; c < (int64)tier.lists; c++) {
+		bool staging = c < 0;
+		BlockNumber head = staging ? tier.staging.tail_head : dir.heads[c];
+		int64 want = staging ? tier.staging.rows : dir.rows[c];
+		int64 lo = staging ? tier.staging.min_age : dir.min_age[c];
+		int64 hi = staging ? tier.staging.max_age : dir.max_age[c];
+		int64 got = 0;
+		WalkChain(index, info.dimensions, head, staging ? S5V_STAGING_LIST : (uint32)c,
+		          [&](BlockNumber, ItemPointer tid, int64 age, uint8 flags, const float *, uint32, uint16) {
+			          got++;
+			          if (!(flags & S5V_COLD_ROW_AGE_NULL) && (age < lo || age > hi))
+				          out->bad_age_ranges++;
+			          if (flags & S5V_COLD_ROW_DEAD) {
+				          out->dead++;
+				          return;
+			          }
+			          if (n == cap) {
+				          cap *= 2;
+				          keys = (uint64 *)repalloc_huge(keys, sizeof(uint64) * cap);
+			          }
+			          keys[n++] = ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+			                      ItemPointerGetOffsetNumberNoCheck(tid);
+		          });
+		out->rows += got;
+		if (got != want)
+			out->bad_list_counters++;
+	}
+	qsort(keys, n, sizeof(uint64), CompareU64);
+	for (int64 i = 1; i < n; i++)
+		if (keys[i] == keys[i - 1])
+			out->duplicate_tids++;
+	pfree(keys);
+}
+
+int64 ColdReadStaging(Relation index, uint32 dim, const ColdTierInfo &tier, ItemPointerData **tids, int64 **ages,
+                      uint8 **flags, float **vecs) {
+	int64 cap = Max(tier.staging.rows, (int64)1), n = 0;
+	*tids = (ItemPointerData *)palloc_extended(sizeof(ItemPointerData) * cap, MCXT_ALLOC_HUGE);
+	*ages = (int64 *)palloc_extended(sizeof(int64) * cap, MCXT_ALLOC_HUGE);
+	*flags = (uint8 *)palloc_extended(cap, MCXT_ALLOC_HUGE);
+	*vecs = (float *)palloc_extended(sizeof(float) * dim * cap, MCXT_ALLOC_HUGE);
+	WalkChain(index, dim, tier.staging.tail_head, S5V_STAGING_LIST,
+	          [&](BlockNumber blk, ItemPointer tid, int64 age, uint8 f, const float *vec, uint32, uint16) {
+		          if (f & S5V_COLD_ROW_DEAD)
+			          return;
+		          if (n >= cap)
+			          ReportCorruptCold(index, blk, "staging list holds more rows than its counter");
+		          (*tids)[n] = *tid;
+		          (*ages)[n] = age;
+		          (*flags)[n] = f;
+		          memcpy(*vecs + (Size)n * dim, vec, sizeof(float) * dim);
+		          n++;
+	          });
+	return n;
+}
+
+uint32 ColdNearestList(Relation index, const IndexInfoCache &info, const ColdTierInfo &tier, const float *vec) {
+	uint32 dim = info.dimensions;
+	uint32 best = 0;
+	float best_d = 0;
+	for (uint32 p = 0; p < tier.centroid_pages; p++) {
+		BlockNumber blk = tier.centroid_head + p;
+		Buffer buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		S5vCentroids c =
+		    (S5vCentroids)GetColdItem(index, BufferGetPage(buf), blk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+		if (c->first_list != p * tier.lists_per_page || c->count > tier.lists_per_page)
+			ReportCorruptCold(index, blk, "centroid page does not hold the lists it should");
+		for (uint32 s = 0; s < c->count; s++) {
+			float d = s5v::IndexDistance(info.metric, vec, EntryCentroid(CentroidEntry(c, s, dim)), dim);
+			uint32 i = c->first_list + s;
+			if ((i == 0 && p == 0 && s == 0) || d < best_d) {
+				best = i;
+				best_d = d;
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	return best;
+}
+
+// ---- the InvertedLists of a scan ----------------------------------------------------------------------------------
+
+struct PageColdLists::State {
+	Relation index;
+	IndexInfoCache info;
+	AgeFilter filter;
+	bool staging;
+	MemoryContext cxt;
+	ColdTierInfo tier;
+	uint32 nlists;
+	ListDirectory dir; // trained lists; for staging one entry
+	// The list loaded last: its rows, cut into chunks at page boundaries.
+	int64 loaded;
+	uint32 nchunks;
+	uint32 chunk_cap;
+	int64 *chunk_start; // nchunks + 1 row offsets
+	int64 nrows;
+	int64 row_cap;
+	uint64 *ids;
+	int64 *ages;
+	uint8 *live;
+	float *vecs;
+	BlockNumber heap_nblocks;
+};
+
+namespace {
+
+void OpenColdState(PageColdLists::State *s, bool *has_rows) {
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	S5vMetaPageData meta;
+	ReadMetaPage(s->index, &meta);
+	ReadColdTier(s->index, meta, s->info.dimensions, &s->tier);
+	*has_rows = false;
+	s->loaded = -1;
+	if (s->tier.meta_blkno != InvalidBlockNumber) {
+		if (s->staging) {
+			s->nlists = 1;
+			uint32 dim = s->info.dimensions;
+			s->dir.lists = 1;
+			s->dir.heads = (BlockNumber *)palloc(sizeof(BlockNumber));
+			s->dir.pages = (uint32 *)palloc(sizeof(uint32));
+			s->dir.min_age = (int64 *)palloc(sizeof(int64));
+			s->dir.max_age = (int64 *)palloc(sizeof(int64));
+			s->dir.centroids = (float *)palloc0(sizeof(float) * dim);
+			s->dir.heads[0] = s->tier.staging.tail_head;
+			s->dir.pages[0] = s->tier.staging.tail_pages;
+			s->dir.min_age[0] = s->tier.staging.min_age;
+			s->dir.max_age[0] = s->tier.staging.max_age;
+			*has_rows = s->tier.staging.rows > 0 &&
+			            (!s->filter.active || AgeRangeMatches(s->filter, s->dir.min_age[0], s->dir.max_age[0]));
+		} else if (s->tier.lists > 0) {
+			ReadListDirectory(s->index, s->info.dimensions, s->tier, true, &s->dir);
+			s->nlists = s->tier.lists;
+			for (uint32 i = 0; i < s->nlists && !*has_rows; i++)
+				*has_rows = s->dir.heads[i] != InvalidBlockNumber &&
+				            AgeRangeMatches(s->filter, s->dir.min_age[i], s->dir.max_age[i]);
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+// Copy list `list`'s rows into the state's arrays (live = not dead and matching the age filter).
+void LoadColdList(PageColdLists::State *s, uint32 list) {
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	uint32 dim = s->info.dimensions;
+	s->nrows = 0;
+	s->nchunks = 0;
+	if (s->chunk_start == nullptr) {
+		s->chunk_cap = 16;
+		s->chunk_start = (int64 *)palloc(sizeof(int64) * (s->chunk_cap + 1));
+		s->row_cap = 64;
+		s->ids = (uint64 *)palloc(sizeof(uint64) * s->row_cap);
+		s->ages = (int64 *)palloc(sizeof(int64) * s->row_cap);
+		s->live = (uint8 *)palloc(s->row_cap);
+		s->vecs = (float *)palloc(sizeof(float) * dim * s->row_cap);
+	}
+	s->chunk_start[0] = 0;
+	BlockNumber last_blk = InvalidBlockNumber;
+	uint32 id = s->staging ? S5V_STAGING_LIST : list;
+	WalkChain(s->index, dim, s->dir.heads[list], id,
+	          [&](BlockNumber blk, ItemPointer tid, int64 age, uint8 flags, const float *vec, uint32, uint16) {
+		          if (blk != last_blk) {
+			          if (last_blk != InvalidBlockNumber) {
+				          if (s->nchunks + 1 >= s->chunk_cap) {
+					          s->chunk_cap *= 2;
+					          s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
+				          }
+				          s->chunk_start[++s->nchunks] = s->nrows;
+			          }
+			          last_blk = blk;
+		          }
+		          if (s->nrows == s->row_cap) {
+			          s->row_cap *= 2;
+			          s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
+			          s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
+			          s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
+			          s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+		          }
+		          bool live = RowMatches(s->filter, age, flags);
+		          if (live)
+			          CheckHeapTid(s->index, tid, &s->heap_nblocks);
+		          int64 i = s->nrows++;
+		          s->ids[i] =
+		              ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
+		          s->ages[i] = age;
+		          s->live[i] = live ? 1 : 0;
+		          memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
+	          });
+	if (last_blk != InvalidBlockNumber)
+		s->chunk_start[++s->nchunks] = s->nrows;
+	s->loaded = list;
+	MemoryContextSwitchTo(old);
+}
+
+} // namespace
+
+PageColdLists::PageColdLists(Relation index, const IndexInfoCache &info, const AgeFilter &filter, bool staging,
+                             MemoryContext cxt)
+    : state_(new State()), dim_(info.dimensions) {
+	state_->index = index;
+	state_->info = info;
+	state_->filter = filter;
+	state_->staging = staging;
+	state_->cxt = cxt;
+	state_->loaded = -1;
+}
+
+PageColdLists::~PageColdLists() {
+	// The arrays are palloc'd in the scan's context and go with it.
+	delete state_;
+}
+
+Status PageColdLists::Fail(Status st) {
+	if (!st.ok() && failed_.ok())
+		failed_ = st;
+	return st;
+}
+
+Status PageColdLists::Open(bool &has_rows) {
+	bool has = false;
+	State *s = state_;
+	Status st;
+	S5V_PG_CALL(st, OpenColdState(s, &has));
+	has_rows = st.ok() && has;
+	return Fail(st);
+}
+
+std::size_t PageColdLists::list_count() const {
+	return state_->nlists;
+}
+
+Status PageColdLists::Centroids(std::span<const float> &out) {
+	if (!failed_.ok())
+		return failed_;
+	out = std::span<const float>(state_->dir.centroids, (std::size_t)state_->nlists * dim_);
+	return Status::Ok();
+}
+
+Status PageColdLists::ChunkCount(ivf::ListId list, std::size_t &out) {
+	if (!failed_.ok())
+		return failed_;
+	State *s = state_;
+	if (list >= s->nlists)
+		return Status::InvalidInput("no such cold list");
+	out = 0;
+	if (s->dir.heads[list] == InvalidBlockNumber ||
+	    !AgeRangeMatches(s->filter, s->dir.min_age[list], s->dir.max_age[list]))
+		return Status::Ok();
+	if (s->loaded != (int64)list) {
+		Status st;
+		S5V_PG_CALL(st, LoadColdList(s, list));
+		if (!st.ok())
+			return Fail(st);
+	}
+	out = s->nchunks;
+	return Status::Ok();
+}
+
+Status PageColdLists::GetChunk(ivf::ListId list, std::size_t index, ivf::ListChunk &out) {
+	if (!failed_.ok())
+		return failed_;
+	State *s = state_;
+	if (s->loaded != (int64)list || index >= s->nchunks)
+		return Status::InvalidInput("cold list chunk asked for before its list was counted");
+	int64 begin = s->chunk_start[index], end = s->chunk_start[index + 1];
+	std::size_t n = (std::size_t)(end - begin);
+	out.list = list;
+	out.index = index;
+	out.ids = std::span<const RowId>(s->ids + begin, n);
+	out.ages = std::span<const std::int64_t>(s->ages + begin, n);
+	out.vectors = std::span<const float>(s->vecs + (Size)begin * dim_, n * dim_);
+	out.live = std::span<const std::uint8_t>(s->live + begin, n);
+	out.token = 1;
+	return Status::Ok();
+}
+
+} // namespace s5v::pg

@@ -1,0 +1,152 @@
+// The cold tier over index pages (cold_pages.h): the core's ivf::InvertedLists for scans, and the writers (create
+// the tier, append a row to a list, install trained centroids) with Generic WAL, at most 4 pages a record.
+//
+// Writers of the cold tier are serialised by a heavyweight page lock on S5V_COLD_WRITE_LOCK (LockColdWrite), taken
+// after the graph write lock when a path takes both. Within a record, buffers are locked in this order: the index
+// metapage (only when the tier is created), the cold metapage, the centroid page, the tail row page, a new row page.
+// Readers take one buffer at a time in share mode and copy what they need (a list's rows) before reading the next,
+// so the core never runs with a buffer locked.
+// Include after the PostgreSQL headers.
+#pragma once
+
+#include "core/inverted_lists.h"
+#include "pg/cold_pages.h"
+#include "pg/page_store.h"
+
+extern "C" {
+#include "access/genam.h"
+}
+
+// Lock tag (page number, as S5V_GRAPH_WRITE_LOCK) serialising writers of the cold tier.
+#define S5V_COLD_WRITE_LOCK 2
+
+namespace s5v::pg {
+
+// What a scan, stats or a writer needs to know of the cold tier (plain data).
+struct ColdTierInfo {
+	BlockNumber meta_blkno; // InvalidBlockNumber: the index has no cold tier
+	uint32 lists;           // trained lists (0: staging only)
+	uint32 lists_per_page;
+	uint32 centroid_pages;
+	BlockNumber centroid_head;
+	int64 cold_rows;
+	int64 dead_rows;
+	int64 train_rows;
+	S5vListInfoData staging; // without centroid
+};
+
+// Plain PostgreSQL code below (may ereport): call from plain frames, or inside S5V_PG_CALL.
+
+void LockColdWrite(Relation index);
+void UnlockColdWrite(Relation index);
+
+// The cold tier's state as the cold metapage holds it (meta_blkno Invalid when there is none). `meta` is the
+// index's metapage as read by the caller (ReadMetaPage).
+void ReadColdTier(Relation index, const S5vMetaPageData &meta, uint32 dim, ColdTierInfo *out);
+
+// Create the cold metapage (staging only, untrained) if the index has none and point the index's metapage at it.
+// Caller holds the cold write lock. With `wal` false (inside CREATE INDEX, logged by the build at its end) pages
+// are written without WAL. Returns the cold metapage's block.
+BlockNumber EnsureColdTier(Relation index, uint32 dim, int64 train_rows, bool wal);
+
+// Where an append goes: list `list` (S5V_STAGING_LIST: the staging list in the cold metapage) of the lists whose
+// centroid pages start at centroid_head. With count_in_meta the cold metapage's cold_rows grows too (false while
+// training fills lists that the cold metapage does not point at yet).
+struct ColdAppendTarget {
+	BlockNumber meta_blkno;
+	BlockNumber centroid_head;
+	uint32 lists;
+	uint32 lists_per_page;
+	bool count_in_meta;
+	bool wal;
+};
+
+// Append one row to a list: the tail row page if it has room, else a new row page linked after it. One Generic
+// WAL record of at most 4 pages (cold metapage, centroid page, tail page, new page). Caller holds the cold write
+// lock.
+void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
+                   int64 age, uint8 row_flags, const float *vec);
+
+// Write `lists` centroids (lists * dim floats) to a new contiguous run of centroid pages with empty lists; the
+// pages are not referenced until InstallLists. Returns the first block. Caller holds the cold write lock.
+BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroids, uint32 lists, bool wal);
+// Point the cold metapage at trained lists (one record): lists, their centroid pages, the rows they hold (moved
+// from staging, or added at build); staging emptied when `clear_staging`.
+void InstallLists(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber centroid_head, uint32 lists,
+                  int64 rows_added, bool clear_staging, bool wal);
+
+// Every row of the cold tier (staging and every list, by following the lists, so each row once) that is live and
+// matches `filter`, with its distance to `query` (0 when query is NULL), palloc'd in the current context.
+struct ColdRow {
+	float distance;
+	ItemPointerData tid;
+};
+int64 ColdCollectRows(Relation index, const IndexInfoCache &info, const AgeFilter &filter, const float *query,
+                      ColdRow **out);
+// Rows of the staging list with their vectors (for training), palloc'd: *vecs has n * dim floats.
+int64 ColdReadStaging(Relation index, uint32 dim, const ColdTierInfo &tier, ItemPointerData **tids, int64 **ages,
+                      uint8 **flags, float **vecs);
+
+// The nearest list of `vec` among the trained lists (reads the centroid pages one at a time).
+uint32 ColdNearestList(Relation index, const IndexInfoCache &info, const ColdTierInfo &tier, const float *vec);
+
+// The cold tier's lists for a scan, as the core's InvertedLists: either the trained lists or the staging list
+// alone (a second stream that a scan reads whole). A list's rows are copied out of its pages (one page locked at a
+// time) when its chunk count is asked for; chunks are views of that copy. Rows that are dead or do not match the
+// age filter are handed out with live = 0, and lists whose age range cannot match have no chunks.
+class PageColdLists final : public ivf::InvertedLists {
+public:
+	// Copies of list rows are palloc'd in `cxt` (the scan's), freed with it.
+	PageColdLists(Relation index, const IndexInfoCache &info, const AgeFilter &filter, bool staging, MemoryContext cxt);
+	~PageColdLists() override;
+
+	// Read the cold metapage and (trained lists) the centroids; false when there is nothing to read (no cold tier,
+	// no trained lists, empty staging, or an age filter no row can match).
+	Status Open(bool &has_rows);
+
+	std::size_t list_count() const override;
+	std::size_t dim() const override { return dim_; }
+	Status Centroids(std::span<const float> &out) override;
+	Status ChunkCount(ivf::ListId list, std::size_t &out) override;
+	Status GetChunk(ivf::ListId list, std::size_t index, ivf::ListChunk &out) override;
+	void ReleaseChunk(ivf::ListChunk &chunk) noexcept override { chunk = ivf::ListChunk{}; }
+
+	// Plain-data state shared with the PostgreSQL helpers of cold_store.cpp.
+	struct State;
+
+private:
+	Status Fail(Status st);
+	State *state_; // palloc'd in the context current at construction
+	std::size_t dim_;
+	Status failed_;
+};
+
+// The first row page of every chain of the tier: staging (list id S5V_STAGING_LIST) and each trained list, palloc'd.
+// Returns how many (empty chains included, head InvalidBlockNumber).
+int ColdChainHeads(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber **heads, uint32 **lists);
+
+// s5vector_verify's cold checks: every chain followed from its head (plain code; corruption raises XX002).
+struct ColdVerifyResult {
+	bool exists;
+	uint32 lists;
+	int64 rows;      // rows found in the pages, dead ones included
+	int64 dead;      // of which dead
+	int64 meta_rows; // the cold metapage's counters
+	int64 meta_dead;
+	int64 bad_list_counters; // lists (staging included) whose row counter differs from their pages
+	int64 bad_age_ranges;    // rows whose age lies outside their list's recorded range
+	int64 duplicate_tids;    // live heap TIDs held more than once by the cold tier
+};
+void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *out);
+
+// Set by s5vector_migrate (cold_migrate.cpp) while it removes migrated rows from the graph through bulkdelete: the
+// cold part of bulkdelete must not mark those rows (now cold) dead.
+extern bool cold_vacuum_suppressed;
+
+// VACUUM (cold_vacuum.cpp): mark the cold rows whose heap tuples `callback` reports dead (one WAL record per row
+// page with the cold metapage's dead_rows; each chain followed from its head so that every row is seen once). Takes
+// the cold write lock. *removed / *live: rows marked now, rows live after.
+void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *callback_state,
+                    BufferAccessStrategy strategy, int64 *removed, int64 *live);
+
+} // namespace s5v::pg
