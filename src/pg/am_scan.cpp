@@ -92,6 +92,7 @@ struct ScanOpaqueData {
 	BlockNumber sweep_blk;
 	struct ScoredTid *page_items;  // one page's live elements (sweep, exact pass)
 	BufferAccessStrategy strategy; // ring buffer for reads of every page (sweep, exact pass)
+	BlockNumber heap_nblocks;      // cached size of the table for CheckHeapTid (0 = not read yet)
 	int sweep_count;
 	int sweep_pos;
 	// Exact pass: once the graph search has nothing more, every live matching element not yet returned,
@@ -115,10 +116,11 @@ struct ScoredTid {
 };
 
 // One page of a read of every page (the NULL-query sweep, the exact pass), in the style of the other
-// whole-index loops: pages of other types than hot (cold lists later) and new pages are skipped, a page that
-// is not ours is index_corrupted. The live elements of block `blk` that match the age filter go into `out`
-// (room for MaxOffsetNumber); with `score`, each with its distance to the query. Returns how many (plain code:
-// may ereport). Reads go through a ring buffer so that a sweep does not evict the buffer pool.
+// whole-index loops: new pages and cold pages (read through their lists) are skipped, a page that is not ours
+// or of an unknown type is index_corrupted, and every heap TID is checked against the table. The live elements of block
+// `blk` that match the age filter go into `out` (room for MaxOffsetNumber); with `score`, each with its distance to the
+// query. Returns how many (plain code: may ereport). Reads go through a ring buffer so that a sweep does not evict the
+// buffer pool.
 int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool score, ScoredTid *out) {
 	Relation index = scan->indexRelation;
 	int n = 0;
@@ -132,12 +134,20 @@ int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool sc
 	Page page = BufferGetPage(buf);
 	if (!PageIsNew(page))
 		CheckPage(index, page, blk);
-	if (!PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT) {
+	uint16 page_type = PageIsNew(page) ? 0 : S5vPageGetOpaque(page)->page_type;
+	// Pages of the cold tier are read by following the lists, not here; any other type (a second metapage, a
+	// type no build writes) is corruption, not a page to pass over silently.
+	if (!PageIsNew(page) && page_type != S5V_PAGE_HOT && !IsColdPageType(page_type))
+		ReportCorruptPage(index, blk);
+	if (page_type == S5V_PAGE_HOT) {
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
 			S5vElementTuple etup = GetElement(index, page, blk, off, so->info.dimensions);
 			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) || !so->filter.Matches(etup->age, etup->flags))
 				continue;
+			// The TID goes to the executor: it must name a possible row of the table (a block past its end would
+			// make the heap fetch extend the table).
+			CheckHeapTid(index, &etup->heaptid, &so->heap_nblocks);
 			out[n].distance =
 			    score ? s5v::IndexDistance(so->info.metric, so->query, etup->x, so->info.dimensions) : 0.0f;
 			out[n].tid = etup->heaptid;
