@@ -623,8 +623,10 @@ Status PageGraphStore::CompareAndSetNeighbors(NodeId node, int level, std::span<
 	if (found.code() == StatusCode::Corrupt)
 		return Status::Ok(); // the slot holds no element any more (removed by VACUUM): nothing to link
 	S5V_RETURN_IF_ERROR(found);
+	// VACUUM waits out the inserts in flight before it removes an element, so a slot reused at a lower level
+	// cannot be reached here through a stale link: only a corrupt page gets here.
 	if (level > meta.level)
-		return Status::InvalidInput("neighbour list above the node's level");
+		return Status::Corrupt("a neighbour list above the level of its element");
 	Status st;
 	Relation index = index_;
 	ItemPointerData ntid = meta.neighbortid;
