@@ -2,8 +2,9 @@
 # Write-path benchmark: insert throughput with 1 and 4 pgbench clients, VACUUM with nothing dead, VACUUM after
 # 10% deletes, and how long an INSERT issued during that VACUUM waits. Prints numbers; asserts nothing.
 # Starts a throw-away cluster with the PostgreSQL found through PG_CONFIG (the installed s5vector is used).
-# Usage: bench/vacuum_insert_bench.sh [rows (100000)] [dimensions (128)] [pgbench seconds (20)] [all|insert]
-# ("insert" stops after the insert throughput).
+# Usage: bench/vacuum_insert_bench.sh [rows (100000)] [dimensions (128)] [pgbench seconds (20)] [all|insert|vacuum]
+# ("insert" stops after the insert throughput, "vacuum" skips it). S5V_BENCH_DEAD_PCT (default 10): the share of
+# rows deleted before the second VACUUM. The peak anonymous memory (RssAnon) of the VACUUM backend is sampled.
 # As root it re-runs itself as the user s5vtest (PostgreSQL refuses to run as root).
 # S5V_BENCH_SYNC=off sets synchronous_commit = off (single-row insert transactions otherwise wait on WAL fsync,
 # which hides how far the index itself lets inserts run in parallel).
@@ -19,7 +20,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
 	cp "${BASH_SOURCE[0]}" /tmp/s5v_vacuum_insert_bench.sh
 	chmod 755 /tmp/s5v_vacuum_insert_bench.sh
-	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_SYNC="${S5V_BENCH_SYNC:-on}" bash /tmp/s5v_vacuum_insert_bench.sh "$@"
+	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_SYNC="${S5V_BENCH_SYNC:-on}" S5V_BENCH_DEAD_PCT="${S5V_BENCH_DEAD_PCT:-10}" bash /tmp/s5v_vacuum_insert_bench.sh "$@"
 fi
 export PATH="$BINDIR:$PATH"
 
@@ -55,7 +56,9 @@ cat >"$DATA/insert.sql" <<EOF
 \\set k random(1, 100000000)
 INSERT INTO t (v) SELECT $VEC FROM (SELECT :k AS k) s;
 EOF
-for c in 1 4; do
+CLIENTS="1 4"
+[ "$PHASES" = vacuum ] && CLIENTS=""
+for c in $CLIENTS; do
 	pgbench -n -c $c -j $c -T "$SECS" -f "$DATA/insert.sql" >"$DATA/pgbench.out" 2>/dev/null &
 	bpid=$!
 	# What the inserting backends wait for (sampled): "running" is on CPU, Lock:page the graph lock,
@@ -70,17 +73,35 @@ for c in 1 4; do
 	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$DATA/pgbench.out")
 	echo "insert TPS, $c client(s): $tps; backend states sampled: $(sort "$DATA/waits" | uniq -c | sort -rn | awk '{printf "%s %s, ", $2, $1}')"
 done
-q "SELECT 'reachability after inserts: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
+[ "$PHASES" = vacuum ] || q "SELECT 'reachability after inserts: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
 [ "$PHASES" = insert ] && exit 0
 
 t0=$(now_ms)
 q "VACUUM t"
 echo "VACUUM, nothing dead: $(($(now_ms) - t0)) ms"
 
-q "DELETE FROM t WHERE id % 10 = 0"
+DEAD=${S5V_BENCH_DEAD_PCT:-10}
+q "DELETE FROM t WHERE id % 1000 < $((DEAD * 10))"
 t0=$(now_ms)
 psql -XAtq -c "VACUUM t" &
 vpid=$!
+# Peak anonymous memory of the VACUUM backend (its private memory: maintenance_work_mem is spent here).
+(
+	peak=0
+	for _ in $(seq 1 20); do
+		bpid=$(q "SELECT pid FROM pg_stat_progress_vacuum LIMIT 1")
+		[ -n "$bpid" ] && break
+		sleep 0.05
+	done
+	while [ -n "$bpid" ] && [ -r "/proc/$bpid/status" ]; do
+		kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$bpid/status" 2>/dev/null || echo 0)
+		[ "${kb:-0}" -gt "$peak" ] && peak=$kb
+		[ -z "$(q "SELECT pid FROM pg_stat_progress_vacuum WHERE pid = $bpid")" ] && break
+		sleep 0.1
+	done
+	echo "$peak" >"$DATA/vacuum_peak_kb"
+) &
+mpid=$!
 # Wait until VACUUM works on the index, then time one INSERT.
 for _ in $(seq 1 600); do
 	[ "$(q "SELECT phase FROM pg_stat_progress_vacuum")" = "vacuuming indexes" ] && break
@@ -92,6 +113,8 @@ q "INSERT INTO t (v) SELECT $VEC FROM (SELECT 123456789 AS k) s"
 i1=$(now_ms)
 running=$(q "SELECT count(*) FROM pg_stat_progress_vacuum")
 wait $vpid
-echo "VACUUM, 10% dead: $(($(now_ms) - t0)) ms"
+t1=$(now_ms)
+wait $mpid || true
+echo "VACUUM, $DEAD% dead: $((t1 - t0)) ms (peak RssAnon of its backend: $(cat "$DATA/vacuum_peak_kb" 2>/dev/null || echo ?) kB; maintenance_work_mem 256MB)"
 echo "INSERT during that VACUUM: $((i1 - i0)) ms (VACUUM still running afterwards: $running)"
 q "SELECT 'reachability after VACUUM: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
