@@ -22,6 +22,7 @@ extern "C" {
 #include "pg/gucs.h"
 #include "pg/index.h"
 #include "pg/locks.h"
+#include "pg/page_iter.h"
 #include "pg/page_store.h"
 
 #include "core/inverted_lists.h"
@@ -88,8 +89,8 @@ struct ScanOpaqueData {
 	bool interlocked; // holds the scan interlock (locks.h)
 	bool started;
 	bool done;
-	bool sweep; // no usable query: return every matching row
-	BlockNumber sweep_blk;
+	bool sweep;                    // no usable query: return every matching row
+	S5vPageIter sweep_it;          // the sweep's pass over the hot pages (holds no page between calls)
 	struct ScoredTid *page_items;  // one page's live elements (sweep, exact pass)
 	BufferAccessStrategy strategy; // ring buffer for reads of every page (sweep, exact pass)
 	BlockNumber heap_nblocks;      // cached size of the table for CheckHeapTid (0 = not read yet)
@@ -115,46 +116,44 @@ struct ScoredTid {
 	ItemPointerData tid;
 };
 
-// One page of a read of every page (the NULL-query sweep, the exact pass), in the style of the other
-// whole-index loops: new pages and cold pages (read through their lists) are skipped, a page that is not ours
-// or of an unknown type is index_corrupted, and every heap TID is checked against the table. The live elements of block
-// `blk` that match the age filter go into `out` (room for MaxOffsetNumber); with `score`, each with its distance to the
-// query. Returns how many (plain code: may ereport). Reads go through a ring buffer so that a sweep does not evict the
-// buffer pool.
-int ReadLiveElements(IndexScanDesc scan, ScanOpaque so, BlockNumber blk, bool score, ScoredTid *out) {
-	Relation index = scan->indexRelation;
-	int n = 0;
+// The ring buffer for reads of every page (the NULL-query sweep, the exact pass), so that a sweep does not evict
+// the buffer pool; made on first use.
+BufferAccessStrategy ScanStrategy(ScanOpaque so) {
 	if (so->strategy == nullptr) {
 		MemoryContext old = MemoryContextSwitchTo(so->cxt);
 		so->strategy = GetAccessStrategy(BAS_BULKREAD);
 		MemoryContextSwitchTo(old);
 	}
-	Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, so->strategy);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	Page page = BufferGetPage(buf);
-	if (!PageIsNew(page))
-		CheckPage(index, page, blk);
-	uint16 page_type = PageIsNew(page) ? 0 : S5vPageGetOpaque(page)->page_type;
-	// Pages of the cold tier are read by following the lists, not here; any other type (a second metapage, a
-	// type no build writes) is corruption, not a page to pass over silently.
-	if (!PageIsNew(page) && page_type != S5V_PAGE_HOT && !IsColdPageType(page_type))
-		ReportCorruptPage(index, blk);
-	if (page_type == S5V_PAGE_HOT) {
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-			S5vElementTuple etup = GetElement(index, page, blk, off, so->info.dimensions);
-			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) || !so->filter.Matches(etup->age, etup->flags))
-				continue;
-			// The TID goes to the executor: it must name a possible row of the table (a block past its end would
-			// make the heap fetch extend the table).
-			CheckHeapTid(index, &etup->heaptid, &so->heap_nblocks);
-			out[n].distance =
-			    score ? s5v::IndexDistance(so->info.metric, so->query, etup->x, so->info.dimensions) : 0.0f;
-			out[n].tid = etup->heaptid;
-			n++;
-		}
+	return so->strategy;
+}
+
+// Starts a pass of the sweep or the exact pass over the hot pages through the page iterator: new pages and cold
+// pages (read through their lists) are skipped, a page that is not ours or of an unknown type (a second
+// metapage, a type no build writes) is index_corrupted, not a page to pass over silently.
+void BeginHotPass(IndexScanDesc scan, ScanOpaque so, S5vPageIter *it, int flags) {
+	PageIterBegin(it, scan->indexRelation, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, ScanStrategy(so), flags);
+}
+
+// The live elements of the iterator's current (hot, checked) page that match the age filter go into `out` (room
+// for MaxOffsetNumber); with `score`, each with its distance to the query. Every heap TID is checked against the
+// table. Returns how many (plain code: may ereport).
+int PageLiveElements(IndexScanDesc scan, ScanOpaque so, const S5vPageIter *it, bool score, ScoredTid *out) {
+	Relation index = scan->indexRelation;
+	Page page = it->page;
+	BlockNumber blk = it->blkno;
+	int n = 0;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+		S5vElementTuple etup = GetElement(index, page, blk, off, so->info.dimensions);
+		if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) || !so->filter.Matches(etup->age, etup->flags))
+			continue;
+		// The TID goes to the executor: it must name a possible row of the table (a block past its end would
+		// make the heap fetch extend the table).
+		CheckHeapTid(index, &etup->heaptid, &so->heap_nblocks);
+		out[n].distance = score ? s5v::IndexDistance(so->info.metric, so->query, etup->x, so->info.dimensions) : 0.0f;
+		out[n].tid = etup->heaptid;
+		n++;
 	}
-	UnlockReleaseBuffer(buf);
 	return n;
 }
 
@@ -176,10 +175,10 @@ bool ExactPassAllowed(Relation index) {
 void CollectAll(IndexScanDesc scan, ScanOpaque so, ScoredTid **out, int64 *count) {
 	int64 cap = 1024, n = 0;
 	ScoredTid *items = (ScoredTid *)MemoryContextAllocHuge(so->cxt, sizeof(ScoredTid) * cap);
-	BlockNumber nblocks = RelationGetNumberOfBlocks(scan->indexRelation);
-	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
-		CHECK_FOR_INTERRUPTS();
-		int got = ReadLiveElements(scan, so, blk, true, so->page_items);
+	S5vPageIter it;
+	BeginHotPass(scan, so, &it, 0);
+	while (PageIterNext(&it)) {
+		int got = PageLiveElements(scan, so, &it, true, so->page_items);
 		if (n + got > cap) {
 			while (n + got > cap)
 				cap *= 2;
@@ -188,6 +187,7 @@ void CollectAll(IndexScanDesc scan, ScanOpaque so, ScoredTid **out, int64 *count
 		memcpy(items + n, so->page_items, sizeof(ScoredTid) * got);
 		n += got;
 	}
+	PageIterEnd(&it);
 	// Cold tier hook: every cold row, by following the lists.
 	ColdRow *cold;
 	int64 ncold = ColdCollectRows(scan->indexRelation, so->info, so->filter, so->query, &cold);
@@ -207,16 +207,19 @@ void DeleteScanObjects(void *arg) {
 	so->objects = nullptr;
 }
 
-// Next page of the sweep: its live, matching heap TIDs. Returns false at the end of the index.
+// Next page of the sweep: its live, matching heap TIDs (copied out: no page stays pinned between calls).
+// Returns false at the end of the index. The sweep goes on over pages added while it runs
+// (S5V_PAGE_ITER_GROW), as it did when it re-read the size on each call.
 bool SweepNextPage(IndexScanDesc scan, ScanOpaque so) {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(scan->indexRelation);
 	so->sweep_count = 0;
 	so->sweep_pos = 0;
-	while (so->sweep_blk < nblocks) {
-		so->sweep_count = ReadLiveElements(scan, so, so->sweep_blk++, false, so->page_items);
+	while (PageIterNext(&so->sweep_it)) {
+		so->sweep_count = PageLiveElements(scan, so, &so->sweep_it, false, so->page_items);
+		PageIterRelease(&so->sweep_it);
 		if (so->sweep_count > 0)
 			return true;
 	}
+	PageIterEnd(&so->sweep_it);
 	return false;
 }
 
@@ -364,7 +367,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 		}
 		if (!have_query) {
 			so->sweep = true;
-			so->sweep_blk = S5V_METAPAGE_BLKNO + 1;
+			BeginHotPass(scan, so, &so->sweep_it, S5V_PAGE_ITER_GROW);
 			so->sweep_count = 0;
 			so->sweep_pos = 0;
 		} else {

@@ -21,6 +21,7 @@ extern "C" {
 #include "pg/graph_load.h"
 #include "pg/guard.h"
 #include "pg/index.h"
+#include "pg/page_iter.h"
 #include "pg/page_store.h"
 
 #include <unordered_map>
@@ -67,19 +68,16 @@ void CheckLinePointers(Relation index, Page page, BlockNumber blk) {
 // earlier VACUUM that did not finish).
 void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, void *cb_state,
                  BufferAccessStrategy strategy, uint64 **ids, int64 *nids, int64 *live, int64 *removed) {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	int64 cap = 1024;
 	*ids = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
-	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
-		vacuum_delay_point();
-		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		Page page = BufferGetPage(buf);
-		if (PageIsNew(page)) {
-			UnlockReleaseBuffer(buf);
-			continue;
-		}
-		CheckPage(index, page, blk);
+	// Hot pages, exclusively locked (the page iterator checks each page; cold pages are VACUUMed by following
+	// their lists, ColdBulkDelete).
+	S5vPageIter it;
+	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_EXCLUSIVE, strategy, S5V_PAGE_ITER_VACUUM_DELAY);
+	while (PageIterNext(&it)) {
+		BlockNumber blk = it.blkno;
+		Buffer buf = it.buf;
+		Page page = it.page;
 		CheckLinePointers(index, page, blk);
 		// Decide first (on the shared page), then apply in one WAL record with the metapage counters.
 		OffsetNumber dead[MaxOffsetNumber];
@@ -120,11 +118,14 @@ void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, v
 			UnlockReleaseBuffer(metabuf);
 			*removed += ndead;
 		}
-		UnlockReleaseBuffer(buf);
 	}
+	PageIterEnd(&it);
 }
 
 // The out-links of the deleted elements `ids` (their targets lose an in-link when the elements go), palloc'd.
+// Not a pass over the index, so not through the page iterator: it reads only the blocks of `ids` (in block order,
+// as MarkDeleted collected them), and `known` is the bound for checking neighbour TIDs, re-read when a TID names
+// a block past it (a page added since), not a loop bound.
 void CollectOutLinks(Relation index, uint32 dim, const uint64 *ids, int64 nids, BufferAccessStrategy strategy,
                      uint64 **out, int64 *nout) {
 	int64 cap = 1024;
@@ -173,21 +174,19 @@ struct ScanHooks {
 // Live elements that link to a deleted one, with their levels; and the live element of highest level.
 void FindBrokenLinks(Relation index, uint32 dim, const ScanHooks *hooks, BufferAccessStrategy strategy, uint64 **out,
                      int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	BlockNumber known = nblocks; // for checking TIDs (may grow), not the loop bound
 	int64 cap = 1024;
 	*out = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
 	*levels = (int *)palloc_extended(sizeof(int) * cap, MCXT_ALLOC_HUGE);
 	*best_entry = ~(uint64)0;
 	*best_level = -1;
-	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
-		vacuum_delay_point();
-		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		Page page = BufferGetPage(buf);
-		if (!PageIsNew(page))
-			CheckPage(index, page, blk);
-		OffsetNumber maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
+	S5vPageIter it;
+	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_VACUUM_DELAY);
+	BlockNumber known = it.nblocks; // for checking TIDs (may grow), not the loop bound
+	while (PageIterNext(&it)) {
+		BlockNumber blk = it.blkno;
+		Buffer buf = it.buf;
+		Page page = it.page;
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
 			S5vElementTuple etup = GetElement(index, page, blk, off, dim);
 			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED))
@@ -223,8 +222,8 @@ void FindBrokenLinks(Relation index, uint32 dim, const ScanHooks *hooks, BufferA
 				(*out)[(*nout)++] = NodeIdFromTid(blk, off);
 			}
 		}
-		UnlockReleaseBuffer(buf);
 	}
+	PageIterEnd(&it);
 }
 
 // Remove the tuples at `offs` from page `blk` (one WAL record, with the metapage's pending-deletion counter), and
@@ -265,55 +264,53 @@ void RemoveTuples(Relation index, BlockNumber blk, const OffsetNumber *offs, int
 
 // Pass 3: remove deleted elements (now unreferenced) and their neighbour tuples.
 void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	BlockNumber known = nblocks; // for checking TIDs (may grow), not the loop bound
 	// Neighbour tuples that live on another page than their element, removed after the element pages.
 	int64 cap = 64, nfar = 0;
 	ItemPointerData *far = (ItemPointerData *)palloc(sizeof(ItemPointerData) * cap);
-	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
-		vacuum_delay_point();
+	S5vPageIter it;
+	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_VACUUM_DELAY);
+	BlockNumber known = it.nblocks; // for checking TIDs (may grow), not the loop bound
+	while (PageIterNext(&it)) {
+		BlockNumber blk = it.blkno;
+		Page page = it.page;
 		// Offsets to remove, as a set: one slot per line pointer, whatever the tuples claim.
 		bool remove[MaxOffsetNumber + 1];
 		OffsetNumber offs[MaxOffsetNumber];
 		int n = 0, elements = 0;
-		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		Page page = BufferGetPage(buf);
-		if (!PageIsNew(page)) {
-			CheckPage(index, page, blk);
-			CheckLinePointers(index, page, blk);
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-			memset(remove, 0, sizeof(bool) * (maxoff + 1));
-			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-				S5vElementTuple etup = GetElement(index, page, blk, off, dim);
-				if (etup == nullptr || !(etup->flags & S5V_ELEMENT_DELETED))
-					continue;
-				remove[off] = true;
-				elements++;
-				BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
-				OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);
-				if (nblk == blk) {
-					// Only a neighbour tuple: a TID naming another element must not remove it.
-					if (GetNeighborTuple(index, page, blk, noff) != nullptr)
-						remove[noff] = true;
-				} else {
-					CheckIndexBlock(index, nblk, &known, "a neighbour-list TID");
-					if (nfar == cap) {
-						cap *= 2;
-						far = (ItemPointerData *)repalloc_huge(far, sizeof(ItemPointerData) * cap);
-					}
-					far[nfar++] = etup->neighbortid;
+		CheckLinePointers(index, page, blk);
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		memset(remove, 0, sizeof(bool) * (maxoff + 1));
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+			S5vElementTuple etup = GetElement(index, page, blk, off, dim);
+			if (etup == nullptr || !(etup->flags & S5V_ELEMENT_DELETED))
+				continue;
+			remove[off] = true;
+			elements++;
+			BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
+			OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);
+			if (nblk == blk) {
+				// Only a neighbour tuple: a TID naming another element must not remove it.
+				if (GetNeighborTuple(index, page, blk, noff) != nullptr)
+					remove[noff] = true;
+			} else {
+				CheckIndexBlock(index, nblk, &known, "a neighbour-list TID");
+				if (nfar == cap) {
+					cap *= 2;
+					far = (ItemPointerData *)repalloc_huge(far, sizeof(ItemPointerData) * cap);
 				}
+				far[nfar++] = etup->neighbortid;
 			}
-			// Highest offset first, so that removing a trailing line pointer does not move the others.
-			for (OffsetNumber off = maxoff; off >= FirstOffsetNumber; off--)
-				if (remove[off])
-					offs[n++] = off;
 		}
-		UnlockReleaseBuffer(buf);
+		// Highest offset first, so that removing a trailing line pointer does not move the others.
+		for (OffsetNumber off = maxoff; off >= FirstOffsetNumber; off--)
+			if (remove[off])
+				offs[n++] = off;
+		// The share lock goes before RemoveTuples locks the page exclusively.
+		PageIterRelease(&it);
 		if (n > 0)
 			RemoveTuples(index, blk, offs, n, elements, strategy, false);
 	}
+	PageIterEnd(&it);
 	for (int64 i = 0; i < nfar; i++) {
 		vacuum_delay_point();
 		OffsetNumber off = ItemPointerGetOffsetNumber(&far[i]);

@@ -8,28 +8,24 @@ extern "C" {
 }
 
 #include "pg/graph_load.h"
+#include "pg/page_iter.h"
 
 #include <unordered_map>
 
 namespace s5v::pg {
 
 void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy strategy, LoadedGraph *out) {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	int64 cap = 1024, n = 0;
 	LoadedElement *els = (LoadedElement *)palloc_extended(sizeof(LoadedElement) * cap, MCXT_ALLOC_HUGE);
-	out->bad_pages = 0;
 	out->missing_neighbor_tuples = 0;
-	for (BlockNumber blk = S5V_METAPAGE_BLKNO + 1; blk < nblocks; blk++) {
-		CHECK_FOR_INTERRUPTS();
-		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		Page page = BufferGetPage(buf);
-		if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(S5vPageOpaqueData)) ||
-		    S5vPageGetOpaque(page)->page_id != S5V_PAGE_ID) {
-			out->bad_pages += PageIsNew(page) ? 0 : 1;
-			UnlockReleaseBuffer(buf);
-			continue;
-		}
+	// Hot pages; a page that is not ours (or of a type this build does not know) is counted, not fatal.
+	S5vPageIter it;
+	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_COUNT_BAD);
+	BlockNumber nblocks = it.nblocks;
+	while (PageIterNext(&it)) {
+		BlockNumber blk = it.blkno;
+		Buffer buf = it.buf;
+		Page page = it.page;
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
 			S5vElementTuple etup = GetElement(index, page, blk, off, info.dimensions);
@@ -70,8 +66,9 @@ void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy 
 			}
 			ReleaseNeighborPage(buf, nbuf);
 		}
-		UnlockReleaseBuffer(buf);
 	}
+	PageIterEnd(&it);
+	out->bad_pages = it.bad_pages;
 	out->elements = els;
 	out->count = n;
 }

@@ -51,7 +51,15 @@ void PageIterBegin(S5vPageIter *it, Relation index, uint32 type_mask, int lock_m
 
 bool PageIterNext(S5vPageIter *it) {
 	ReleaseCurrent(it);
-	while (it->next < it->nblocks) {
+	for (;;) {
+		if (it->next >= it->nblocks) {
+			if (!(it->flags & S5V_PAGE_ITER_GROW))
+				break;
+			BlockNumber now = RelationGetNumberOfBlocks(it->index);
+			if (now <= it->next)
+				break;
+			it->nblocks = now;
+		}
 		BlockNumber blk = it->next++;
 		CHECK_FOR_INTERRUPTS();
 		if (it->flags & S5V_PAGE_ITER_VACUUM_DELAY)
@@ -91,8 +99,13 @@ void PageIterKeep(S5vPageIter *it) {
 	it->page = nullptr;
 }
 
+void PageIterRelease(S5vPageIter *it) {
+	ReleaseCurrent(it);
+}
+
 void PageIterEnd(S5vPageIter *it) {
 	ReleaseCurrent(it);
+	it->flags &= ~S5V_PAGE_ITER_GROW;
 	it->next = it->nblocks;
 }
 
