@@ -115,67 +115,6 @@ void CollectHeap(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 	hc->tids[hc->n++] = TidKey(tid);
 }
 
-// Every element of the hot pages and its links, through the page iterator (bad pages are counted, not raised).
-void LoadElements(Relation index, const IndexInfoCache &info, LoadedGraph *out, S5vPageIter *it,
-                  int64 *nonfinite_vectors) {
-	*nonfinite_vectors = 0;
-	int64 cap = 1024, n = 0;
-	LoadedElement *els = (LoadedElement *)palloc_extended(sizeof(LoadedElement) * cap, MCXT_ALLOC_HUGE);
-	out->missing_neighbor_tuples = 0;
-	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
-	PageIterBegin(it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_COUNT_BAD);
-	while (PageIterNext(it)) {
-		Page page = it->page;
-		BlockNumber blk = it->blkno;
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-			S5vElementTuple etup = GetElement(index, page, blk, off, info.dimensions);
-			if (etup == nullptr)
-				continue;
-			if (n == cap) {
-				cap *= 2;
-				els = (LoadedElement *)repalloc_huge(els, sizeof(LoadedElement) * cap);
-			}
-			for (uint32 d = 0; d < info.dimensions; d++)
-				if (!std::isfinite(etup->x[d])) {
-					(*nonfinite_vectors)++;
-					break;
-				}
-			LoadedElement *e = &els[n++];
-			e->id = NodeIdFromTid(blk, off);
-			e->heaptid = etup->heaptid;
-			e->level = etup->level;
-			e->flags = etup->flags;
-			e->nlinks = 0;
-			int slots = S5V_NEIGHBOR_SLOTS(info.m, Min((int)etup->level, info.max_level));
-			e->links = (uint64 *)palloc(sizeof(uint64) * slots);
-			e->link_levels = (int8 *)palloc(slots);
-			Buffer nbuf = it->buf;
-			S5vNeighborTuple ntup = etup->level > info.max_level
-			                            ? nullptr
-			                            : NeighborTupleOf(index, it->buf, blk, etup, strategy, &nbuf, true);
-			if (ntup == nullptr || ntup->count != slots) {
-				out->missing_neighbor_tuples++;
-			} else {
-				for (int s = 0; s < slots; s++) {
-					ItemPointer t = &ntup->tids[s];
-					if (!ItemPointerIsValid(t))
-						continue;
-					e->links[e->nlinks] = NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t));
-					e->link_levels[e->nlinks] = (int8)(s < 2 * info.m ? 0 : 1 + (s - 2 * info.m) / info.m);
-					e->nlinks++;
-				}
-			}
-			ReleaseNeighborPage(it->buf, nbuf);
-		}
-	}
-	PageIterEnd(it);
-	FreeAccessStrategy(strategy);
-	out->bad_pages = it->bad_pages;
-	out->elements = els;
-	out->count = n;
-}
-
 // Is an insert or a VACUUM working on the graph right now? (They hold the graph write lock.) A try, never a wait.
 bool GraphWriterActive(Relation index) {
 	if (!ConditionalLockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock))
@@ -277,7 +216,9 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	LoadedGraph graph;
 	S5vPageIter it;
 	int64 nonfinite_vectors;
-	LoadElements(index, info, &graph, &it, &nonfinite_vectors);
+	BufferAccessStrategy load_strategy = GetAccessStrategy(BAS_BULKREAD);
+	LoadGraph(index, info, load_strategy, &graph, &it, &nonfinite_vectors);
+	FreeAccessStrategy(load_strategy);
 	LoadedElement *els = graph.elements;
 	int64 nel = graph.count;
 	int64 bad_pages = graph.bad_pages;

@@ -10,22 +10,27 @@ extern "C" {
 #include "pg/graph_load.h"
 #include "pg/page_iter.h"
 
+#include <cmath>
 #include <unordered_map>
 
 namespace s5v::pg {
 
-void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy strategy, LoadedGraph *out) {
+void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy strategy, LoadedGraph *out,
+               S5vPageIter *iter, int64 *nonfinite_vectors) {
 	int64 cap = 1024, n = 0;
 	LoadedElement *els = (LoadedElement *)palloc_extended(sizeof(LoadedElement) * cap, MCXT_ALLOC_HUGE);
 	out->missing_neighbor_tuples = 0;
+	if (nonfinite_vectors != nullptr)
+		*nonfinite_vectors = 0;
 	// Hot pages; a page that is not ours (or of a type this build does not know) is counted, not fatal.
-	S5vPageIter it;
-	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_COUNT_BAD);
-	BlockNumber nblocks = it.nblocks;
-	while (PageIterNext(&it)) {
-		BlockNumber blk = it.blkno;
-		Buffer buf = it.buf;
-		Page page = it.page;
+	S5vPageIter local_it;
+	S5vPageIter *it = iter != nullptr ? iter : &local_it;
+	PageIterBegin(it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_COUNT_BAD);
+	BlockNumber nblocks = it->nblocks;
+	while (PageIterNext(it)) {
+		BlockNumber blk = it->blkno;
+		Buffer buf = it->buf;
+		Page page = it->page;
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
 			S5vElementTuple etup = GetElement(index, page, blk, off, info.dimensions);
@@ -35,18 +40,25 @@ void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy 
 				cap *= 2;
 				els = (LoadedElement *)repalloc_huge(els, sizeof(LoadedElement) * cap);
 			}
+			if (nonfinite_vectors != nullptr)
+				for (uint32 d = 0; d < info.dimensions; d++)
+					if (!std::isfinite(etup->x[d])) {
+						(*nonfinite_vectors)++;
+						break;
+					}
 			LoadedElement *e = &els[n++];
 			e->id = NodeIdFromTid(blk, off);
 			e->heaptid = etup->heaptid;
 			e->level = etup->level;
 			e->flags = etup->flags;
 			e->nlinks = 0;
-			int slots = S5V_NEIGHBOR_SLOTS(info.m, etup->level);
+			int slots = S5V_NEIGHBOR_SLOTS(info.m, Min((int)etup->level, info.max_level));
 			e->links = (uint64 *)palloc(sizeof(uint64) * slots);
 			e->link_levels = (int8 *)palloc(slots);
-			// A neighbour TID outside the index (P_NEW would extend it) counts as a missing neighbour tuple.
+			// A level above the index's maximum, or a neighbour TID outside the index (P_NEW would extend it),
+			// counts as a missing neighbour tuple.
 			BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
-			if (nblk == S5V_METAPAGE_BLKNO || nblk >= nblocks) {
+			if (etup->level > info.max_level || nblk == S5V_METAPAGE_BLKNO || nblk >= nblocks) {
 				out->missing_neighbor_tuples++;
 				continue;
 			}
@@ -67,8 +79,8 @@ void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy 
 			ReleaseNeighborPage(buf, nbuf);
 		}
 	}
-	PageIterEnd(&it);
-	out->bad_pages = it.bad_pages;
+	PageIterEnd(it);
+	out->bad_pages = it->bad_pages;
 	out->elements = els;
 	out->count = n;
 }

@@ -3,6 +3,7 @@
 
 #include "core/hnsw.h"
 #include "pg/index.h"
+#include "pg/page_iter.h"
 
 #include <vector>
 
@@ -26,8 +27,11 @@ struct LoadedGraph {
 	int64 missing_neighbor_tuples; // elements whose neighbour tuple is missing or the wrong size
 };
 
-// Read every element and its links (plain code, may ereport; palloc'd in the current context).
-void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy strategy, LoadedGraph *out);
+// Read every element and its links through the page iterator (plain code, may ereport; palloc'd in the current
+// context). With `iter`, the caller's iterator is used, so its counts (pages, new and bad pages) stay readable
+// after the call; with `nonfinite_vectors`, elements with a NaN or infinite component are counted.
+void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy strategy, LoadedGraph *out,
+               S5vPageIter *iter = nullptr, int64 *nonfinite_vectors = nullptr);
 
 // The graph in the compact form of hnsw::FindUnreachable: node i is graph.elements[i] (ids[i] its node id);
 // live[i] is 0 for deleted elements; entry_index is UINT32_MAX when `entry` is not among them.
