@@ -2,6 +2,7 @@
 // devirtualised InMemoryGraph instantiation when they are given one.
 #include "hnsw.h"
 
+#include <algorithm>
 #include <cmath>
 #include <new>
 #include <unordered_map>
@@ -19,6 +20,18 @@ int RandomLevel(int m, std::uint64_t random_bits) noexcept {
 	if (!(level < kMaxLevel))
 		return kMaxLevel;
 	return level < 0 ? 0 : static_cast<int>(level);
+}
+
+Status MutableGraphStore::CompareAndSetNeighbors(NodeId node, int level, std::span<const NodeId> expected,
+                                                 std::span<const NodeId> desired, bool &applied) {
+	applied = false;
+	std::vector<NodeId> current;
+	S5V_RETURN_IF_ERROR(Neighbors(node, level, current));
+	if (!std::equal(current.begin(), current.end(), expected.begin(), expected.end()))
+		return Status::Ok();
+	S5V_RETURN_IF_ERROR(SetNeighbors(node, level, desired));
+	applied = true;
+	return Status::Ok();
 }
 
 namespace internal {
@@ -99,18 +112,24 @@ struct GenericAccess {
 		return mstore->SetNeighbors(node, level, pair_ids);
 	}
 	Status SetEntryPoint(NodeId node, int level) { return mstore->SetEntryPoint(node, level); }
+	Status CasNeighborIds(NodeId node, int level, const NodeId *expected, std::size_t n_expected, const NodeId *desired,
+	                      std::size_t n_desired, bool &applied) {
+		return mstore->CompareAndSetNeighbors(node, level, std::span<const NodeId>(expected, n_expected),
+		                                      std::span<const NodeId>(desired, n_desired), applied);
+	}
+	Status VectorOf(NodeId node, std::vector<float> &out) { return store->Vector(node, out); }
 };
 
 Status LinkAny(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
-               const Params &params, const CancelToken &cancel, bool repair) noexcept {
+               const Params &params, const CancelToken &cancel, LinkMode mode) noexcept {
 	try {
 		S5V_RETURN_IF_ERROR(ValidateParams(params, level));
 		if (vec == nullptr || dim == 0)
 			return Status::InvalidInput("hnsw insert needs a vector");
 		if (auto *mem = dynamic_cast<InMemoryGraph *>(&store))
-			return MemoryLink(*mem, node, level, vec, dim, params, cancel, repair);
+			return MemoryLink(*mem, node, level, vec, dim, params, cancel, mode);
 		GenericAccess a(&store, &store);
-		return LinkNode(a, node, level, vec, params, cancel, repair);
+		return LinkNode(a, node, level, vec, params, cancel, mode);
 	} catch (const std::bad_alloc &) {
 		return Status::OutOfMemory("out of memory in hnsw insert");
 	} catch (...) {
@@ -124,12 +143,35 @@ Status LinkAny(MutableGraphStore &store, NodeId node, int level, const float *ve
 
 Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
               const CancelToken &cancel) {
-	return internal::LinkAny(store, node, level, vec, dim, params, cancel, false);
+	return internal::LinkAny(store, node, level, vec, dim, params, cancel, internal::LinkMode::Insert);
 }
 
 Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
               const CancelToken &cancel) {
-	return internal::LinkAny(store, node, level, vec, dim, params, cancel, true);
+	return internal::LinkAny(store, node, level, vec, dim, params, cancel, internal::LinkMode::Repair);
+}
+
+Status RepairLocal(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
+                   const Params &params, bool &sparse) {
+	sparse = false;
+	try {
+		S5V_RETURN_IF_ERROR(internal::ValidateParams(params, level));
+		if (vec == nullptr || dim == 0)
+			return Status::InvalidInput("hnsw repair needs a vector");
+		if (auto *mem = dynamic_cast<InMemoryGraph *>(&store))
+			return internal::MemoryRepairLocal(*mem, node, level, vec, params, sparse);
+		internal::GenericAccess a(&store, &store);
+		return internal::RepairLocalT(a, node, level, vec, params, sparse);
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory in hnsw repair");
+	} catch (...) {
+		return Status::Internal("unexpected exception in hnsw repair");
+	}
+}
+
+Status Relink(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
+              const CancelToken &cancel) {
+	return internal::LinkAny(store, node, level, vec, dim, params, cancel, internal::LinkMode::Relink);
 }
 
 Status FindUnreachable(std::span<const std::uint32_t> offsets, std::span<const std::uint32_t> targets,

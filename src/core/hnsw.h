@@ -67,17 +67,43 @@ public:
 	// Replace the neighbour list of `node` at `level` (at most MaxNeighbors entries, nearest first).
 	virtual Status SetNeighbors(NodeId node, int level, std::span<const NodeId> neighbors) = 0;
 	virtual Status SetEntryPoint(NodeId node, int level) = 0;
+
+	// Atomic read-modify-write of one list, for stores that several writers change at once: if the list of
+	// `node` at `level` still equals `expected` (same ids, same order), replace it with `desired` and set
+	// `applied`; otherwise leave it and clear `applied` (the caller re-reads and retries). The default, for
+	// single-writer stores, compares with Neighbors() and calls SetNeighbors().
+	virtual Status CompareAndSetNeighbors(NodeId node, int level, std::span<const NodeId> expected,
+	                                      std::span<const NodeId> desired, bool &applied);
 };
 
 // Link `node` (already present in the store with its vector and `level`, with empty neighbour lists) into the
 // graph: find its neighbours with ef_construction, select them with the heuristic, add back-links (pruning
 // lists that overflow), and raise the entry point if `level` is above it.
+// Reachability: pruning a full list drops one of its heuristically redundant entries, chosen so that the dropped
+// node keeps an in-link (it is in the new node's list, or is handed over to it, or the new node itself is
+// dropped when another list already holds it); a node dropped without that guarantee is re-linked (handed to a
+// neighbour's list with room, else repaired) before Insert returns.
+// Concurrency: every list change is a CompareAndSetNeighbors, retried on conflict, so writers that run at once
+// (under a lock that only excludes entry-point changes) never lose each other's links.
 Status Insert(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
               const CancelToken &cancel);
 
 // Recompute the neighbours of `node` at every level <= `level` after some of them were deleted: nodes for which
 // `pass` is 0 (see Distances) are never chosen. Used by VACUUM before deleted nodes are unlinked.
 Status Repair(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
+              const CancelToken &cancel);
+
+// VACUUM's cheap repair, without a search (FreshDiskANN-style): on every level <= `level`, the entries of node's
+// list for which `pass` is 0 are replaced by live neighbours of those entries, chosen with the heuristic against
+// the live entries, which all stay (no live node loses an in-link). `sparse` is set when a list ends up less
+// than half full; the caller may then run Repair.
+Status RepairLocal(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim,
+                   const Params &params, bool &sparse);
+
+// Give an existing node in-links again (after the only one was removed, e.g. with a deleted node): search from
+// the entry point and add back-links to it from the nodes found on levels <= `level`; its own lists are not
+// changed (replacing them could orphan a node only it links to).
+Status Relink(MutableGraphStore &store, NodeId node, int level, const float *vec, std::size_t dim, const Params &params,
               const CancelToken &cancel);
 
 // Graph connectivity, on a compact form the callers build from their storage (CSR: node i links to

@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "hnsw.h"
@@ -150,8 +151,15 @@ struct Scratch {
 	std::vector<Cand> selected; // heuristic output
 	std::vector<NodeId> sel_ids;
 	std::vector<float> sel_dists;
-	std::vector<NodeId> links; // a neighbour's current list (back-links)
+	std::vector<NodeId> links;   // a neighbour's current list (back-links)
+	std::vector<NodeId> desired; // its replacement
 	std::vector<Cand> link_cands;
+	std::vector<Cand> pruned;
+	std::vector<NodeId> own;        // the linked node's own list at the current level
+	std::vector<NodeId> stale;      // what a repair replaces (entries with pass = 0)
+	std::vector<NodeId> stale_live; // old entries a repair keeps if there is room
+	std::vector<std::pair<NodeId, int>> orphans;
+	std::vector<float> orphan_vec;
 	std::vector<Cand> seeds;
 	std::vector<std::uint8_t> seed_pass;
 	Cand nearest_walked{std::numeric_limits<float>::infinity(), kNoNode};
@@ -159,7 +167,6 @@ struct Scratch {
 };
 
 inline constexpr unsigned kCancelPollMask = 63; // poll the token every 64 expansions
-inline constexpr bool kKeepPrunedBackLinks = true;
 
 // Greedy descent (ef = 1) from `cur` through levels from_level .. stop_level + 1.
 template <class A>
@@ -282,57 +289,198 @@ Status SelectNeighbors(A &a, const std::vector<Cand> &sorted, std::size_t m, std
 	return Status::Ok();
 }
 
-// Add `node` (at distance d from `nb`) to the list of `nb` at `level`; if the list is full, re-select among the
-// old neighbours and `node` with the heuristic (nodes with pass = 0 are dropped).
-template <class A> Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t max_links) {
+inline bool Contains(const std::vector<NodeId> &v, NodeId x) noexcept {
+	return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+inline constexpr int kCasAttempts = 32;          // re-reads of a list that other writers keep changing meanwhile
+inline constexpr std::size_t kOrphanBudget = 16; // nodes re-linked per Insert/Repair after an unsafe drop
+
+// What one back-link did to the neighbour's list.
+struct BackLinkResult {
+	bool kept = false;       // `node` is in the neighbour's list now
+	NodeId handed = kNoNode; // dropped from the list; keeps an in-link only once it is in node's own list
+	NodeId orphan = kNoNode; // dropped with no in-link known to remain
+	bool gave_up = false;    // the list kept changing: nothing was written
+};
+
+// Add `node` (at distance d from `nb`) to the list of `nb` at `level`, as an atomic read-modify-write (retried when
+// another writer changed the list in between). A full list is re-selected with the heuristic among its old
+// entries and `node` (entries with pass = 0 are dropped); of the entries the heuristic prunes, all are kept but
+// one, and that one is chosen so that it keeps an in-link: an entry that `node` links to (`own`), else `node`
+// itself when it already has an in-link at this level (`node_linked`) and need not keep this one (`keep_node`
+// false), else the farthest pruned entry handed over to node's own list when that has room, else `node`, else
+// the farthest (reported as a possible orphan).
+template <class A>
+Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t max_links,
+                   const std::vector<NodeId> &own, bool node_linked, bool keep_node, BackLinkResult &res) {
 	Scratch &s = a.scratch;
-	s.links.clear();
-	bool present = false;
-	S5V_RETURN_IF_ERROR(a.ForEachNeighbor(nb, level, [&](NodeId x) {
-		present |= (x == node);
-		s.links.push_back(x);
-	}));
-	if (present)
-		return Status::Ok();
-	if (s.links.size() < max_links) {
-		s.links.push_back(node);
-		return a.SetNeighborIds(nb, level, s.links.data(), s.links.size());
-	}
-	const std::size_t n = s.links.size();
-	s.dists.resize(std::max(s.dists.size(), n));
-	s.pass.resize(std::max(s.pass.size(), n));
-	S5V_RETURN_IF_ERROR(a.StoredDistances(nb, s.links.data(), n, s.dists.data(), s.pass.data()));
-	s.link_cands.clear();
-	s.link_cands.push_back({d, node});
-	for (std::size_t i = 0; i < n; ++i)
-		if (s.pass[i] && s.links[i] != nb)
-			s.link_cands.push_back({s.dists[i], s.links[i]});
-	std::sort(s.link_cands.begin(), s.link_cands.end(), AscendingFrom{nb});
-	// SelectNeighbors uses s.selected only through `out`; use a dedicated buffer since it's not in flight here.
-	S5V_RETURN_IF_ERROR(SelectNeighbors(a, s.link_cands, max_links, s.selected));
-	if constexpr (kKeepPrunedBackLinks) {
-		// Keep the list full: only the farthest pruned candidate is dropped (as pgvector replaces one slot).
-		// Far fewer nodes lose their last in-link this way.
-		if (s.selected.size() < max_links) {
+	res = BackLinkResult{};
+	for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+		s.links.clear();
+		bool present = false;
+		S5V_RETURN_IF_ERROR(a.ForEachNeighbor(nb, level, [&](NodeId x) {
+			present |= (x == node);
+			s.links.push_back(x);
+		}));
+		if (present) {
+			res.kept = true;
+			return Status::Ok();
+		}
+		NodeId victim = kNoNode;
+		res.handed = res.orphan = kNoNode;
+		if (s.links.size() < max_links) {
+			s.desired.assign(s.links.begin(), s.links.end());
+			s.desired.push_back(node);
+		} else {
+			const std::size_t n = s.links.size();
+			s.dists.resize(std::max(s.dists.size(), n));
+			s.pass.resize(std::max(s.pass.size(), n));
+			S5V_RETURN_IF_ERROR(a.StoredDistances(nb, s.links.data(), n, s.dists.data(), s.pass.data()));
+			s.link_cands.clear();
+			s.link_cands.push_back({d, node});
+			for (std::size_t i = 0; i < n; ++i)
+				if (s.pass[i] && s.links[i] != nb)
+					s.link_cands.push_back({s.dists[i], s.links[i]});
+			std::sort(s.link_cands.begin(), s.link_cands.end(), AscendingFrom{nb});
+			S5V_RETURN_IF_ERROR(SelectNeighbors(a, s.link_cands, max_links, s.selected));
+			// The pruned entries, nearest first; keep all but as many as the list cannot hold.
+			s.pruned.clear();
 			for (const Cand &c : s.link_cands) {
-				if (s.selected.size() >= max_links)
-					break;
 				bool kept = false;
 				for (const Cand &k : s.selected)
 					kept |= (k.id == c.id);
 				if (!kept)
-					s.selected.push_back(c);
+					s.pruned.push_back(c);
 			}
+			const bool drop = s.selected.size() + s.pruned.size() > max_links && !s.pruned.empty();
+			if (drop) {
+				const bool node_pruned =
+				    std::any_of(s.pruned.begin(), s.pruned.end(), [&](const Cand &c) { return c.id == node; });
+				auto farthest = [&](auto &&ok) -> NodeId {
+					for (auto it = s.pruned.rbegin(); it != s.pruned.rend(); ++it)
+						if (it->id != node && ok(it->id))
+							return it->id;
+					return kNoNode;
+				};
+				victim = farthest([&](NodeId x) { return Contains(own, x); });
+				if (victim == kNoNode && node_pruned && node_linked && !keep_node)
+					victim = node;
+				if (victim == kNoNode && own.size() < max_links) {
+					victim = farthest([](NodeId) { return true; });
+					res.handed = victim;
+				}
+				if (victim == kNoNode && node_pruned && !keep_node)
+					victim = node;
+				if (victim == kNoNode) {
+					victim = farthest([](NodeId) { return true; });
+					res.orphan = victim;
+				}
+				if (victim == kNoNode && keep_node) {
+					// Only `node` was pruned but it must stay: give up a selected entry, the safest farthest.
+					auto farthest_sel = [&](auto &&ok) -> NodeId {
+						for (auto it = s.selected.rbegin(); it != s.selected.rend(); ++it)
+							if (it->id != node && ok(it->id))
+								return it->id;
+						return kNoNode;
+					};
+					victim = farthest_sel([&](NodeId x) { return Contains(own, x); });
+					if (victim == kNoNode && own.size() < max_links) {
+						victim = farthest_sel([](NodeId) { return true; });
+						res.handed = victim;
+					}
+					if (victim == kNoNode) {
+						victim = farthest_sel([](NodeId) { return true; });
+						res.orphan = victim;
+					}
+				}
+			}
+			s.desired.clear();
+			for (const Cand &c : s.selected)
+				if (c.id != victim)
+					s.desired.push_back(c.id);
+			for (const Cand &c : s.pruned)
+				if (c.id != victim && s.desired.size() < max_links)
+					s.desired.push_back(c.id);
+		}
+		bool applied = false;
+		S5V_RETURN_IF_ERROR(
+		    a.CasNeighborIds(nb, level, s.links.data(), s.links.size(), s.desired.data(), s.desired.size(), applied));
+		if (applied) {
+			res.kept = Contains(s.desired, node);
+			return Status::Ok();
 		}
 	}
-	return a.SetNeighborCands(nb, level, s.selected.data(), s.selected.size());
+	res = BackLinkResult{}; // the list kept changing: leave it (the caller relinks node if it must)
+	res.gave_up = true;
+	return Status::Ok();
 }
 
-// Shared body of Insert and Repair: find `node`'s neighbours on levels min(level, entry level) .. 0, link them,
-// add back-links; Insert also raises the entry point.
+// Write node's own list at `level`: `chosen`, then (as room allows) links that other writers added meanwhile,
+// except those in `stale` (what a repair replaces). Atomic like AddBackLink.
 template <class A>
-Status LinkNode(A &a, NodeId node, int level, const float *vec, const Params &p, const CancelToken &cancel,
-                bool repair) {
+Status WriteOwnList(A &a, NodeId node, int level, std::size_t cap, const std::vector<NodeId> &chosen,
+                    const std::vector<NodeId> &stale) {
+	Scratch &s = a.scratch;
+	for (int attempt = 0;; ++attempt) {
+		s.links.clear();
+		S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, level, [&](NodeId x) { s.links.push_back(x); }));
+		// Links other writers added are their nodes' in-links: they all stay; `chosen` gives up its farthest
+		// entries when both do not fit (they are reachable anyway).
+		s.pruned.clear();
+		for (NodeId x : s.links)
+			if (x != node && !Contains(chosen, x) && !Contains(stale, x))
+				s.pruned.push_back({0.0f, x});
+		const std::size_t extra = std::min(s.pruned.size(), cap);
+		s.desired.assign(chosen.begin(), chosen.begin() + std::min(chosen.size(), cap - extra));
+		for (std::size_t i = 0; i < extra; ++i)
+			s.desired.push_back(s.pruned[i].id);
+		if (attempt == kCasAttempts)
+			return a.SetNeighborIds(node, level, s.desired.data(), s.desired.size());
+		bool applied = false;
+		S5V_RETURN_IF_ERROR(
+		    a.CasNeighborIds(node, level, s.links.data(), s.links.size(), s.desired.data(), s.desired.size(), applied));
+		if (applied)
+			return Status::Ok();
+	}
+}
+
+// Append `x` to the list of `node` at `level` if it has room (atomic); `done` tells whether x is in it now.
+template <class A> Status AppendIfRoom(A &a, NodeId node, int level, std::size_t cap, NodeId x, bool &done) {
+	Scratch &s = a.scratch;
+	done = false;
+	for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+		s.links.clear();
+		S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, level, [&](NodeId y) { s.links.push_back(y); }));
+		if (Contains(s.links, x)) {
+			done = true;
+			return Status::Ok();
+		}
+		if (s.links.size() >= cap)
+			return Status::Ok();
+		s.desired.assign(s.links.begin(), s.links.end());
+		s.desired.push_back(x);
+		bool applied = false;
+		S5V_RETURN_IF_ERROR(
+		    a.CasNeighborIds(node, level, s.links.data(), s.links.size(), s.desired.data(), s.desired.size(), applied));
+		if (applied) {
+			done = true;
+			return Status::Ok();
+		}
+	}
+	return Status::Ok();
+}
+
+// One pass of Insert/Repair: find `node`'s neighbours on levels min(level, entry level) .. 0, link them, add
+// back-links; Insert also raises the entry point. Nodes dropped without a known in-link go to s.orphans.
+// Relink: only the back-links (to an existing node whose in-link was dropped); its own lists stay as they are, since
+// replacing them could drop the only in-link of a node it links to.
+enum class LinkMode { Insert, Repair, Relink };
+
+template <class A>
+Status LinkNodeOnce(A &a, NodeId node, int level, const float *vec, const Params &p, const CancelToken &cancel,
+                    LinkMode mode) {
+	const bool repair = mode != LinkMode::Insert;
 	NodeId ep;
 	int ep_level;
 	S5V_RETURN_IF_ERROR(a.EntryPoint(ep, ep_level));
@@ -356,6 +504,21 @@ Status LinkNode(A &a, NodeId node, int level, const float *vec, const Params &p,
 	s.seed_pass.assign(1, cur_pass);
 	const std::size_t ef = static_cast<std::size_t>(std::max(p.ef_construction, 1));
 	for (int l = std::min(level, ep_level); l >= 0; --l) {
+		// A repair replaces the list as it is now; links other writers add during the search are kept.
+		// Of the old entries, the live ones are kept as room allows (dropping one could orphan it), the others go.
+		s.stale.clear();
+		s.stale_live.clear();
+		if (mode == LinkMode::Repair) {
+			s.links.clear();
+			S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, l, [&](NodeId x) { s.links.push_back(x); }));
+			if (!s.links.empty()) {
+				s.dists.resize(std::max(s.dists.size(), s.links.size()));
+				s.pass.resize(std::max(s.pass.size(), s.links.size()));
+				S5V_RETURN_IF_ERROR(a.Distances(vec, s.links.data(), s.links.size(), s.dists.data(), s.pass.data()));
+				for (std::size_t i = 0; i < s.links.size(); ++i)
+					(s.pass[i] ? s.stale_live : s.stale).push_back(s.links[i]);
+			}
+		}
 		a.visited.Reset(a.VisitedCapacity());
 		s.queue.clear();
 		s.pool.clear();
@@ -389,10 +552,40 @@ Status LinkNode(A &a, NodeId node, int level, const float *vec, const Params &p,
 			s.sel_ids.push_back(c.id);
 			s.sel_dists.push_back(c.d);
 		}
-		S5V_RETURN_IF_ERROR(a.SetNeighborIds(node, l, s.sel_ids.data(), s.sel_ids.size()));
-		for (std::size_t i = 0; i < s.sel_ids.size(); ++i) {
-			// s.sel_ids / s.sel_dists are not touched by AddBackLink.
-			S5V_RETURN_IF_ERROR(AddBackLink(a, s.sel_ids[i], node, s.sel_dists[i], l, max_links));
+		if (mode == LinkMode::Relink) {
+			s.own.clear();
+			S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, l, [&](NodeId x) { s.own.push_back(x); }));
+		} else {
+			S5V_RETURN_IF_ERROR(WriteOwnList(a, node, l, max_links, s.sel_ids, s.stale));
+			s.own.assign(s.desired.begin(), s.desired.end());
+			for (NodeId x : s.stale_live)
+				if (!Contains(s.own, x) && x != ep)
+					s.orphans.push_back({x, l});
+		}
+		bool linked = false;
+		for (std::size_t i = 0; i <= s.sel_ids.size(); ++i) {
+			// After the last neighbour: a node still without an in-link on level 0 forces one from its nearest.
+			const bool force = i == s.sel_ids.size();
+			if (force && (linked || l != 0 || s.sel_ids.empty()))
+				break;
+			const std::size_t k = force ? 0 : i;
+			BackLinkResult res;
+			// s.sel_ids / s.sel_dists / s.own are not touched by AddBackLink.
+			S5V_RETURN_IF_ERROR(
+			    AddBackLink(a, s.sel_ids[k], node, s.sel_dists[k], l, max_links, s.own, linked, force, res));
+			linked |= res.kept;
+			if (res.handed != kNoNode) {
+				bool done = false;
+				S5V_RETURN_IF_ERROR(AppendIfRoom(a, node, l, max_links, res.handed, done));
+				if (done)
+					s.own.push_back(res.handed);
+				else
+					res.orphan = res.handed;
+			}
+			if (res.orphan != kNoNode && res.orphan != ep)
+				s.orphans.push_back({res.orphan, l});
+			if (force && !res.kept)
+				s.orphans.push_back({node, l}); // still without an in-link on level 0: search for it again
 		}
 		// The next level starts from everything this level found (the paper's W), or from the nearest node
 		// walked through when every node here had pass = 0.
@@ -404,8 +597,113 @@ Status LinkNode(A &a, NodeId node, int level, const float *vec, const Params &p,
 			s.seed_pass.assign(1, s.nearest_walked_pass);
 		}
 	}
-	if (!repair && level > ep_level)
+	if (!repair && level > ep_level) {
+		// The old entry point may have no in-link: link it from the new one, so that whatever it reached stays
+		// reachable (a full list gives up its last entry, which is then re-linked).
+		const std::size_t cap = static_cast<std::size_t>(MaxNeighbors(p, ep_level));
+		bool done = false;
+		S5V_RETURN_IF_ERROR(AppendIfRoom(a, node, ep_level, cap, ep, done));
+		if (!done) {
+			s.links.clear();
+			S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, ep_level, [&](NodeId x) { s.links.push_back(x); }));
+			if (!s.links.empty()) {
+				s.orphans.push_back({s.links.back(), ep_level});
+				s.links.back() = ep;
+				S5V_RETURN_IF_ERROR(a.SetNeighborIds(node, ep_level, s.links.data(), s.links.size()));
+			}
+		}
 		return a.SetEntryPoint(node, level);
+	}
+	return Status::Ok();
+}
+
+// Insert or Repair `node`, then re-link the nodes that pruning dropped without a known in-link (a few per call):
+// into the list of one of their own neighbours that has room, else by a repair of their own.
+template <class A>
+Status LinkNode(A &a, NodeId node, int level, const float *vec, const Params &p, const CancelToken &cancel,
+                LinkMode mode) {
+	Scratch &s = a.scratch;
+	s.orphans.clear();
+	S5V_RETURN_IF_ERROR(LinkNodeOnce(a, node, level, vec, p, cancel, mode));
+	for (std::size_t k = 0; k < s.orphans.size() && k < kOrphanBudget; ++k) {
+		const NodeId x = s.orphans[k].first;
+		const int l = s.orphans[k].second;
+		S5V_RETURN_IF_ERROR(a.VectorOf(x, s.orphan_vec));
+		S5V_RETURN_IF_ERROR(LinkNodeOnce(a, x, l, s.orphan_vec.data(), p, cancel, LinkMode::Relink));
+	}
+	return Status::Ok();
+}
+
+// VACUUM's cheap repair (as FreshDiskANN consolidates deletes): on each level <= `level`, the entries of node's
+// list with pass = 0 are replaced by live neighbours of those entries, chosen with the heuristic against the live
+// entries, which all stay (no live node loses an in-link, so nothing is orphaned). No search. `sparse` is set
+// when a list ends up less than half full (the caller may then run a search Repair).
+template <class A> Status RepairLocalT(A &a, NodeId node, int level, const float *vec, const Params &p, bool &sparse) {
+	Scratch &s = a.scratch;
+	sparse = false;
+	for (int l = 0; l <= level; ++l) {
+		const std::size_t cap = static_cast<std::size_t>(MaxNeighbors(p, l));
+		for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+			s.links.clear();
+			S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, l, [&](NodeId x) { s.links.push_back(x); }));
+			const std::size_t n = s.links.size();
+			if (n == 0)
+				break;
+			s.dists.resize(std::max(s.dists.size(), n));
+			s.pass.resize(std::max(s.pass.size(), n));
+			S5V_RETURN_IF_ERROR(a.Distances(vec, s.links.data(), n, s.dists.data(), s.pass.data()));
+			s.selected.clear();
+			s.stale.clear();
+			for (std::size_t i = 0; i < n; ++i)
+				(s.pass[i] ? (void)s.selected.push_back({s.dists[i], s.links[i]})
+				           : (void)s.stale.push_back(s.links[i]));
+			if (s.stale.empty())
+				break;
+			// Candidates: the deleted entries' own neighbours on this level.
+			s.ids.clear();
+			for (NodeId d : s.stale)
+				S5V_RETURN_IF_ERROR(a.ForEachNeighbor(d, l, [&](NodeId x) {
+					if (x != node && !Contains(s.links, x) && !Contains(s.ids, x))
+						s.ids.push_back(x);
+				}));
+			s.link_cands.clear();
+			if (!s.ids.empty()) {
+				s.sel_dists.resize(s.ids.size());
+				s.seed_pass.resize(s.ids.size());
+				S5V_RETURN_IF_ERROR(
+				    a.Distances(vec, s.ids.data(), s.ids.size(), s.sel_dists.data(), s.seed_pass.data()));
+				for (std::size_t i = 0; i < s.ids.size(); ++i)
+					if (s.seed_pass[i])
+						s.link_cands.push_back({s.sel_dists[i], s.ids[i]});
+				std::sort(s.link_cands.begin(), s.link_cands.end(), AscendingFrom{node});
+			}
+			std::sort(s.selected.begin(), s.selected.end(), AscendingFrom{node});
+			const std::size_t kept = s.selected.size();
+			s.pruned.clear();
+			for (const Cand &c : s.link_cands) {
+				if (s.selected.size() >= cap)
+					break;
+				bool good = true;
+				if (!s.selected.empty())
+					S5V_RETURN_IF_ERROR(a.NearerThanAll(c, s.selected, good));
+				(good ? s.selected : s.pruned).push_back(c);
+			}
+			for (const Cand &c : s.pruned)
+				if (s.selected.size() < cap)
+					s.selected.push_back(c);
+			std::sort(s.selected.begin() + static_cast<std::ptrdiff_t>(kept), s.selected.end(), AscendingFrom{node});
+			s.desired.clear();
+			for (const Cand &c : s.selected)
+				s.desired.push_back(c.id);
+			bool applied = false;
+			S5V_RETURN_IF_ERROR(
+			    a.CasNeighborIds(node, l, s.links.data(), n, s.desired.data(), s.desired.size(), applied));
+			if (applied) {
+				sparse |= s.desired.size() * 2 < cap;
+				break;
+			}
+		}
+	}
 	return Status::Ok();
 }
 
@@ -530,9 +828,10 @@ private:
 
 // The InMemoryGraph fast paths (hnsw_memory.cpp); hnsw.cpp dispatches to them when the store is one.
 Status MemoryLink(InMemoryGraph &g, NodeId node, int level, const float *vec, std::size_t dim, const Params &p,
-                  const CancelToken &cancel, bool repair);
+                  const CancelToken &cancel, LinkMode mode);
 std::unique_ptr<SearchEngine> MakeMemorySearchEngine(InMemoryGraph &g, std::size_t dim, const CancelToken &cancel);
 
 Status ValidateParams(const Params &p, int level);
+Status MemoryRepairLocal(InMemoryGraph &g, NodeId node, int level, const float *vec, const Params &p, bool &sparse);
 
 } // namespace s5v::hnsw::internal

@@ -180,10 +180,20 @@ struct MemoryAccess {
 		g->entry_level = level;
 		return Status::Ok();
 	}
+	// One writer: the list is what the caller just read.
+	Status CasNeighborIds(NodeId node, int level, const NodeId *, std::size_t, const NodeId *desired,
+	                      std::size_t n_desired, bool &applied) {
+		applied = true;
+		return SetNeighborIds(node, level, desired, n_desired);
+	}
+	Status VectorOf(NodeId node, std::vector<float> &out) {
+		out.assign(g->Vec(node), g->Vec(node) + g->dim);
+		return Status::Ok();
+	}
 };
 
 Status MemoryLink(InMemoryGraph &graph, NodeId node, int level, const float *vec, std::size_t dim, const Params &p,
-                  const CancelToken &cancel, bool repair) {
+                  const CancelToken &cancel, LinkMode mode) {
 	auto *g = MemoryAccess::ImplOf(graph);
 	if (dim != g->dim)
 		return Status::InvalidInput("vector dimensions do not match the graph");
@@ -193,7 +203,17 @@ Status MemoryLink(InMemoryGraph &graph, NodeId node, int level, const float *vec
 		return Status::InvalidInput("hnsw node is not in the graph");
 	if (!g->build)
 		g->build = std::make_unique<MemoryAccess>(g);
-	return LinkNode(*g->build, node, level, vec, p, cancel, repair);
+	return LinkNode(*g->build, node, level, vec, p, cancel, mode);
+}
+
+Status MemoryRepairLocal(InMemoryGraph &graph, NodeId node, int level, const float *vec, const Params &p,
+                         bool &sparse) {
+	auto *g = MemoryAccess::ImplOf(graph);
+	if (node >= g->count || level > static_cast<int>(g->levels[static_cast<std::size_t>(node)]))
+		return Status::InvalidInput("hnsw node is not in the graph");
+	if (!g->build)
+		g->build = std::make_unique<MemoryAccess>(g);
+	return RepairLocalT(*g->build, node, level, vec, p, sparse);
 }
 
 std::unique_ptr<SearchEngine> MakeMemorySearchEngine(InMemoryGraph &graph, std::size_t dim, const CancelToken &cancel) {
@@ -256,7 +276,8 @@ Status InMemoryGraph::AddAndInsert(const float *vec, std::uint64_t random_bits, 
 		                      : Status::OutOfMemory("out of memory adding a node to the hnsw graph");
 	out = id;
 	try {
-		return internal::MemoryLink(*this, id, level, vec, impl_->dim, impl_->params, cancel, false);
+		return internal::MemoryLink(*this, id, level, vec, impl_->dim, impl_->params, cancel,
+		                            internal::LinkMode::Insert);
 	} catch (const std::bad_alloc &) {
 		return Status::OutOfMemory("out of memory in hnsw insert");
 	} catch (...) {

@@ -1,5 +1,9 @@
 // INSERT into the index: the element is appended to a page, then linked into the graph by the core.
-// Writers of the graph (inserts, VACUUM's repair) are serialised by a page lock; scans run beside them.
+// Concurrency: inserts hold the graph lock (a heavyweight lock on a page number that is no real page) in share
+// mode and run in parallel; every list change is an atomic read-modify-write under the neighbour page's exclusive
+// buffer lock (PageGraphStore::CompareAndSetNeighbors). Only an insert that will change the entry point (the graph
+// is empty or its level is above the entry point's) takes the lock exclusively, as VACUUM does briefly. Scans
+// take no graph lock.
 extern "C" {
 #include "postgres.h"
 
@@ -35,7 +39,17 @@ bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, R
 		}
 		int level = Min(hnsw::RandomLevel(info.m, pg_prng_uint64(&pg_global_prng_state)), info.max_level);
 		ItemPointerData tid = *heap_tid;
-		LockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+		LOCKMODE mode = ShareLock;
+		LockPage(index, S5V_GRAPH_WRITE_LOCK, mode);
+		S5vMetaPageData meta;
+		ReadMetaPage(index, &meta);
+		if (meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level) {
+			// This insert will change the entry point: no other writer may run meanwhile (share cannot be upgraded
+			// in place without risking a deadlock between two upgraders, so release and wait).
+			UnlockPage(index, S5V_GRAPH_WRITE_LOCK, mode);
+			mode = ExclusiveLock;
+			LockPage(index, S5V_GRAPH_WRITE_LOCK, mode);
+		}
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, info);
 			InterruptToken cancel;
@@ -44,7 +58,7 @@ bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, R
 			hnsw::Params params{info.m, info.ef_construction};
 			return hnsw::Insert(store, id, level, vec, info.dimensions, params, cancel);
 		});
-		UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
+		UnlockPage(index, S5V_GRAPH_WRITE_LOCK, mode);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

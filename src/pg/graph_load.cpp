@@ -48,6 +48,12 @@ void LoadGraph(Relation index, const IndexInfoCache &info, BufferAccessStrategy 
 			int slots = S5V_NEIGHBOR_SLOTS(info.m, etup->level);
 			e->links = (uint64 *)palloc(sizeof(uint64) * slots);
 			e->link_levels = (int8 *)palloc(slots);
+			// A neighbour TID outside the index (P_NEW would extend it) counts as a missing neighbour tuple.
+			BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
+			if (nblk == S5V_METAPAGE_BLKNO || nblk >= nblocks) {
+				out->missing_neighbor_tuples++;
+				continue;
+			}
 			Buffer nbuf;
 			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, true);
 			if (ntup == nullptr || ntup->count != slots) {

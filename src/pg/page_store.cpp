@@ -3,6 +3,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/htup_details.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
 #include "storage/indexfsm.h"
@@ -18,13 +19,49 @@ namespace s5v::pg {
 
 using hnsw::NodeId;
 
+void CheckIndexBlock(Relation index, BlockNumber blk, BlockNumber *nblocks, const char *what) {
+	if (likely(blk != S5V_METAPAGE_BLKNO && blk < *nblocks))
+		return;
+	if (blk != S5V_METAPAGE_BLKNO && blk != InvalidBlockNumber) {
+		*nblocks = RelationGetNumberOfBlocks(index); // the index may have grown since the size was cached
+		if (blk < *nblocks)
+			return;
+	}
+	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+	                errmsg("index \"%s\" contains %s pointing to block %u, which is not one of its data pages",
+	                       RelationGetRelationName(index), what, blk),
+	                errhint("Please REINDEX it.")));
+}
+
+void CheckHeapTid(Relation index, const ItemPointerData *tid, BlockNumber *heap_nblocks) {
+	BlockNumber blk = ItemPointerGetBlockNumberNoCheck(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+	bool off_ok = off >= FirstOffsetNumber && off <= MaxHeapTuplesPerPage;
+	if (likely(off_ok && blk < *heap_nblocks))
+		return;
+	Relation heap = RelationIdGetRelation(index->rd_index->indrelid);
+	const char *heapname = heap != nullptr ? pstrdup(RelationGetRelationName(heap)) : "?";
+	if (off_ok && blk != InvalidBlockNumber && heap != nullptr)
+		*heap_nblocks = RelationGetNumberOfBlocks(heap); // the table may have grown since the size was cached
+	if (heap != nullptr)
+		RelationClose(heap);
+	if (off_ok && blk < *heap_nblocks)
+		return;
+	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+	                errmsg("index \"%s\" contains heap TID (%u,%u), which is outside table \"%s\"",
+	                       RelationGetRelationName(index), blk, (unsigned)off, heapname),
+	                errhint("Please REINDEX it.")));
+}
+
 namespace {
 
-// Plain-C helpers: they may ereport, and are only called inside S5V_PG_CALL.
+// Plain-C helpers: they may ereport, and are only called inside S5V_PG_CALL. `nblocks` is the store's cached
+// size of the index: every TID read from a page is checked against it before it is read.
 
 using ElementRef = PageGraphStore::NodeMeta;
 
-void ReadElementRef(Relation index, NodeId node, ElementRef *ref, float *vec_out, uint32 dim) {
+void ReadElementRef(Relation index, BlockNumber *nblocks, NodeId node, ElementRef *ref, float *vec_out, uint32 dim) {
+	CheckIndexBlock(index, NodeBlock(node), nblocks, "a link");
 	Buffer buf = ReadBuffer(index, NodeBlock(node));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
@@ -43,16 +80,31 @@ void ReadElementRef(Relation index, NodeId node, ElementRef *ref, float *vec_out
 	UnlockReleaseBuffer(buf);
 }
 
-void ComputeDistances(Relation index, s5v::Metric metric, uint32 dim, const AgeFilter *filter, const float *query,
-                      const NodeId *nodes, size_t n, float *out, uint8 *pass, ElementRef *refs) {
+// A distance that is not finite: legitimate for huge finite components (overflow), corruption when the stored
+// vector holds a NaN or an infinity (the vector type refuses both on input). Only reached in that rare case.
+void CheckStoredVector(Relation index, BlockNumber blk, OffsetNumber off, const float *x, uint32 dim) {
+	for (uint32 j = 0; j < dim; j++)
+		if (isnan(x[j]) || isinf(x[j]))
+			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+			                errmsg("index \"%s\" contains a corrupted tuple at (%u,%u): vector component %u is not "
+			                       "finite",
+			                       RelationGetRelationName(index), blk, off, j),
+			                errhint("Please REINDEX it.")));
+}
+
+void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nblocks, s5v::Metric metric, uint32 dim,
+                      const AgeFilter *filter, const float *query, const NodeId *nodes, size_t n, float *out,
+                      uint8 *pass, ElementRef *refs) {
 	Buffer buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
 	Page page = nullptr;
 	for (size_t i = 0; i < n; i++) {
 		BlockNumber blk = NodeBlock(nodes[i]);
-		if (blk != cur) {
+		if (blk != cur || page == nullptr) {
 			if (BufferIsValid(buf))
 				UnlockReleaseBuffer(buf);
+			buf = InvalidBuffer;
+			CheckIndexBlock(index, blk, nblocks, "a link");
 			buf = ReadBuffer(index, blk);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
@@ -68,21 +120,28 @@ void ComputeDistances(Relation index, s5v::Metric metric, uint32 dim, const AgeF
 			continue;
 		}
 		out[i] = s5v::IndexDistance(metric, query, etup->x, dim);
+		if (unlikely(isnan(out[i]) || isinf(out[i])))
+			CheckStoredVector(index, blk, NodeOffset(nodes[i]), etup->x, dim);
 		refs[i].valid = true;
 		refs[i].heaptid = etup->heaptid;
 		refs[i].neighbortid = etup->neighbortid;
 		refs[i].level = etup->level;
 		refs[i].flags = etup->flags;
 		refs[i].age = etup->age;
-		if (pass)
+		if (pass) {
 			pass[i] = !(etup->flags & S5V_ELEMENT_DELETED) && filter->Matches(etup->age, etup->flags);
+			// A returnable element's heap TID goes to the executor: it must lie inside the table.
+			if (pass[i])
+				CheckHeapTid(index, &etup->heaptid, heap_nblocks);
+		}
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
 }
 
 // Copy the level's slots of a neighbour tuple into `out` (capacity `cap`); returns the count.
-int ReadNeighborSlots(Relation index, ItemPointer ntid, int m, int level, NodeId *out, int cap) {
+int ReadNeighborSlots(Relation index, BlockNumber *nblocks, ItemPointer ntid, int m, int level, NodeId *out, int cap) {
+	CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(ntid), nblocks, "a neighbour-list TID");
 	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
@@ -107,7 +166,9 @@ int ReadNeighborSlots(Relation index, ItemPointer ntid, int m, int level, NodeId
 	return n;
 }
 
-void WriteNeighborSlots(Relation index, ItemPointer ntid, int m, int level, const NodeId *nodes, int n) {
+void WriteNeighborSlots(Relation index, BlockNumber *nblocks, ItemPointer ntid, int m, int level, const NodeId *nodes,
+                        int n) {
+	CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(ntid), nblocks, "a neighbour-list TID");
 	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	GenericXLogState *state = GenericXLogStart(index);
@@ -135,6 +196,55 @@ void WriteNeighborSlots(Relation index, ItemPointer ntid, int m, int level, cons
 	UnlockReleaseBuffer(buf);
 }
 
+// Compare-and-set of one level's slots under the page's exclusive lock (the atomic read-modify-write of
+// back-links: two writers never lose each other's links). *applied tells whether the list still was `expected`.
+void CasNeighborSlots(Relation index, BlockNumber *nblocks, ItemPointer ntid, int m, int level, const NodeId *expected,
+                      int nexp, const NodeId *desired, int ndes, bool *applied) {
+	*applied = false;
+	CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(ntid), nblocks, "a neighbour-list TID");
+	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Page page = BufferGetPage(buf);
+	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	CheckPage(index, page, ItemPointerGetBlockNumber(ntid));
+	S5vNeighborTuple ntup = GetNeighborTuple(index, page, ItemPointerGetBlockNumber(ntid), off);
+	int start = level == 0 ? 0 : 2 * m + (level - 1) * m;
+	int len = level == 0 ? 2 * m : m;
+	if (ntup == nullptr || start + len > ntup->count || ndes > len) {
+		UnlockReleaseBuffer(buf);
+		ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+		                errmsg("index \"%s\" has a missing neighbour tuple at (%u,%u)", RelationGetRelationName(index),
+		                       ItemPointerGetBlockNumber(ntid), off),
+		                errhint("Please REINDEX it.")));
+	}
+	// The valid slots, in order, must be `expected`.
+	int k = 0;
+	bool same = true;
+	for (int i = 0; i < len && same; i++) {
+		ItemPointer t = &ntup->tids[start + i];
+		if (!ItemPointerIsValid(t))
+			continue;
+		same = k < nexp && expected[k] == NodeIdFromTid(ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t));
+		k++;
+	}
+	if (!same || k != nexp) {
+		UnlockReleaseBuffer(buf);
+		return;
+	}
+	GenericXLogState *state = GenericXLogStart(index);
+	Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+	S5vNeighborTuple wtup = (S5vNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+	for (int i = 0; i < len; i++) {
+		if (i < ndes)
+			ItemPointerSet(&wtup->tids[start + i], NodeBlock(desired[i]), NodeOffset(desired[i]));
+		else
+			ItemPointerSetInvalid(&wtup->tids[start + i]);
+	}
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	*applied = true;
+}
+
 void WriteEntryPoint(Relation index, NodeId node, int level) {
 	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -154,18 +264,27 @@ void WriteEntryPoint(Relation index, NodeId node, int level) {
 	UnlockReleaseBuffer(buf);
 }
 
-void ReadEntryPoint(Relation index, NodeId *node, int *level) {
+void ReadEntryPoint(Relation index, BlockNumber *nblocks, NodeId *node, int *level) {
 	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	S5vMetaPage meta = S5vPageGetMeta(BufferGetPage(buf));
-	if (meta->entry_blkno == InvalidBlockNumber) {
+	BlockNumber blk = meta->entry_blkno;
+	OffsetNumber off = meta->entry_offno;
+	int lvl = meta->entry_level;
+	UnlockReleaseBuffer(buf);
+	if (blk == InvalidBlockNumber) {
 		*node = hnsw::kNoNode;
 		*level = -1;
-	} else {
-		*node = NodeIdFromTid(meta->entry_blkno, meta->entry_offno);
-		*level = meta->entry_level;
+		return;
 	}
-	UnlockReleaseBuffer(buf);
+	CheckIndexBlock(index, blk, nblocks, "an entry point");
+	if (lvl < 0 || lvl > hnsw::kMaxLevel)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INDEX_CORRUPTED),
+		         errmsg("index \"%s\" has an entry point of impossible level %d", RelationGetRelationName(index), lvl),
+		         errhint("Please REINDEX it.")));
+	*node = NodeIdFromTid(blk, off);
+	*level = lvl;
 }
 
 // A new page at the end of the index, locked exclusively.
@@ -179,9 +298,12 @@ Buffer ExtendIndex(Relation index) {
 
 // A hot page with `need` free bytes, locked exclusively: the insert page if it has room, else a page recycled by
 // VACUUM (from the FSM), else a new page. *fresh says the caller must initialise it.
+// insert_page is only a hint: a value that is not a data page of the index (0 is the metapage, which the caller
+// may hold locked; past the end would extend the file) is treated as "none".
 Buffer GetPageWithSpace(Relation index, BlockNumber insert_page, Size need, bool *fresh) {
 	*fresh = false;
-	if (insert_page != InvalidBlockNumber && insert_page < RelationGetNumberOfBlocks(index)) {
+	if (insert_page != InvalidBlockNumber && insert_page != S5V_METAPAGE_BLKNO &&
+	    insert_page < RelationGetNumberOfBlocks(index)) {
 		Buffer buf = ReadBuffer(index, insert_page);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		Page p = BufferGetPage(buf);
@@ -238,9 +360,12 @@ void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64
 	for (int i = 0; i < ntup->count; i++)
 		ItemPointerSetInvalid(&ntup->tids[i]);
 
+	// Lock order: data pages first, the metapage last (as VACUUM does), so that the metapage is never held while
+	// waiting for a data page. insert_page is read under a share lock and is only a hint.
 	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
-	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
 	BlockNumber insert_page = S5vPageGetMeta(BufferGetPage(metabuf))->insert_page;
+	LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
 
 	bool efresh, nfresh = false;
 	Size eneed = together ? esize + nsize + 2 * sizeof(ItemIdData) : esize + sizeof(ItemIdData);
@@ -251,6 +376,7 @@ void AppendElement(Relation index, uint32 dim, int m, ItemPointer heaptid, int64
 		nfresh = true;
 	}
 
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	GenericXLogState *state = GenericXLogStart(index);
 	Page epage = GenericXLogRegisterBuffer(state, ebuf, efresh ? GENERIC_XLOG_FULL_IMAGE : 0);
 	Page npage = together ? epage : GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
@@ -357,11 +483,27 @@ void PageGraphStore::SeenMap::Grow() {
 
 PageGraphStore::PageGraphStore(Relation index, const IndexInfoCache &info) : index_(index), info_(info) {}
 
+// Every PostgreSQL call of the store goes through here: once one has failed (an error raised, perhaps with a
+// buffer lock still held until the transaction aborts), the store does no further buffer I/O and returns that
+// first error again.
+#define S5V_STORE_CALL(status_var, ...)                                                                                \
+	do {                                                                                                               \
+		if (!failed_.ok())                                                                                             \
+			return failed_;                                                                                            \
+		BlockNumber *nblocks = &nblocks_;                                                                              \
+		BlockNumber *heap_nblocks = &heap_nblocks_;                                                                    \
+		(void)nblocks;                                                                                                 \
+		(void)heap_nblocks;                                                                                            \
+		S5V_PG_CALL(status_var, __VA_ARGS__);                                                                          \
+		if (!(status_var).ok())                                                                                        \
+			failed_ = (status_var);                                                                                    \
+	} while (0)
+
 Status PageGraphStore::EntryPoint(NodeId &node, int &level) {
 	Status st;
 	NodeId n = hnsw::kNoNode;
 	int l = -1;
-	S5V_PG_CALL(st, ReadEntryPoint(index_, &n, &l));
+	S5V_STORE_CALL(st, ReadEntryPoint(index_, nblocks, &n, &l));
 	node = n;
 	level = l;
 	return st;
@@ -382,7 +524,7 @@ Status PageGraphStore::Distances(const float *query, std::span<const NodeId> nod
 	float *o = out.data();
 	uint8 *p = pass.empty() ? nullptr : pass.data();
 	ElementRef *r = refs.data();
-	S5V_PG_CALL(st, ComputeDistances(index, metric, dim, filter, query, ids, n, o, p, r));
+	S5V_STORE_CALL(st, ComputeDistances(index, nblocks, heap_nblocks, metric, dim, filter, query, ids, n, o, p, r));
 	if (!st.ok())
 		return st;
 	for (size_t i = 0; i < n; i++) {
@@ -401,7 +543,7 @@ Status PageGraphStore::Lookup(NodeId node, NodeMeta &meta) {
 	ElementRef ref{};
 	Status st;
 	Relation index = index_;
-	S5V_PG_CALL(st, ReadElementRef(index, node, &ref, nullptr, 0));
+	S5V_STORE_CALL(st, ReadElementRef(index, nblocks, node, &ref, nullptr, 0));
 	if (!st.ok())
 		return st;
 	if (!ref.valid)
@@ -428,7 +570,7 @@ Status PageGraphStore::Neighbors(NodeId node, int level, std::vector<NodeId> &ou
 	NodeId *buf = out.data();
 	int cap = (int)out.size();
 	int n = 0;
-	S5V_PG_CALL(st, n = ReadNeighborSlots(index, &ntid, m, level, buf, cap));
+	S5V_STORE_CALL(st, n = ReadNeighborSlots(index, nblocks, &ntid, m, level, buf, cap));
 	out.resize(st.ok() ? n : 0);
 	return st;
 }
@@ -440,7 +582,7 @@ Status PageGraphStore::Vector(NodeId node, std::vector<float> &out) {
 	Relation index = index_;
 	float *v = out.data();
 	uint32 dim = info_.dimensions;
-	S5V_PG_CALL(st, ReadElementRef(index, node, &ref, v, dim));
+	S5V_STORE_CALL(st, ReadElementRef(index, nblocks, node, &ref, v, dim));
 	if (st.ok() && !ref.valid)
 		return Status::Corrupt("element referenced by the graph is missing");
 	return st;
@@ -455,14 +597,38 @@ Status PageGraphStore::SetNeighbors(NodeId node, int level, std::span<const Node
 	int m = info_.m;
 	const NodeId *ids = neighbors.data();
 	int n = (int)neighbors.size();
-	S5V_PG_CALL(st, WriteNeighborSlots(index, &ntid, m, level, ids, n));
+	S5V_STORE_CALL(st, WriteNeighborSlots(index, nblocks, &ntid, m, level, ids, n));
+	return st;
+}
+
+Status PageGraphStore::CompareAndSetNeighbors(NodeId node, int level, std::span<const NodeId> expected,
+                                              std::span<const NodeId> desired, bool &applied) {
+	applied = false;
+	NodeMeta meta;
+	Status found = Lookup(node, meta);
+	if (found.code() == StatusCode::Corrupt)
+		return Status::Ok(); // the slot holds no element any more (removed by VACUUM): nothing to link
+	S5V_RETURN_IF_ERROR(found);
+	if (level > meta.level)
+		return Status::InvalidInput("neighbour list above the node's level");
+	Status st;
+	Relation index = index_;
+	ItemPointerData ntid = meta.neighbortid;
+	int m = info_.m;
+	const NodeId *exp = expected.data();
+	int nexp = (int)expected.size();
+	const NodeId *des = desired.data();
+	int ndes = (int)desired.size();
+	bool done = false;
+	S5V_STORE_CALL(st, CasNeighborSlots(index, nblocks, &ntid, m, level, exp, nexp, des, ndes, &done));
+	applied = done;
 	return st;
 }
 
 Status PageGraphStore::SetEntryPoint(NodeId node, int level) {
 	Status st;
 	Relation index = index_;
-	S5V_PG_CALL(st, WriteEntryPoint(index, node, level));
+	S5V_STORE_CALL(st, WriteEntryPoint(index, node, level));
 	return st;
 }
 
@@ -473,7 +639,7 @@ Status PageGraphStore::AddElement(ItemPointer heaptid, int64 age, uint8 flags, c
 	uint32 dim = info_.dimensions;
 	int m = info_.m;
 	NodeId id = hnsw::kNoNode;
-	S5V_PG_CALL(st, AppendElement(index, dim, m, heaptid, age, flags, vec, level, &id));
+	S5V_STORE_CALL(st, AppendElement(index, dim, m, heaptid, age, flags, vec, level, &id));
 	if (!st.ok())
 		return st;
 	out = id;

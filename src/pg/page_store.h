@@ -33,6 +33,14 @@ struct AgeFilter {
 	}
 };
 
+// Raise ERRCODE_INDEX_CORRUPTED unless `blk` is a data page of the index (not the metapage, below the index's
+// size: P_NEW / InvalidBlockNumber would make a read extend the file). *nblocks caches the size and is refreshed
+// before failing. `what` names the TID's role in the message.
+void CheckIndexBlock(Relation index, BlockNumber blk, BlockNumber *nblocks, const char *what);
+// Raise ERRCODE_INDEX_CORRUPTED unless `tid` can be a row of the index's table: offset in 1..MaxHeapTuplesPerPage,
+// block below the table's size (*heap_nblocks caches it, 0 = unknown). For every heap TID given to the executor.
+void CheckHeapTid(Relation index, const ItemPointerData *tid, BlockNumber *heap_nblocks);
+
 class PageGraphStore final : public hnsw::MutableGraphStore {
 public:
 	PageGraphStore(Relation index, const IndexInfoCache &info);
@@ -46,6 +54,8 @@ public:
 	Status Vector(hnsw::NodeId node, std::vector<float> &out) override;
 	Status SetNeighbors(hnsw::NodeId node, int level, std::span<const hnsw::NodeId> neighbors) override;
 	Status SetEntryPoint(hnsw::NodeId node, int level) override;
+	Status CompareAndSetNeighbors(hnsw::NodeId node, int level, std::span<const hnsw::NodeId> expected,
+	                              std::span<const hnsw::NodeId> desired, bool &applied) override;
 
 	// Append a new element (and its empty neighbour tuple) to the index; WAL-logged.
 	Status AddElement(ItemPointer heaptid, int64 age, uint8 flags, const float *vec, int level, hnsw::NodeId &out);
@@ -82,6 +92,9 @@ private:
 
 	Relation index_;
 	IndexInfoCache info_;
+	BlockNumber nblocks_ = 0;      // cached size of the index, for checking TIDs read from pages
+	BlockNumber heap_nblocks_ = 0; // cached size of the table, for checking heap TIDs
+	Status failed_;                // the first failed PostgreSQL call: no further work after it
 	AgeFilter filter_;
 	SeenMap seen_;
 	std::vector<NodeMeta> scratch_;

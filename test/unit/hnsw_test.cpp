@@ -636,5 +636,195 @@ TEST(HnswConnectivity, RepairThenForceLinksReachesEveryDuplicate) {
 		EXPECT_LE(g->neighbor_ids(i, 0).size(), std::size_t(MaxNeighbors(p, 0)));
 }
 
+// Inserts keep every node reachable from the entry point (no VACUUM needed): pruning a full list never drops a
+// node's only in-link. Tight clusters and small m make pruning frequent.
+TEST(HnswConnectivity, EveryNodeReachableAfterInserts) {
+	struct Case {
+		std::size_t n, dim, clusters;
+		int m, ef;
+		std::uint32_t seed;
+	};
+	const Case cases[] = {{4000, 16, 30, 4, 16, 1}, {4000, 8, 10, 6, 24, 2}, {3000, 32, 50, 16, 64, 3}};
+	for (const Case &c : cases) {
+		auto data = Clustered(c.n, c.dim, c.clusters, c.seed, false);
+		Params p;
+		p.m = c.m;
+		p.ef_construction = c.ef;
+		auto g = Build(data, c.dim, Metric::L2, p, c.seed);
+		std::vector<std::uint32_t> offsets, targets, lost;
+		std::vector<std::uint8_t> live(c.n, 1);
+		NodeId ep;
+		int lvl;
+		ASSERT_TRUE(g->EntryPoint(ep, lvl).ok());
+		GraphToCsr(*g, offsets, targets);
+		ASSERT_TRUE(FindUnreachable(offsets, targets, std::uint32_t(ep), live, lost).ok());
+		EXPECT_TRUE(lost.empty()) << lost.size() << " of " << c.n << " unreachable (m " << c.m << ", dim " << c.dim
+		                          << ")";
+	}
+}
+
+// The same through the virtual store (the path the page store takes).
+TEST(HnswConnectivity, EveryNodeReachableAfterInsertsVirtualPath) {
+	const std::size_t dim = 16, n = 4000;
+	auto data = Clustered(n, dim, 30, 5, false);
+	Params p;
+	p.m = 4;
+	p.ef_construction = 16;
+	InMemoryGraph graph(dim, Metric::L2, p);
+	VirtualStore store(graph);
+	NeverCancel never;
+	std::uint64_t state = 5;
+	for (std::size_t i = 0; i < n; ++i) {
+		const int level = RandomLevel(p.m, SplitMix(state));
+		const NodeId id = graph.Add(&data[i * dim], level);
+		ASSERT_TRUE(Insert(store, id, level, &data[i * dim], dim, p, never).ok());
+	}
+	std::vector<std::uint32_t> offsets, targets, lost;
+	std::vector<std::uint8_t> live(n, 1);
+	NodeId ep;
+	int lvl;
+	ASSERT_TRUE(graph.EntryPoint(ep, lvl).ok());
+	GraphToCsr(graph, offsets, targets);
+	ASSERT_TRUE(FindUnreachable(offsets, targets, std::uint32_t(ep), live, lost).ok());
+	EXPECT_TRUE(lost.empty()) << lost.size() << " of " << n << " unreachable";
+}
+
+// A store where another writer changes a list between the inserter's read and its write: before each
+// CompareAndSetNeighbors on a list it has not touched yet, an "intruder" link is appended (when there is room).
+class ConflictStore : public VirtualStore {
+public:
+	ConflictStore(InMemoryGraph &g, bool atomic) : VirtualStore(g), g_(g), atomic_(atomic) {}
+	Status CompareAndSetNeighbors(NodeId node, int level, std::span<const NodeId> expected,
+	                              std::span<const NodeId> desired, bool &applied) override {
+		if (touched.insert({node, level}).second && node != intruder) {
+			std::vector<NodeId> cur;
+			S5V_RETURN_IF_ERROR(g_.Neighbors(node, level, cur));
+			if (cur.size() < std::size_t(MaxNeighbors(g_.params(), level)) &&
+			    std::find(cur.begin(), cur.end(), intruder) == cur.end()) {
+				cur.push_back(intruder);
+				S5V_RETURN_IF_ERROR(g_.SetNeighbors(node, level, cur));
+				injected.push_back({node, level});
+			}
+		}
+		if (!atomic_) { // a plain read-then-write store: the other writer's link is overwritten
+			applied = true;
+			return g_.SetNeighbors(node, level, desired);
+		}
+		return MutableGraphStore::CompareAndSetNeighbors(node, level, expected, desired, applied);
+	}
+
+	NodeId intruder = 0;
+	std::set<std::pair<NodeId, int>> touched;
+	std::vector<std::pair<NodeId, int>> injected;
+
+private:
+	InMemoryGraph &g_;
+	bool atomic_;
+};
+
+// Back-link updates are atomic read-modify-writes: a link another writer added between the read and the write
+// survives (unless the merged list overflowed and was pruned), and the new node is linked.
+TEST(HnswConcurrency, BackLinksDoNotLoseConcurrentLinks) {
+	const std::size_t dim = 8, n = 600;
+	auto data = Clustered(n + 40, dim, 5, 21, false);
+	Params p;
+	p.m = 8;
+	p.ef_construction = 32;
+	for (bool atomic : {true, false}) {
+		std::vector<float> base(data.begin(), data.begin() + n * dim);
+		auto g = Build(base, dim, Metric::L2, p, 21);
+		std::size_t lost = 0, injected = 0, unlinked = 0;
+		NeverCancel never;
+		for (std::size_t i = n; i < n + 40; ++i) {
+			ConflictStore store(*g, atomic);
+			store.intruder = NodeId(i % 97);
+			const NodeId id = g->Add(&data[i * dim], 0);
+			ASSERT_TRUE(Insert(store, id, 0, &data[i * dim], dim, p, never).ok());
+			for (auto [node, level] : store.injected) {
+				auto list = g->neighbor_ids(node, level);
+				const bool full = list.size() >= std::size_t(MaxNeighbors(p, level));
+				if (!full && std::find(list.begin(), list.end(), std::uint32_t(store.intruder)) == list.end())
+					++lost;
+				++injected;
+			}
+			bool linked = false;
+			for (NodeId x = 0; x < g->size() && !linked; ++x)
+				for (std::uint32_t t : g->neighbor_ids(x, 0))
+					linked |= t == id;
+			unlinked += !linked;
+		}
+		ASSERT_GT(injected, 40u);
+		if (atomic) {
+			EXPECT_EQ(lost, 0u) << "of " << injected;
+			EXPECT_EQ(unlinked, 0u);
+		} else {
+			EXPECT_GT(lost, 0u) << "the non-atomic store should lose links (the test would not see a lost update)";
+		}
+	}
+}
+
+// VACUUM's local repair: deleted entries are replaced from the deleted nodes' own lists, live entries stay, no
+// list keeps a deleted node (after a search Repair of the lists left sparse), and recall over the survivors holds.
+TEST(Hnsw, RepairLocalAfterDelete) {
+	const std::size_t dim = 16, n = 4000;
+	auto data = Clustered(n, dim, 30, 13, false);
+	Params p;
+	p.m = 8;
+	p.ef_construction = 64;
+	auto g = Build(data, dim, Metric::L2, p);
+	std::vector<bool> del(n);
+	std::mt19937 rng(3);
+	for (std::size_t i = 0; i < n; ++i)
+		if (rng() % 10 < 3) {
+			del[i] = true;
+			g->MarkDeleted(i);
+		}
+	NeverCancel never;
+	std::size_t repaired = 0, sparse_lists = 0, live_dropped = 0;
+	for (NodeId i = 0; i < n; ++i) {
+		if (del[i])
+			continue;
+		bool touches = false;
+		std::vector<std::vector<std::uint32_t>> before;
+		for (int l = 0; l <= g->level(i); ++l) {
+			auto v = g->neighbor_ids(i, l);
+			before.emplace_back(v.begin(), v.end());
+			for (std::uint32_t x : v)
+				touches |= del[x];
+		}
+		if (!touches)
+			continue;
+		++repaired;
+		bool sparse = false;
+		ASSERT_TRUE(RepairLocal(*g, i, g->level(i), g->vector_data(i), dim, p, sparse).ok());
+		for (int l = 0; l <= g->level(i); ++l) {
+			auto after = g->neighbor_ids(i, l);
+			for (std::uint32_t x : before[l])
+				if (!del[x] && std::find(after.begin(), after.end(), x) == after.end())
+					++live_dropped;
+		}
+		if (sparse) {
+			++sparse_lists;
+			ASSERT_TRUE(Repair(*g, i, g->level(i), g->vector_data(i), dim, p, never).ok());
+		}
+	}
+	EXPECT_GT(repaired, n / 2);
+	EXPECT_EQ(live_dropped, 0u) << "a local repair must keep every live entry";
+	for (NodeId i = 0; i < n; ++i) {
+		if (del[i])
+			continue;
+		for (int l = 0; l <= g->level(i); ++l) {
+			for (std::uint32_t x : g->neighbor_ids(i, l)) {
+				EXPECT_FALSE(del[x]) << "node " << i << " still links to deleted " << x;
+			}
+		}
+	}
+	std::vector<float> queries;
+	for (std::size_t qi = 0; qi < 50; ++qi)
+		queries.insert(queries.end(), &data[(qi * 71) * dim], &data[(qi * 71) * dim] + dim);
+	const double r = Recall(*g, Metric::L2, data, queries, dim, 64, &del);
+	EXPECT_GE(r, 0.95) << repaired << " repaired, " << sparse_lists << " needed a search";
+}
+
 } // namespace
 } // namespace s5v::hnsw

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Write-path benchmark: insert throughput with 1 and 4 pgbench clients, VACUUM with nothing dead, VACUUM after
+# 10% deletes, and how long an INSERT issued during that VACUUM waits. Prints numbers; asserts nothing.
+# Starts a throw-away cluster with the PostgreSQL found through PG_CONFIG (the installed s5vector is used).
+# Usage: bench/vacuum_insert_bench.sh [rows (100000)] [dimensions (128)] [pgbench seconds (20)] [all|insert]
+# ("insert" stops after the insert throughput).
+# As root it re-runs itself as the user s5vtest (PostgreSQL refuses to run as root).
+# S5V_BENCH_SYNC=off sets synchronous_commit = off (single-row insert transactions otherwise wait on WAL fsync,
+# which hides how far the index itself lets inserts run in parallel).
+set -euo pipefail
+
+ROWS=${1:-100000}
+DIM=${2:-128}
+SECS=${3:-20}
+PHASES=${4:-all}
+PG_CONFIG=${PG_CONFIG:-pg_config}
+BINDIR=$($PG_CONFIG --bindir)
+if [ "$(id -u)" -eq 0 ]; then
+	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
+	cp "${BASH_SOURCE[0]}" /tmp/s5v_vacuum_insert_bench.sh
+	chmod 755 /tmp/s5v_vacuum_insert_bench.sh
+	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_SYNC="${S5V_BENCH_SYNC:-on}" bash /tmp/s5v_vacuum_insert_bench.sh "$@"
+fi
+export PATH="$BINDIR:$PATH"
+
+DATA=$(mktemp -d /tmp/s5v-bench.XXXXXX)
+PORT=${S5V_BENCH_PORT:-55432}
+trap 'pg_ctl -D "$DATA/pg" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$DATA"' EXIT
+initdb -D "$DATA/pg" >/dev/null
+cat >>"$DATA/pg/postgresql.conf" <<EOF
+port = $PORT
+unix_socket_directories = '$DATA'
+listen_addresses = ''
+autovacuum = off
+shared_buffers = 256MB
+maintenance_work_mem = 256MB
+max_connections = 20
+synchronous_commit = ${S5V_BENCH_SYNC:-on}
+EOF
+pg_ctl -D "$DATA/pg" -l "$DATA/log" -w start >/dev/null
+export PGHOST=$DATA PGPORT=$PORT PGDATABASE=postgres
+q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+now_ms() { date +%s%3N; }
+
+# Clustered random vectors: 100 centres, spread 0.35 (like tests/S5VTest.pm's vec_sql).
+VEC="(SELECT array_agg(((sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453) - floor(sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453)) * 20 - 10 + 0.35 * (((sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453) - floor(sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453)) * 20 - 10) ORDER BY j)::vector FROM generate_series(1, $DIM) j)"
+q "CREATE EXTENSION s5vector"
+q "CREATE TABLE t (id bigserial PRIMARY KEY, v vector($DIM))"
+q "INSERT INTO t (v) SELECT (SELECT $VEC FROM (SELECT i AS k) s) FROM generate_series(1, $ROWS) i"
+t0=$(now_ms)
+q "CREATE INDEX t_v_idx ON t USING s5vector (v vector_l2_ops)"
+echo "build: $ROWS x $DIM in $(($(now_ms) - t0)) ms"
+
+cat >"$DATA/insert.sql" <<EOF
+\\set k random(1, 100000000)
+INSERT INTO t (v) SELECT $VEC FROM (SELECT :k AS k) s;
+EOF
+for c in 1 4; do
+	pgbench -n -c $c -j $c -T "$SECS" -f "$DATA/insert.sql" >"$DATA/pgbench.out" 2>/dev/null &
+	bpid=$!
+	# What the inserting backends wait for (sampled): "running" is on CPU, Lock:page the graph lock,
+	# LWLock:BufferContent a buffer lock.
+	: >"$DATA/waits"
+	sleep 1
+	for _ in $(seq 1 $((SECS * 5 - 10))); do
+		q "SELECT coalesce(wait_event_type || ':' || wait_event, 'running') FROM pg_stat_activity WHERE query LIKE 'INSERT INTO t %' AND state = 'active'" >>"$DATA/waits"
+		sleep 0.2
+	done
+	wait $bpid
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$DATA/pgbench.out")
+	echo "insert TPS, $c client(s): $tps; backend states sampled: $(sort "$DATA/waits" | uniq -c | sort -rn | awk '{printf "%s %s, ", $2, $1}')"
+done
+q "SELECT 'reachability after inserts: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
+[ "$PHASES" = insert ] && exit 0
+
+t0=$(now_ms)
+q "VACUUM t"
+echo "VACUUM, nothing dead: $(($(now_ms) - t0)) ms"
+
+q "DELETE FROM t WHERE id % 10 = 0"
+t0=$(now_ms)
+psql -XAtq -c "VACUUM t" &
+vpid=$!
+# Wait until VACUUM works on the index, then time one INSERT.
+for _ in $(seq 1 600); do
+	[ "$(q "SELECT phase FROM pg_stat_progress_vacuum")" = "vacuuming indexes" ] && break
+	sleep 0.05
+done
+sleep 0.5
+i0=$(now_ms)
+q "INSERT INTO t (v) SELECT $VEC FROM (SELECT 123456789 AS k) s"
+i1=$(now_ms)
+running=$(q "SELECT count(*) FROM pg_stat_progress_vacuum")
+wait $vpid
+echo "VACUUM, 10% dead: $(($(now_ms) - t0)) ms"
+echo "INSERT during that VACUUM: $((i1 - i0)) ms (VACUUM still running afterwards: $running)"
+q "SELECT 'reachability after VACUUM: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
