@@ -164,6 +164,10 @@ def latency_summary(latencies, truth, results, k, ef):
 # PostgreSQL engines (s5vector and pgvector share everything but the access method and the GUC)
 
 
+class NotInstalled(RuntimeError):
+    """An optional engine (pgvector) that this machine does not have: reported, not a failure."""
+
+
 class PgEngine:
     def __init__(self, name, dsn, args):
         self.name = name
@@ -240,7 +244,7 @@ class PgEngine:
         with self.connect() as conn:
             version = self.extension_version(conn)
             if version is None:
-                raise RuntimeError(f"extension {self.extension} is not available in this database")
+                raise NotInstalled(f"{self.name} not installed (no extension {self.extension} in this server)")
             res["version"] = version
             res["server_version"] = conn.execute("SHOW server_version").fetchone()[0]
             conn.execute(f"DROP TABLE IF EXISTS {self.table}")
@@ -374,6 +378,111 @@ def print_table(res, args):
         )
 
 
+# ---------------------------------------------------------------------------------------------------
+# QPS at equal recall
+
+
+def qps_at_recall(sweep, target):
+    """QPS at recall `target`, linear in recall between the two sweep points (in ef_search order) that
+    bracket it: the first point reaching `target` and the one before it. Returns (qps, ef_search, how):
+    how is "exact" (interpolated or hit), "above" (the smallest ef_search already exceeds the target: the
+    QPS at the target is at least that point's, which is returned) or "unreached" (no point reaches it;
+    qps None)."""
+    points = sorted(sweep, key=lambda s: s["ef_search"])
+    for i, s in enumerate(points):
+        if s["recall"] >= target:
+            if i == 0:
+                return (s["qps"], float(s["ef_search"]), "exact" if s["recall"] == target else "above")
+            lo = points[i - 1]
+            span = s["recall"] - lo["recall"]
+            t = (target - lo["recall"]) / span if span > 0 else 1.0
+            qps = lo["qps"] + t * (s["qps"] - lo["qps"])
+            ef = lo["ef_search"] + t * (s["ef_search"] - lo["ef_search"])
+            return (qps, ef, "exact")
+    return (None, None, "unreached")
+
+
+def equal_recall(results, targets):
+    """{engine: {target: (qps, ef, how)}} for the engines that ran."""
+    out = {}
+    for res in results:
+        if "error" not in res:
+            out[res["engine"]] = {t: qps_at_recall(res["sweep"], t) for t in targets}
+    return out
+
+
+def fmt_qps(entry):
+    qps, _, how = entry
+    if how == "unreached":
+        return "n/a"
+    return (">" if how == "above" else "") + f"{qps:.0f}"
+
+
+def fmt_ratio(a, b):
+    """a / b when both are interpolated values; bounds when one is a lower bound; else n/a."""
+    if a is None or b is None or a[2] == "unreached" or b[2] == "unreached":
+        return "n/a"
+    if a[2] == "exact" and b[2] == "exact":
+        return f"{a[0] / b[0]:.2f}x"
+    if a[2] == "above" and b[2] == "exact":
+        return f">{a[0] / b[0]:.2f}x"
+    if a[2] == "exact" and b[2] == "above":
+        return f"<{a[0] / b[0]:.2f}x"
+    return "n/a"
+
+
+def print_comparison(results, args):
+    """One table: QPS of each engine at recall 0.90 / 0.95 / 0.99 and s5vector's ratios."""
+    eq = equal_recall(results, args.recall_targets)
+    names = [e for e in ALL_ENGINES if e in eq]
+    print()
+    title = f"QPS at equal recall@{args.k} (linear in recall between the bracketing ef_search points)"
+    print(title)
+    print("-" * len(title))
+    for engine in ALL_ENGINES:
+        if engine in args.engines and engine not in eq:
+            err = next((r["error"] for r in results if r["engine"] == engine and "error" in r), "not run")
+            print(f"{engine}: {err}")
+    header = f"{'recall':>6}" + "".join(f"  {n + ' QPS':>13}  {'(ef)':>6}" for n in names)
+    ratios = [o for o in ("pgvector", "faiss") if "s5vector" in eq and o in eq]
+    header += "".join(f"  {'s5v/' + ('pgv' if o == 'pgvector' else o):>10}" for o in ratios)
+    print(header)
+    for t in args.recall_targets:
+        line = f"{t:>6.2f}"
+        for n in names:
+            entry = eq[n][t]
+            ef = f"{entry[1]:.0f}" if entry[1] is not None else "-"
+            line += f"  {fmt_qps(entry):>13}  {ef:>6}"
+        for o in ratios:
+            line += f"  {fmt_ratio(eq['s5vector'][t], eq[o][t]):>10}"
+        print(line)
+    print("n/a: the sweep does not reach that recall; >X: the smallest ef_search already exceeds it")
+    built = {r["engine"]: r for r in results if "error" not in r}
+    if "s5vector" in built:
+        s = built["s5vector"]
+        parts = [f"s5vector {s['build_s']:.2f} s"]
+        for o in ("pgvector", "faiss"):
+            if o in built:
+                parts.append(f"{o} {built[o]['build_s']:.2f} s (s5v/{o} {s['build_s'] / built[o]['build_s']:.2f}x)")
+        print("build: " + ", ".join(parts))
+        if "pgvector" in built:
+            pg = built["pgvector"]
+            print(f"index: s5vector {mib(s['index_bytes'])}, pgvector {mib(pg['index_bytes'])} "
+                  f"({s['index_bytes'] / pg['index_bytes']:.2f}x)")
+    # Recall at equal ef_search (graph quality), for the engines that swept the same values.
+    if len(names) > 1:
+        print()
+        print(f"{'ef_search':>9}" + "".join(f"  {n + ' recall':>15}" for n in names))
+        efs = [s["ef_search"] for s in built[names[0]]["sweep"]]
+        for ef in efs:
+            line = f"{ef:>9}"
+            for n in names:
+                hit = [s for s in built[n]["sweep"] if s["ef_search"] == ef]
+                line += f"  {hit[0]['recall']:>15.4f}" if hit else f"  {'-':>15}"
+            print(line)
+    return eq
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="synthetic", help="synthetic | fashion-mnist | fvecs:PATH")
@@ -393,6 +502,12 @@ def parse_args(argv):
         default="10,20,40,80,160,320",
         type=lambda s: [int(x) for x in s.split(",") if x],
         help="comma-separated ef_search sweep (default 10,20,40,80,160,320)",
+    )
+    p.add_argument(
+        "--recall-targets",
+        default="0.90,0.95,0.99",
+        type=lambda s: [float(x) for x in s.split(",") if x],
+        help="recalls at which QPS is interpolated and compared (default 0.90,0.95,0.99)",
     )
     p.add_argument("--engines", default=",".join(ALL_ENGINES), help="comma-separated subset of " + ",".join(ALL_ENGINES))
     p.add_argument("--dsn", help="libpq DSN of the database with s5vector")
@@ -429,19 +544,24 @@ def main(argv):
                 res = run_faiss(base, queries, truth, args)
             else:
                 dsn = args.dsn if engine == "s5vector" else args.pgvector_dsn
+                if not dsn and engine == "pgvector":
+                    raise NotInstalled("pgvector not installed (no --pgvector-dsn given)")
                 if not dsn:
-                    raise RuntimeError(f"no {'--dsn' if engine == 's5vector' else '--pgvector-dsn'} given")
+                    raise RuntimeError("no --dsn given")
                 res = PgEngine(engine, dsn, args).run(base, queries, truth)
         except Exception as e:  # one engine failing (e.g. no access method yet) must not stop the others
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             print(f"{engine}: skipped: {msg}", file=sys.stderr)
             res = {"engine": engine, "error": msg}
+            if isinstance(e, NotInstalled):
+                res["not_installed"] = True
         results.append(res)
 
     print(f"\ndataset: {name}, {base.shape[0]} x {base.shape[1]}, {len(queries)} queries, k={args.k}")
     print(f"index: m={args.m}, ef_construction={args.ef_construction}; queries one at a time, single client")
     for res in results:
         print_table(res, args)
+    eq = print_comparison(results, args)
 
     if args.json:
         out = {
@@ -452,11 +572,15 @@ def main(argv):
                        "warmup": args.warmup, "copy_format": args.copy_format},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": cpu_model()},
             "results": results,
+            "equal_recall": {
+                engine: {f"{t:.2f}": {"qps": v[0], "ef_search": v[1], "how": v[2]} for t, v in per.items()}
+                for engine, per in eq.items()
+            },
         }
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
         print(f"\nwrote {args.json}")
-    return 0 if all("error" not in r for r in results) else 1
+    return 0 if all("error" not in r or r.get("not_installed") for r in results) else 1
 
 
 def cpu_model():
