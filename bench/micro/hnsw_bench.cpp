@@ -1,7 +1,7 @@
 // HNSW micro-benchmark on synthetic clustered data (fixed seed): build time, QPS and recall@10 at ef 10 .. 160.
 // Size from the environment: S5V_HNSW_N (default 20000), S5V_HNSW_DIM (128), S5V_HNSW_M (16), S5V_HNSW_EFC (64),
-// S5V_HNSW_STD (spread within a cluster, in tenths: default 5 = 0.5; 15 = 1.5 overlaps like bench/hnsw_bench.py's
-// default set).
+// S5V_HNSW_NQ (queries, 200), S5V_HNSW_STD (spread within a cluster, in tenths: default 5 = 0.5; 15 = 1.5 overlaps like
+// bench/hnsw_bench.py's default set).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -36,7 +36,7 @@ std::uint64_t SplitMix(std::uint64_t &state) {
 
 // 1000 Gaussian clusters (centres ~ N(0, 1), points ~ N(centre, std)).
 struct Dataset {
-	std::size_t n, dim, nq = 200;
+	std::size_t n, dim, nq = EnvSize("S5V_HNSW_NQ", 200);
 	std::vector<float> data, queries;
 	std::vector<std::vector<NodeId>> truth;
 

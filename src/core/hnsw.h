@@ -77,8 +77,9 @@ public:
 };
 
 // Link `node` (already present in the store with its vector and `level`, with empty neighbour lists) into the
-// graph: find its neighbours with ef_construction, select them with the heuristic, add back-links (pruning
-// lists that overflow), and raise the entry point if `level` is above it.
+// graph: find its neighbours with ef_construction, select them with the heuristic and fill the list up to its size
+// with the nearest candidates the heuristic pruned, add back-links from the heuristic's choice (pruning lists that
+// overflow), and raise the entry point if `level` is above it.
 // Reachability: pruning a full list drops one of its heuristically redundant entries, chosen so that the dropped
 // node keeps an in-link (it is in the new node's list, or is handed over to it, or the new node itself is
 // dropped when another list already holds it); a node dropped without that guarantee is re-linked (handed to a
