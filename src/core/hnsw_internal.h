@@ -78,6 +78,8 @@ public:
 		return true;
 	}
 
+	std::size_t memory_bytes() const noexcept { return marks_.capacity() * sizeof(std::uint16_t); }
+
 private:
 	std::vector<std::uint16_t> marks_;
 	std::uint16_t generation_ = 0;
@@ -113,6 +115,8 @@ public:
 			i = (i + 1) & mask;
 		}
 	}
+
+	std::size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(NodeId); }
 
 private:
 	std::size_t Hash(NodeId id) const noexcept {
@@ -205,10 +209,17 @@ Status GreedyDescend(A &a, const float *q, int from_level, int stop_level, Cand 
 // Expands until the nearest queued candidate is farther than the farthest of `ef` pooled results.
 // Nodes with pass = 0 are queued (walked through) but never pooled. With kKeep, nodes beyond the bound are
 // kept in s.deferred (and, if pass = 1, in s.discarded) with the pool's overflow, so a later round can widen;
-// `max_visits` (0 = none) stops the round once that many distances were computed.
+// `max_visits` (0 = none) stops the round once that many distances were computed, `max_memory` (0 = none) once
+// the search's buffers (SearchMemoryBytes) take that many bytes.
+template <class A> std::size_t SearchMemoryBytes(const A &a) noexcept {
+	const Scratch &s = a.scratch;
+	return (s.queue.capacity() + s.pool.capacity() + s.deferred.capacity() + s.discarded.capacity()) * sizeof(Cand) +
+	       a.visited.memory_bytes();
+}
+
 template <bool kKeep, class A>
 Status SearchLayer(A &a, const float *q, int level, std::size_t ef, const CancelToken &cancel,
-                   std::size_t &computations, std::size_t max_visits) {
+                   std::size_t &computations, std::size_t max_visits, std::size_t max_memory = 0) {
 	Scratch &s = a.scratch;
 	unsigned polls = 0;
 	while (!s.queue.empty()) {
@@ -261,6 +272,8 @@ Status SearchLayer(A &a, const float *q, int level, std::size_t ef, const Cancel
 			}
 		}
 		if (max_visits != 0 && computations >= max_visits)
+			break;
+		if (max_memory != 0 && SearchMemoryBytes(a) >= max_memory)
 			break;
 	}
 	return Status::Ok();
@@ -794,6 +807,7 @@ public:
 	virtual Status Start(const float *query, const SearchParams &params) = 0;
 	virtual Status Next(Candidate &out, bool &done) = 0;
 	virtual std::size_t computations() const = 0;
+	virtual std::size_t memory_bytes() const = 0;
 };
 
 template <class A> class SearchEngineT final : public SearchEngine {
@@ -852,8 +866,19 @@ public:
 			done = true;
 			if (exhausted_ || !params_.iterative)
 				return Status::Ok();
-			if (params_.max_visits != 0 && comps_ >= params_.max_visits)
-				return Status::Ok();
+			if ((params_.max_visits != 0 && comps_ >= params_.max_visits) ||
+			    (params_.max_memory != 0 && memory_bytes() >= params_.max_memory)) {
+				// A limit is reached: stop exploring, hand out what was found already (nearest first), then end
+				// (pgvector's meaning of hnsw.max_scan_tuples and hnsw.scan_mem_multiplier).
+				exhausted_ = true;
+				if (s.discarded.empty())
+					return Status::Ok();
+				out_.swap(s.discarded);
+				s.discarded.clear();
+				std::sort(out_.begin(), out_.end(), Ascending);
+				out_pos_ = 0;
+				continue;
+			}
 			if (s.queue.empty() && s.deferred.empty() && s.discarded.empty()) {
 				exhausted_ = true;
 				return Status::Ok();
@@ -877,12 +902,16 @@ public:
 				s.discarded.clear();
 			}
 			std::make_heap(s.pool.begin(), s.pool.end(), FarthestOnTop{});
-			S5V_RETURN_IF_ERROR(SearchLayer<true>(a_, query_.data(), 0, ef_, cancel_, comps_, params_.max_visits));
+			S5V_RETURN_IF_ERROR(
+			    SearchLayer<true>(a_, query_.data(), 0, ef_, cancel_, comps_, params_.max_visits, params_.max_memory));
 			FinishRound();
 		}
 	}
 
 	std::size_t computations() const override { return comps_; }
+
+	// The search's buffers (queues, results, the visited set), as allocated.
+	std::size_t memory_bytes() const override { return SearchMemoryBytes(a_) + out_.capacity() * sizeof(Cand); }
 
 private:
 	// Hand out this round's pool nearest first.

@@ -4,3 +4,4 @@
 extern int s5v_ef_search;
 extern bool s5v_iterative_scan;
 extern int s5v_max_scan_tuples;
+extern double s5v_scan_mem_multiplier;
