@@ -516,9 +516,11 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 			}
 			return Status::Ok();
 		});
-		RemoveDeleted(index, ic.dimensions, info->strategy);
 
-		// Reconnection, incremental: the targets of removed links that no live element linked to.
+		// Reconnection, incremental: the targets of the deleted elements' links that no live element linked to.
+		// It runs before the removal: until then searches still walk through the deleted elements, so a VACUUM
+		// cancelled at any point leaves every element reachable, and the next VACUUM (which finds the elements
+		// still marked) does the work again.
 		S5vMetaPageData meta;
 		ReadMetaPage(index, &meta);
 		uint64 entry =
@@ -542,6 +544,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 			}
 			return Status::Ok();
 		});
+		RemoveDeleted(index, ic.dimensions, info->strategy);
 		ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\": %lld elements removed, %lld repaired (%lld with a "
 		                        "search), %lld relinked",
 		                        RelationGetRelationName(index), (long long)nids, (long long)nbroken,

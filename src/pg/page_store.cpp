@@ -55,6 +55,20 @@ void CheckHeapTid(Relation index, const ItemPointerData *tid, BlockNumber *heap_
 
 namespace {
 
+// The checks' fast paths, inlined into the search loop (the slow paths re-read the sizes or raise).
+inline void CheckBlockFast(Relation index, BlockNumber blk, BlockNumber *nblocks, const char *what) {
+	if (likely(blk != S5V_METAPAGE_BLKNO && blk < *nblocks))
+		return;
+	CheckIndexBlock(index, blk, nblocks, what);
+}
+inline void CheckHeapTidFast(Relation index, const ItemPointerData *tid, BlockNumber *heap_nblocks) {
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+	if (likely(off >= FirstOffsetNumber && off <= MaxHeapTuplesPerPage &&
+	           ItemPointerGetBlockNumberNoCheck(tid) < *heap_nblocks))
+		return;
+	CheckHeapTid(index, tid, heap_nblocks);
+}
+
 // Plain-C helpers: they may ereport, and are only called inside S5V_PG_CALL. `nblocks` is the store's cached
 // size of the index: every TID read from a page is checked against it before it is read.
 
@@ -104,7 +118,7 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 			if (BufferIsValid(buf))
 				UnlockReleaseBuffer(buf);
 			buf = InvalidBuffer;
-			CheckIndexBlock(index, blk, nblocks, "a link");
+			CheckBlockFast(index, blk, nblocks, "a link");
 			buf = ReadBuffer(index, blk);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
@@ -132,7 +146,7 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 			pass[i] = !(etup->flags & S5V_ELEMENT_DELETED) && filter->Matches(etup->age, etup->flags);
 			// A returnable element's heap TID goes to the executor: it must lie inside the table.
 			if (pass[i])
-				CheckHeapTid(index, &etup->heaptid, heap_nblocks);
+				CheckHeapTidFast(index, &etup->heaptid, heap_nblocks);
 		}
 	}
 	if (BufferIsValid(buf))
