@@ -164,6 +164,10 @@ def latency_summary(latencies, truth, results, k, ef):
 # PostgreSQL engines (s5vector and pgvector share everything but the access method and the GUC)
 
 
+class NotInstalled(RuntimeError):
+    """An optional engine (pgvector) that this machine does not have: reported, not a failure."""
+
+
 class PgEngine:
     def __init__(self, name, dsn, args):
         self.name = name
@@ -231,70 +235,78 @@ class PgEngine:
                 for i, v in enumerate(base):
                     copy.write(f"{i}\t{vector_literal(v)}\n")
 
-    def run(self, base, queries, truth):
-        import psycopg
-
+    def build(self, base, queries):
+        """Load the table, build the index (timed), prepare the query; the connection stays open for
+        measure()."""
         args = self.args
         n, dim = base.shape
         res = {"engine": self.name, "dsn": self.dsn}
-        with self.connect() as conn:
-            version = self.extension_version(conn)
-            if version is None:
-                raise RuntimeError(f"extension {self.extension} is not available in this database")
-            res["version"] = version
-            res["server_version"] = conn.execute("SHOW server_version").fetchone()[0]
-            conn.execute(f"DROP TABLE IF EXISTS {self.table}")
-            conn.execute(f"CREATE TABLE {self.table} (id int4 NOT NULL, embedding vector({dim}))")
+        self.conn = conn = self.connect()
+        version = self.extension_version(conn)
+        if version is None:
+            raise NotInstalled(f"{self.name} not installed (no extension {self.extension} in this server)")
+        res["version"] = version
+        res["server_version"] = conn.execute("SHOW server_version").fetchone()[0]
+        conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        conn.execute(f"CREATE TABLE {self.table} (id int4 NOT NULL, embedding vector({dim}))")
 
-            t0 = time.perf_counter()
-            (self.copy_text if args.copy_format == "text" else self.copy_binary)(conn, base)
-            conn.execute(f"VACUUM ANALYZE {self.table}")
-            res["load_s"] = time.perf_counter() - t0
-            res["table_bytes"] = conn.execute("SELECT pg_table_size(%s)", (self.table,)).fetchone()[0]  # with TOAST
+        t0 = time.perf_counter()
+        (self.copy_text if args.copy_format == "text" else self.copy_binary)(conn, base)
+        conn.execute(f"VACUUM ANALYZE {self.table}")
+        res["load_s"] = time.perf_counter() - t0
+        res["table_bytes"] = conn.execute("SELECT pg_table_size(%s)", (self.table,)).fetchone()[0]  # with TOAST
 
-            conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
-            conn.execute("SET max_parallel_maintenance_workers = 0")  # serial builds, like faiss on one thread
-            notices = []
-            conn.add_notice_handler(lambda d: notices.append(d.message_primary))
-            t0 = time.perf_counter()
-            conn.execute(
-                f"CREATE INDEX {self.index} ON {self.table} USING {self.am} (embedding vector_l2_ops) "
-                f"WITH (m = {args.m}, ef_construction = {args.ef_construction})"
-            )
-            res["build_s"] = time.perf_counter() - t0
-            res["build_notices"] = notices
-            res["index_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.index,)).fetchone()[0]
+        conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
+        conn.execute("SET max_parallel_maintenance_workers = 0")  # serial builds, like faiss on one thread
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        t0 = time.perf_counter()
+        conn.execute(
+            f"CREATE INDEX {self.index} ON {self.table} USING {self.am} (embedding vector_l2_ops) "
+            f"WITH (m = {args.m}, ef_construction = {args.ef_construction})"
+        )
+        res["build_s"] = time.perf_counter() - t0
+        res["build_notices"] = notices
+        res["index_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.index,)).fetchone()[0]
 
-            literals = [vector_literal(q) for q in queries]
-            sql = f"SELECT id FROM {self.table} ORDER BY embedding <-> %s LIMIT {args.k}"
-            with conn.cursor() as cur:
-                # The plan must be the index scan, or the numbers mean nothing.
-                cur.execute("EXPLAIN (COSTS OFF) " + sql, (literals[0],))
-                plan = "\n".join(r[0] for r in cur.fetchall())
-                res["plan"] = plan
-                res["index_used"] = self.index in plan
-                if not res["index_used"]:
-                    print(f"warning: {self.name}: the plan does not use {self.index}:\n{plan}", file=sys.stderr)
-
-                sweep = []
-                for ef in args.ef_search:
-                    cur.execute(f"SET {self.guc} = {int(ef)}")
-                    for lit in literals[: args.warmup]:
-                        cur.execute(sql, (lit,), prepare=True)
-                        cur.fetchall()
-                    results, latencies = [], []
-                    for lit in literals:
-                        t0 = time.perf_counter()
-                        cur.execute(sql, (lit,), prepare=True)
-                        rows = cur.fetchall()
-                        latencies.append(time.perf_counter() - t0)
-                        results.append([r[0] for r in rows])
-                    sweep.append(latency_summary(latencies, truth, results, args.k, ef))
-                    progress(self.name, sweep[-1])
-                res["sweep"] = sweep
-            if not args.keep:
-                conn.execute(f"DROP TABLE {self.table}")
+        self.literals = [vector_literal(q) for q in queries]
+        self.sql = f"SELECT id FROM {self.table} ORDER BY embedding <-> %s LIMIT {args.k}"
+        self.cur = conn.cursor()
+        # The plan must be the index scan, or the numbers mean nothing.
+        self.cur.execute("EXPLAIN (COSTS OFF) " + self.sql, (self.literals[0],))
+        plan = "\n".join(r[0] for r in self.cur.fetchall())
+        res["plan"] = plan
+        res["index_used"] = self.index in plan
+        if not res["index_used"]:
+            print(f"warning: {self.name}: the plan does not use {self.index}:\n{plan}", file=sys.stderr)
         return res
+
+    def measure(self, ef):
+        """Results and latencies of every query, one at a time, at this ef_search (after the warm-up)."""
+        cur = self.cur
+        cur.execute(f"SET {self.guc} = {int(ef)}")
+        for lit in self.literals[: self.args.warmup]:
+            cur.execute(self.sql, (lit,), prepare=True)
+            cur.fetchall()
+        results, latencies = [], []
+        for lit in self.literals:
+            t0 = time.perf_counter()
+            cur.execute(self.sql, (lit,), prepare=True)
+            rows = cur.fetchall()
+            latencies.append(time.perf_counter() - t0)
+            results.append([r[0] for r in rows])
+        return results, latencies
+
+    def close(self):
+        conn = getattr(self, "conn", None)
+        if conn is None:
+            return
+        try:
+            if not self.args.keep:
+                conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        finally:
+            conn.close()
+            self.conn = None
 
 
 def vector_literal(v):
@@ -306,33 +318,110 @@ def vector_literal(v):
 # faiss
 
 
-def run_faiss(base, queries, truth, args):
-    import faiss
+class FaissEngine:
+    name = "faiss"
 
-    faiss.omp_set_num_threads(1)
-    n, dim = base.shape
-    res = {"engine": "faiss", "version": faiss.__version__}
-    index = faiss.IndexHNSWFlat(dim, args.m)
-    index.hnsw.efConstruction = args.ef_construction
-    t0 = time.perf_counter()
-    index.add(base)
-    res["build_s"] = time.perf_counter() - t0
-    res["index_bytes"] = int(faiss.serialize_index(index).nbytes)
-    sweep = []
-    for ef in args.ef_search:
+    def __init__(self, args):
+        self.args = args
+
+    def build(self, base, queries):
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        n, dim = base.shape
+        res = {"engine": "faiss", "version": faiss.__version__}
+        self.index = faiss.IndexHNSWFlat(dim, self.args.m)
+        self.index.hnsw.efConstruction = self.args.ef_construction
+        t0 = time.perf_counter()
+        self.index.add(base)
+        res["build_s"] = time.perf_counter() - t0
+        res["index_bytes"] = int(faiss.serialize_index(self.index).nbytes)
+        self.queries = queries
+        return res
+
+    def measure(self, ef):
+        index, queries, k = self.index, self.queries, self.args.k
         index.hnsw.efSearch = int(ef)
-        for i in range(min(args.warmup, len(queries))):
-            index.search(queries[i : i + 1], args.k)
+        for i in range(min(self.args.warmup, len(queries))):
+            index.search(queries[i : i + 1], k)
         results, latencies = [], []
         for i in range(len(queries)):
             t0 = time.perf_counter()
-            _, ids = index.search(queries[i : i + 1], args.k)
+            _, ids = index.search(queries[i : i + 1], k)
             latencies.append(time.perf_counter() - t0)
             results.append(ids[0].tolist())
-        sweep.append(latency_summary(latencies, truth, results, args.k, ef))
-        progress("faiss", sweep[-1])
-    res["sweep"] = sweep
-    return res
+        return results, latencies
+
+    def close(self):
+        self.index = None
+
+
+def run_engines(base, queries, truth, args):
+    """Build every engine's index, then sweep ef_search with the engines interleaved (each ef_search value
+    for every engine in turn, --rounds times), so that other load on the machine falls on all engines alike.
+    Per engine and ef_search, the round with the highest QPS is reported (the recall is the same in every
+    round: the searches are deterministic)."""
+    engines, results = [], []
+    for name in args.engines:
+        print(f"{name}: building", file=sys.stderr, flush=True)
+        try:
+            if name == "faiss":
+                eng = FaissEngine(args)
+            else:
+                dsn = args.dsn if name == "s5vector" else args.pgvector_dsn
+                if not dsn and name == "pgvector":
+                    raise NotInstalled("pgvector not installed (no --pgvector-dsn given)")
+                if not dsn:
+                    raise RuntimeError("no --dsn given")
+                eng = PgEngine(name, dsn, args)
+            res = eng.build(base, queries)
+            res["sweep"] = []
+            engines.append((eng, res))
+        except Exception as e:  # one engine failing (e.g. not installed) must not stop the others
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"{name}: skipped: {msg}", file=sys.stderr)
+            res = {"engine": name, "error": msg}
+            if isinstance(e, NotInstalled):
+                res["not_installed"] = True
+            close_quietly(locals().get("eng"))
+        results.append(res)
+    try:
+        for ef in args.ef_search:
+            best = {}
+            for rnd in range(args.rounds):
+                for eng, res in engines:
+                    if "error" in res:
+                        continue
+                    try:
+                        out, lat = eng.measure(ef)
+                    except Exception as e:
+                        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                        print(f"{eng.name}: failed at ef_search {ef}: {msg}", file=sys.stderr)
+                        res["error"] = msg
+                        continue
+                    summary = latency_summary(lat, truth, out, args.k, ef)
+                    summary["round_qps"] = best.get(eng.name, {}).get("round_qps", []) + [summary["qps"]]
+                    if eng.name not in best or summary["qps"] > best[eng.name]["qps"]:
+                        best[eng.name] = summary
+                    else:
+                        best[eng.name]["round_qps"] = summary["round_qps"]
+            for eng, res in engines:
+                if eng.name in best and "error" not in res:
+                    res["sweep"].append(best[eng.name])
+                    progress(eng.name, best[eng.name])
+    finally:
+        for eng, _ in engines:
+            close_quietly(eng)
+    return results
+
+
+def close_quietly(eng):
+    if eng is None:
+        return
+    try:
+        eng.close()
+    except Exception as e:
+        print(f"{eng.name}: cleanup failed: {e}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -374,6 +463,111 @@ def print_table(res, args):
         )
 
 
+# ---------------------------------------------------------------------------------------------------
+# QPS at equal recall
+
+
+def qps_at_recall(sweep, target):
+    """QPS at recall `target`, linear in recall between the two sweep points (in ef_search order) that
+    bracket it: the first point reaching `target` and the one before it. Returns (qps, ef_search, how):
+    how is "exact" (interpolated or hit), "above" (the smallest ef_search already exceeds the target: the
+    QPS at the target is at least that point's, which is returned) or "unreached" (no point reaches it;
+    qps None)."""
+    points = sorted(sweep, key=lambda s: s["ef_search"])
+    for i, s in enumerate(points):
+        if s["recall"] >= target:
+            if i == 0:
+                return (s["qps"], float(s["ef_search"]), "exact" if s["recall"] == target else "above")
+            lo = points[i - 1]
+            span = s["recall"] - lo["recall"]
+            t = (target - lo["recall"]) / span if span > 0 else 1.0
+            qps = lo["qps"] + t * (s["qps"] - lo["qps"])
+            ef = lo["ef_search"] + t * (s["ef_search"] - lo["ef_search"])
+            return (qps, ef, "exact")
+    return (None, None, "unreached")
+
+
+def equal_recall(results, targets):
+    """{engine: {target: (qps, ef, how)}} for the engines that ran."""
+    out = {}
+    for res in results:
+        if "error" not in res:
+            out[res["engine"]] = {t: qps_at_recall(res["sweep"], t) for t in targets}
+    return out
+
+
+def fmt_qps(entry):
+    qps, _, how = entry
+    if how == "unreached":
+        return "n/a"
+    return (">" if how == "above" else "") + f"{qps:.0f}"
+
+
+def fmt_ratio(a, b):
+    """a / b when both are interpolated values; bounds when one is a lower bound; else n/a."""
+    if a is None or b is None or a[2] == "unreached" or b[2] == "unreached":
+        return "n/a"
+    if a[2] == "exact" and b[2] == "exact":
+        return f"{a[0] / b[0]:.2f}x"
+    if a[2] == "above" and b[2] == "exact":
+        return f">{a[0] / b[0]:.2f}x"
+    if a[2] == "exact" and b[2] == "above":
+        return f"<{a[0] / b[0]:.2f}x"
+    return "n/a"
+
+
+def print_comparison(results, args):
+    """One table: QPS of each engine at recall 0.90 / 0.95 / 0.99 and s5vector's ratios."""
+    eq = equal_recall(results, args.recall_targets)
+    names = [e for e in ALL_ENGINES if e in eq]
+    print()
+    title = f"QPS at equal recall@{args.k} (linear in recall between the bracketing ef_search points)"
+    print(title)
+    print("-" * len(title))
+    for engine in ALL_ENGINES:
+        if engine in args.engines and engine not in eq:
+            err = next((r["error"] for r in results if r["engine"] == engine and "error" in r), "not run")
+            print(f"{engine}: {err}")
+    header = f"{'recall':>6}" + "".join(f"  {n + ' QPS':>13}  {'(ef)':>6}" for n in names)
+    ratios = [o for o in ("pgvector", "faiss") if "s5vector" in eq and o in eq]
+    header += "".join(f"  {'s5v/' + ('pgv' if o == 'pgvector' else o):>10}" for o in ratios)
+    print(header)
+    for t in args.recall_targets:
+        line = f"{t:>6.2f}"
+        for n in names:
+            entry = eq[n][t]
+            ef = f"{entry[1]:.0f}" if entry[1] is not None else "-"
+            line += f"  {fmt_qps(entry):>13}  {ef:>6}"
+        for o in ratios:
+            line += f"  {fmt_ratio(eq['s5vector'][t], eq[o][t]):>10}"
+        print(line)
+    print("n/a: the sweep does not reach that recall; >X: the smallest ef_search already exceeds it")
+    built = {r["engine"]: r for r in results if "error" not in r}
+    if "s5vector" in built:
+        s = built["s5vector"]
+        parts = [f"s5vector {s['build_s']:.2f} s"]
+        for o in ("pgvector", "faiss"):
+            if o in built:
+                parts.append(f"{o} {built[o]['build_s']:.2f} s (s5v/{o} {s['build_s'] / built[o]['build_s']:.2f}x)")
+        print("build: " + ", ".join(parts))
+        if "pgvector" in built:
+            pg = built["pgvector"]
+            print(f"index: s5vector {mib(s['index_bytes'])}, pgvector {mib(pg['index_bytes'])} "
+                  f"({s['index_bytes'] / pg['index_bytes']:.2f}x)")
+    # Recall at equal ef_search (graph quality), for the engines that swept the same values.
+    if len(names) > 1:
+        print()
+        print(f"{'ef_search':>9}" + "".join(f"  {n + ' recall':>15}" for n in names))
+        efs = [s["ef_search"] for s in built[names[0]]["sweep"]]
+        for ef in efs:
+            line = f"{ef:>9}"
+            for n in names:
+                hit = [s for s in built[n]["sweep"] if s["ef_search"] == ef]
+                line += f"  {hit[0]['recall']:>15.4f}" if hit else f"  {'-':>15}"
+            print(line)
+    return eq
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="synthetic", help="synthetic | fashion-mnist | fvecs:PATH")
@@ -394,12 +588,20 @@ def parse_args(argv):
         type=lambda s: [int(x) for x in s.split(",") if x],
         help="comma-separated ef_search sweep (default 10,20,40,80,160,320)",
     )
+    p.add_argument(
+        "--recall-targets",
+        default="0.90,0.95,0.99",
+        type=lambda s: [float(x) for x in s.split(",") if x],
+        help="recalls at which QPS is interpolated and compared (default 0.90,0.95,0.99)",
+    )
     p.add_argument("--engines", default=",".join(ALL_ENGINES), help="comma-separated subset of " + ",".join(ALL_ENGINES))
     p.add_argument("--dsn", help="libpq DSN of the database with s5vector")
     p.add_argument("--pgvector-dsn", help="libpq DSN of a database with pgvector's vector extension")
     p.add_argument("--table", default="hnsw_bench_items", help="table name (dropped and recreated)")
     p.add_argument("--copy-format", choices=("binary", "text"), default="binary", help="COPY format (binary)")
     p.add_argument("--maintenance-work-mem", default="2GB", help="for CREATE INDEX (default 2GB)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="sweeps per engine, interleaved; the best QPS per ef_search is kept (default 1)")
     p.add_argument("--warmup", type=int, default=100, help="untimed queries before each ef_search (100)")
     p.add_argument("--keep", action="store_true", help="keep the tables afterwards")
     p.add_argument("--json", help="write all results to this file")
@@ -421,27 +623,13 @@ def main(argv):
     truth = ground_truth(base, queries, args.k)
     print(f"ground truth: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
-    results = []
-    for engine in args.engines:
-        print(f"{engine}: running", file=sys.stderr, flush=True)
-        try:
-            if engine == "faiss":
-                res = run_faiss(base, queries, truth, args)
-            else:
-                dsn = args.dsn if engine == "s5vector" else args.pgvector_dsn
-                if not dsn:
-                    raise RuntimeError(f"no {'--dsn' if engine == 's5vector' else '--pgvector-dsn'} given")
-                res = PgEngine(engine, dsn, args).run(base, queries, truth)
-        except Exception as e:  # one engine failing (e.g. no access method yet) must not stop the others
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            print(f"{engine}: skipped: {msg}", file=sys.stderr)
-            res = {"engine": engine, "error": msg}
-        results.append(res)
+    results = run_engines(base, queries, truth, args)
 
     print(f"\ndataset: {name}, {base.shape[0]} x {base.shape[1]}, {len(queries)} queries, k={args.k}")
     print(f"index: m={args.m}, ef_construction={args.ef_construction}; queries one at a time, single client")
     for res in results:
         print_table(res, args)
+    eq = print_comparison(results, args)
 
     if args.json:
         out = {
@@ -449,14 +637,18 @@ def main(argv):
                         "queries": int(len(queries))},
             "params": {"k": args.k, "m": args.m, "ef_construction": args.ef_construction,
                        "ef_search": args.ef_search, "maintenance_work_mem": args.maintenance_work_mem,
-                       "warmup": args.warmup, "copy_format": args.copy_format},
+                       "warmup": args.warmup, "rounds": args.rounds, "copy_format": args.copy_format},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": cpu_model()},
             "results": results,
+            "equal_recall": {
+                engine: {f"{t:.2f}": {"qps": v[0], "ef_search": v[1], "how": v[2]} for t, v in per.items()}
+                for engine, per in eq.items()
+            },
         }
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
         print(f"\nwrote {args.json}")
-    return 0 if all("error" not in r for r in results) else 1
+    return 0 if all("error" not in r or r.get("not_installed") for r in results) else 1
 
 
 def cpu_model():

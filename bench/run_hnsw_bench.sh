@@ -69,7 +69,7 @@ if [ -f "$sharedir/extension/vector.control" ]; then
 	"${psql[@]}" -d pgvector_bench -c "CREATE EXTENSION vector"
 	args+=(--pgvector-dsn "host=$workdir port=$port user=postgres dbname=pgvector_bench")
 else
-	echo "pgvector is not installed: its engine will be skipped" >&2
+	echo "pgvector not installed: its engine will be skipped" >&2
 fi
 
 status=0

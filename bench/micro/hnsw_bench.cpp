@@ -1,5 +1,7 @@
-// HNSW micro-benchmark on synthetic clustered data (fixed seed): build time, QPS and recall@10 at ef 40 / 100.
-// Size from the environment: S5V_HNSW_N (default 20000), S5V_HNSW_DIM (128), S5V_HNSW_M (16), S5V_HNSW_EFC (64).
+// HNSW micro-benchmark on synthetic clustered data (fixed seed): build time, QPS and recall@10 at ef 10 .. 160.
+// Size from the environment: S5V_HNSW_N (default 20000), S5V_HNSW_DIM (128), S5V_HNSW_M (16), S5V_HNSW_EFC (64),
+// S5V_HNSW_NQ (queries, 200), S5V_HNSW_STD (spread within a cluster, in tenths: default 5 = 0.5; 15 = 1.5 overlaps like
+// bench/hnsw_bench.py's default set).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -32,9 +34,9 @@ std::uint64_t SplitMix(std::uint64_t &state) {
 	return z ^ (z >> 31);
 }
 
-// 1000 overlapping Gaussian clusters, as the synthetic set.
+// 1000 Gaussian clusters (centres ~ N(0, 1), points ~ N(centre, std)).
 struct Dataset {
-	std::size_t n, dim, nq = 200;
+	std::size_t n, dim, nq = EnvSize("S5V_HNSW_NQ", 200);
 	std::vector<float> data, queries;
 	std::vector<std::vector<NodeId>> truth;
 
@@ -42,13 +44,14 @@ struct Dataset {
 		std::mt19937 rng(12345);
 		std::normal_distribution<float> g(0.0f, 1.0f);
 		const std::size_t clusters = 1000;
+		const float std_dev = static_cast<float>(EnvSize("S5V_HNSW_STD", 5)) / 10.0f;
 		std::vector<float> centres(clusters * dim);
 		for (float &c : centres)
 			c = g(rng);
 		auto point = [&](std::vector<float> &out) {
 			const std::size_t c = rng() % clusters;
 			for (std::size_t j = 0; j < dim; ++j)
-				out.push_back(centres[c * dim + j] + 0.5f * g(rng));
+				out.push_back(centres[c * dim + j] + std_dev * g(rng));
 		};
 		data.reserve(n * dim);
 		for (std::size_t i = 0; i < n; ++i)
@@ -167,7 +170,7 @@ void BM_HnswSearch(benchmark::State &state) {
 	state.counters["recall@10"] = total ? static_cast<double>(hits) / static_cast<double>(total) : 0.0;
 	state.counters["dist/query"] = static_cast<double>(comps) / static_cast<double>(queries);
 }
-BENCHMARK(BM_HnswSearch)->Arg(40)->Arg(100)->Unit(benchmark::kMicrosecond)->MinTime(1.0);
+BENCHMARK(BM_HnswSearch)->Arg(10)->Arg(20)->Arg(40)->Arg(80)->Arg(160)->Unit(benchmark::kMicrosecond)->MinTime(1.0);
 
 } // namespace
 

@@ -342,4 +342,8 @@ std::size_t Searcher::distance_computations() const {
 	return (state_ != nullptr && state_->engine) ? state_->engine->computations() : 0;
 }
 
+std::size_t Searcher::memory_bytes() const {
+	return (state_ != nullptr && state_->engine) ? state_->engine->memory_bytes() : 0;
+}
+
 } // namespace s5v::hnsw

@@ -77,8 +77,9 @@ public:
 };
 
 // Link `node` (already present in the store with its vector and `level`, with empty neighbour lists) into the
-// graph: find its neighbours with ef_construction, select them with the heuristic, add back-links (pruning
-// lists that overflow), and raise the entry point if `level` is above it.
+// graph: find its neighbours with ef_construction, select them with the heuristic and fill the list up to its size
+// with the nearest candidates the heuristic pruned, add back-links from the heuristic's choice (pruning lists that
+// overflow), and raise the entry point if `level` is above it.
 // Reachability: pruning a full list drops one of its heuristically redundant entries, chosen so that the dropped
 // node keeps an in-link (it is in the new node's list, or is handed over to it, or the new node itself is
 // dropped when another list already holds it); a node dropped without that guarantee is re-linked (handed to a
@@ -124,6 +125,7 @@ Status ForceLinks(MutableGraphStore &store, const Params &params, std::span<cons
 struct SearchParams {
 	int ef_search = 40;         // size of the result pool of the first pass
 	std::size_t max_visits = 0; // stop widening after this many distance computations (0 = no limit)
+	std::size_t max_memory = 0; // stop widening once the search's buffers take this many bytes (0 = no limit)
 	bool iterative = true;      // widen when the pool is exhausted
 };
 
@@ -134,7 +136,9 @@ struct SearchParams {
 // Widening doubles the bound each round and hands out each round's new results nearest first; across rounds the
 // order is only approximately global (a later round may find a node nearer than one already returned). No node
 // is returned twice; iterated to the end, every node reachable from the entry point with pass = 1 is returned.
-// max_visits bounds only the widening rounds (the first pass always completes). The query is copied by Start.
+// max_visits and max_memory bound only the widening rounds (the first pass always completes); once one is reached,
+// the search stops exploring, hands out the results it had found but not returned yet (nearest first), then is
+// done (pgvector's meaning of hnsw.max_scan_tuples / hnsw.scan_mem_multiplier). The query is copied by Start.
 // When `store` is an InMemoryGraph, a devirtualised instantiation is used (same results as the virtual path).
 class Searcher {
 public:
@@ -147,6 +151,7 @@ public:
 	// Next result; `done` is set when the graph (or max_visits) is exhausted.
 	Status Next(Candidate &out, bool &done);
 	std::size_t distance_computations() const;
+	std::size_t memory_bytes() const; // what the search's buffers take now (for SearchParams::max_memory)
 
 private:
 	struct State;

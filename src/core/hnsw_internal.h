@@ -78,6 +78,8 @@ public:
 		return true;
 	}
 
+	std::size_t memory_bytes() const noexcept { return marks_.capacity() * sizeof(std::uint16_t); }
+
 private:
 	std::vector<std::uint16_t> marks_;
 	std::uint16_t generation_ = 0;
@@ -113,6 +115,8 @@ public:
 			i = (i + 1) & mask;
 		}
 	}
+
+	std::size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(NodeId); }
 
 private:
 	std::size_t Hash(NodeId id) const noexcept {
@@ -159,6 +163,7 @@ struct Scratch {
 	std::vector<NodeId> stale;      // what a repair replaces (entries with pass = 0)
 	std::vector<NodeId> stale_live; // old entries a repair keeps if there is room
 	std::vector<std::pair<NodeId, int>> orphans;
+	std::vector<NodeId> pinned; // entries of the linked node's own list that other nodes depend on
 	std::vector<float> orphan_vec;
 	std::vector<Cand> seeds;
 	std::vector<std::uint8_t> seed_pass;
@@ -204,10 +209,17 @@ Status GreedyDescend(A &a, const float *q, int from_level, int stop_level, Cand 
 // Expands until the nearest queued candidate is farther than the farthest of `ef` pooled results.
 // Nodes with pass = 0 are queued (walked through) but never pooled. With kKeep, nodes beyond the bound are
 // kept in s.deferred (and, if pass = 1, in s.discarded) with the pool's overflow, so a later round can widen;
-// `max_visits` (0 = none) stops the round once that many distances were computed.
+// `max_visits` (0 = none) stops the round once that many distances were computed, `max_memory` (0 = none) once
+// the search's buffers (SearchMemoryBytes) take that many bytes.
+template <class A> std::size_t SearchMemoryBytes(const A &a) noexcept {
+	const Scratch &s = a.scratch;
+	return (s.queue.capacity() + s.pool.capacity() + s.deferred.capacity() + s.discarded.capacity()) * sizeof(Cand) +
+	       a.visited.memory_bytes();
+}
+
 template <bool kKeep, class A>
 Status SearchLayer(A &a, const float *q, int level, std::size_t ef, const CancelToken &cancel,
-                   std::size_t &computations, std::size_t max_visits) {
+                   std::size_t &computations, std::size_t max_visits, std::size_t max_memory = 0) {
 	Scratch &s = a.scratch;
 	unsigned polls = 0;
 	while (!s.queue.empty()) {
@@ -261,6 +273,8 @@ Status SearchLayer(A &a, const float *q, int level, std::size_t ef, const Cancel
 		}
 		if (max_visits != 0 && computations >= max_visits)
 			break;
+		if (max_memory != 0 && SearchMemoryBytes(a) >= max_memory)
+			break;
 	}
 	return Status::Ok();
 }
@@ -300,6 +314,7 @@ inline constexpr std::size_t kOrphanBudget = 16; // nodes re-linked per Insert/R
 struct BackLinkResult {
 	bool kept = false;       // `node` is in the neighbour's list now
 	NodeId handed = kNoNode; // dropped from the list; keeps an in-link only once it is in node's own list
+	NodeId in_own = kNoNode; // dropped from the list because node's own list links to it (must stay there)
 	NodeId orphan = kNoNode; // dropped with no in-link known to remain
 	bool gave_up = false;    // the list kept changing: nothing was written
 };
@@ -309,11 +324,13 @@ struct BackLinkResult {
 // entries and `node` (entries with pass = 0 are dropped); of the entries the heuristic prunes, all are kept but
 // one, and that one is chosen so that it keeps an in-link: an entry that `node` links to (`own`), else `node`
 // itself when it already has an in-link at this level (`node_linked`) and need not keep this one (`keep_node`
-// false), else the farthest pruned entry handed over to node's own list when that has room, else `node`, else
-// the farthest (reported as a possible orphan).
+// false), else the farthest pruned entry handed over to node's own list when that can take it (`can_hand`: it has
+// room, or an entry that no other node depends on, see AppendOrReplace), else `node`, else the farthest (reported
+// as a possible orphan).
 template <class A>
 Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t max_links,
-                   const std::vector<NodeId> &own, bool node_linked, bool keep_node, BackLinkResult &res) {
+                   const std::vector<NodeId> &own, bool can_hand, bool node_linked, bool keep_node,
+                   BackLinkResult &res) {
 	Scratch &s = a.scratch;
 	res = BackLinkResult{};
 	for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
@@ -328,7 +345,7 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 			return Status::Ok();
 		}
 		NodeId victim = kNoNode;
-		res.handed = res.orphan = kNoNode;
+		res.handed = res.orphan = res.in_own = kNoNode;
 		if (s.links.size() < max_links) {
 			s.desired.assign(s.links.begin(), s.links.end());
 			s.desired.push_back(node);
@@ -364,9 +381,10 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 					return kNoNode;
 				};
 				victim = farthest([&](NodeId x) { return Contains(own, x); });
+				res.in_own = victim;
 				if (victim == kNoNode && node_pruned && node_linked && !keep_node)
 					victim = node;
-				if (victim == kNoNode && own.size() < max_links) {
+				if (victim == kNoNode && can_hand) {
 					victim = farthest([](NodeId) { return true; });
 					res.handed = victim;
 				}
@@ -385,7 +403,8 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 						return kNoNode;
 					};
 					victim = farthest_sel([&](NodeId x) { return Contains(own, x); });
-					if (victim == kNoNode && own.size() < max_links) {
+					res.in_own = victim;
+					if (victim == kNoNode && can_hand) {
 						victim = farthest_sel([](NodeId) { return true; });
 						res.handed = victim;
 					}
@@ -471,6 +490,48 @@ template <class A> Status AppendIfRoom(A &a, NodeId node, int level, std::size_t
 	return Status::Ok();
 }
 
+// Put `x` into the list of `node` at `level` (atomic): appended if the list has room, else in place of its last
+// entry for which `replaceable` holds (an entry nobody depends on: Insert's own choice on this level, not pinned by
+// a back-link). `done` tells whether x is in the list now; `replaced` is the entry it took the place of.
+template <class A, class F>
+Status AppendOrReplace(A &a, NodeId node, int level, std::size_t cap, NodeId x, F &&replaceable, bool &done,
+                       NodeId &replaced) {
+	Scratch &s = a.scratch;
+	done = false;
+	replaced = kNoNode;
+	for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+		s.links.clear();
+		S5V_RETURN_IF_ERROR(a.ForEachNeighbor(node, level, [&](NodeId y) { s.links.push_back(y); }));
+		if (Contains(s.links, x)) {
+			done = true;
+			return Status::Ok();
+		}
+		s.desired.assign(s.links.begin(), s.links.end());
+		replaced = kNoNode;
+		if (s.links.size() < cap) {
+			s.desired.push_back(x);
+		} else {
+			for (std::size_t i = s.desired.size(); i-- > 0;)
+				if (replaceable(s.desired[i])) {
+					replaced = s.desired[i];
+					s.desired[i] = x;
+					break;
+				}
+			if (replaced == kNoNode)
+				return Status::Ok();
+		}
+		bool applied = false;
+		S5V_RETURN_IF_ERROR(
+		    a.CasNeighborIds(node, level, s.links.data(), s.links.size(), s.desired.data(), s.desired.size(), applied));
+		if (applied) {
+			done = true;
+			return Status::Ok();
+		}
+	}
+	replaced = kNoNode;
+	return Status::Ok();
+}
+
 // One pass of Insert/Repair: find `node`'s neighbours on levels min(level, entry level) .. 0, link them, add
 // back-links; Insert also raises the entry point. Nodes dropped without a known in-link go to s.orphans.
 // Relink: only the back-links (to an existing node whose in-link was dropped); its own lists stay as they are, since
@@ -545,6 +606,18 @@ Status LinkNodeOnce(A &a, NodeId node, int level, const float *vec, const Params
 		const std::size_t max_links = static_cast<std::size_t>(MaxNeighbors(p, l));
 		std::vector<Cand> &selected = s.selected;
 		S5V_RETURN_IF_ERROR(SelectNeighbors(a, s.sorted, max_links, selected));
+		const std::size_t n_heuristic = selected.size();
+		if (selected.size() < max_links && s.sorted.size() > selected.size()) {
+			// Keep pruned connections (as pgvector does): fill the list up to max_links with the nearest
+			// candidates the heuristic pruned. With the heuristic's choice alone (hnswlib) lists stay short and
+			// a search at the same ef_search finds fewer true neighbours.
+			for (const Cand &c : s.sorted) {
+				if (selected.size() >= max_links)
+					break;
+				if (std::none_of(selected.begin(), selected.end(), [&](const Cand &k) { return k.id == c.id; }))
+					selected.push_back(c);
+			}
+		}
 		// Back-links reuse s.selected; keep our own copy of this level's choice.
 		s.sel_ids.clear();
 		s.sel_dists.clear();
@@ -562,25 +635,45 @@ Status LinkNodeOnce(A &a, NodeId node, int level, const float *vec, const Params
 				if (!Contains(s.own, x) && x != ep)
 					s.orphans.push_back({x, l});
 		}
+		// Entries of node's own list that other nodes depend on (a back-link dropped them because node links to
+		// them, or handed them over): an Insert may replace the others (its own fresh choice) to take a handed entry.
+		s.pinned.clear();
+		auto replaceable = [&](NodeId x) {
+			return mode == LinkMode::Insert && Contains(s.sel_ids, x) && !Contains(s.pinned, x);
+		};
 		bool linked = false;
-		for (std::size_t i = 0; i <= s.sel_ids.size(); ++i) {
+		// Back-links go to the heuristic's choice only, not to the fillers: a back-link to a full list costs a
+		// re-selection (O(m^2) distances), and those to fillers doubled the build time for little recall
+		// (bench/micro/hnsw_bench: +0.005 at ef 80).
+		const std::size_t n_back = n_heuristic;
+		for (std::size_t i = 0; i <= n_back; ++i) {
 			// After the last neighbour: a node still without an in-link on level 0 forces one from its nearest.
-			const bool force = i == s.sel_ids.size();
+			const bool force = i == n_back;
 			if (force && (linked || l != 0 || s.sel_ids.empty()))
 				break;
 			const std::size_t k = force ? 0 : i;
 			BackLinkResult res;
-			// s.sel_ids / s.sel_dists / s.own are not touched by AddBackLink.
+			const bool can_hand = s.own.size() < max_links || std::any_of(s.own.begin(), s.own.end(), replaceable);
+			// s.sel_ids / s.sel_dists / s.own / s.pinned are not touched by AddBackLink.
 			S5V_RETURN_IF_ERROR(
-			    AddBackLink(a, s.sel_ids[k], node, s.sel_dists[k], l, max_links, s.own, linked, force, res));
+			    AddBackLink(a, s.sel_ids[k], node, s.sel_dists[k], l, max_links, s.own, can_hand, linked, force, res));
 			linked |= res.kept;
+			if (res.in_own != kNoNode)
+				s.pinned.push_back(res.in_own);
 			if (res.handed != kNoNode) {
 				bool done = false;
-				S5V_RETURN_IF_ERROR(AppendIfRoom(a, node, l, max_links, res.handed, done));
-				if (done)
-					s.own.push_back(res.handed);
-				else
+				NodeId replaced = kNoNode;
+				S5V_RETURN_IF_ERROR(AppendOrReplace(a, node, l, max_links, res.handed, replaceable, done, replaced));
+				if (done) {
+					auto it = std::find(s.own.begin(), s.own.end(), replaced);
+					if (replaced != kNoNode && it != s.own.end())
+						*it = res.handed;
+					else
+						s.own.push_back(res.handed);
+					s.pinned.push_back(res.handed);
+				} else {
 					res.orphan = res.handed;
+				}
 			}
 			if (res.orphan != kNoNode && res.orphan != ep)
 				s.orphans.push_back({res.orphan, l});
@@ -714,6 +807,7 @@ public:
 	virtual Status Start(const float *query, const SearchParams &params) = 0;
 	virtual Status Next(Candidate &out, bool &done) = 0;
 	virtual std::size_t computations() const = 0;
+	virtual std::size_t memory_bytes() const = 0;
 };
 
 template <class A> class SearchEngineT final : public SearchEngine {
@@ -772,8 +866,19 @@ public:
 			done = true;
 			if (exhausted_ || !params_.iterative)
 				return Status::Ok();
-			if (params_.max_visits != 0 && comps_ >= params_.max_visits)
-				return Status::Ok();
+			if ((params_.max_visits != 0 && comps_ >= params_.max_visits) ||
+			    (params_.max_memory != 0 && memory_bytes() >= params_.max_memory)) {
+				// A limit is reached: stop exploring, hand out what was found already (nearest first), then end
+				// (pgvector's meaning of hnsw.max_scan_tuples and hnsw.scan_mem_multiplier).
+				exhausted_ = true;
+				if (s.discarded.empty())
+					return Status::Ok();
+				out_.swap(s.discarded);
+				s.discarded.clear();
+				std::sort(out_.begin(), out_.end(), Ascending);
+				out_pos_ = 0;
+				continue;
+			}
 			if (s.queue.empty() && s.deferred.empty() && s.discarded.empty()) {
 				exhausted_ = true;
 				return Status::Ok();
@@ -797,12 +902,16 @@ public:
 				s.discarded.clear();
 			}
 			std::make_heap(s.pool.begin(), s.pool.end(), FarthestOnTop{});
-			S5V_RETURN_IF_ERROR(SearchLayer<true>(a_, query_.data(), 0, ef_, cancel_, comps_, params_.max_visits));
+			S5V_RETURN_IF_ERROR(
+			    SearchLayer<true>(a_, query_.data(), 0, ef_, cancel_, comps_, params_.max_visits, params_.max_memory));
 			FinishRound();
 		}
 	}
 
 	std::size_t computations() const override { return comps_; }
+
+	// The search's buffers (queues, results, the visited set), as allocated.
+	std::size_t memory_bytes() const override { return SearchMemoryBytes(a_) + out_.capacity() * sizeof(Cand); }
 
 private:
 	// Hand out this round's pool nearest first.

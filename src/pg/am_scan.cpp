@@ -28,6 +28,7 @@ extern "C" {
 #include "core/inverted_lists.h"
 #include "core/merge.h"
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -378,6 +379,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 				params.ef_search = s5v_ef_search;
 				params.iterative = s5v_iterative_scan;
 				params.max_visits = (std::size_t)s5v_max_scan_tuples;
+				params.max_memory = (std::size_t)std::min((double)work_mem * 1024.0 * s5v_scan_mem_multiplier, 1e15);
 				S5V_RETURN_IF_ERROR(so->objects->searcher.Start(so->query, params));
 				S5V_RETURN_IF_ERROR(so->objects->merge.AddStream(&so->objects->hot));
 				return StartColdStreams(so->objects, scan->indexRelation, so->info, so->filter, so->coldcxt, so->query);

@@ -16,6 +16,7 @@ int s5v_max_scan_tuples = 20000;
 // Cold tier (IVF lists).
 int s5v_probes = 10;
 int s5v_max_probes = 0;
+double s5v_scan_mem_multiplier = 1.0;
 
 namespace s5v::pg {
 
@@ -27,9 +28,18 @@ void InitGucs() {
 	                         "Widen an index scan when the executor asks for more rows than the first pass found.",
 	                         "With it off, a scan returns at most ef_search rows from the hot tier.",
 	                         &s5v_iterative_scan, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	// pgvector's hnsw.max_scan_tuples: approximate (elements whose distance was computed), not applied to the first
+	// pass; at the limit the scan returns what it had found and stops.
 	DefineCustomIntVariable("s5vector.max_scan_tuples", "Upper bound on the elements an iterative scan visits.",
-	                        "The scan stops widening after visiting this many elements.", &s5v_max_scan_tuples, 20000,
-	                        1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	                        "The scan stops widening after visiting this many elements and returns the candidates it "
+	                        "had found; the first pass (ef_search) always completes.",
+	                        &s5v_max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	// pgvector's hnsw.scan_mem_multiplier (same range as hash_mem_multiplier).
+	DefineCustomRealVariable("s5vector.scan_mem_multiplier",
+	                         "Memory an iterative scan may use, as a multiple of work_mem.",
+	                         "The scan stops widening once its search buffers reach work_mem times this, like "
+	                         "max_scan_tuples.",
+	                         &s5v_scan_mem_multiplier, 1.0, 1.0, 1000.0, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 	// Cold tier.
 	DefineCustomIntVariable("s5vector.probes", "Number of cold-tier lists a scan reads first.",
 	                        "The lists whose centroids are nearest to the query; larger values find more of the true "

@@ -6,3 +6,4 @@ extern bool s5v_iterative_scan;
 extern int s5v_max_scan_tuples;
 extern int s5v_probes;
 extern int s5v_max_probes;
+extern double s5v_scan_mem_multiplier;

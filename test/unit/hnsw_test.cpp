@@ -346,6 +346,72 @@ TEST(Hnsw, MaxVisitsBoundsWidening) {
 	EXPECT_LE(s.distance_computations(), 300u + 2 * 16u + 1);
 }
 
+// pgvector's meaning of max_scan_tuples: at the limit the search stops exploring but still hands out what it had
+// found (the candidates the widening rounds had set aside), nearest first within that tail, each node once.
+TEST(Hnsw, MaxVisitsHandsOutWhatWasFound) {
+	const std::size_t dim = 8, n = 2000;
+	auto data = Clustered(n, dim, 10, 5, false);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	NeverCancel never;
+	Searcher s(*g, dim, never);
+	SearchParams sp;
+	sp.ef_search = 10;
+	sp.max_visits = 300;
+	ASSERT_TRUE(s.Start(&data[0], sp).ok());
+	std::set<NodeId> seen;
+	std::vector<float> order;
+	while (true) {
+		Candidate c;
+		bool done;
+		ASSERT_TRUE(s.Next(c, done).ok());
+		if (done)
+			break;
+		EXPECT_TRUE(seen.insert(c.node).second) << "node " << c.node << " returned twice";
+		order.push_back(c.distance);
+	}
+	// Nearly every node whose distance was computed is returned (before: only the rounds' pools, about 70).
+	EXPECT_GE(seen.size(), 200u);
+	EXPECT_LE(seen.size(), s.distance_computations());
+	// The tail handed out after the limit is sorted too.
+	EXPECT_TRUE(std::is_sorted(order.end() - 100, order.end()));
+}
+
+TEST(Hnsw, MaxMemoryBoundsWidening) {
+	const std::size_t dim = 8, n = 4000;
+	auto data = Clustered(n, dim, 10, 5, false);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	NeverCancel never;
+	auto drain = [&](std::size_t max_memory, std::size_t &peak) {
+		Searcher s(*g, dim, never);
+		SearchParams sp;
+		sp.ef_search = 10;
+		sp.max_memory = max_memory;
+		EXPECT_TRUE(s.Start(&data[0], sp).ok());
+		std::size_t count = 0;
+		while (true) {
+			Candidate c;
+			bool done;
+			EXPECT_TRUE(s.Next(c, done).ok());
+			if (done)
+				break;
+			++count;
+		}
+		peak = s.memory_bytes();
+		return count;
+	};
+	std::size_t unbounded_peak = 0, bounded_peak = 0;
+	const std::size_t all = drain(0, unbounded_peak);
+	EXPECT_EQ(all, n); // without a bound the iterative search returns every node
+	// The dense visited table of an InMemoryGraph alone takes 2 bytes per node; bound a few times that.
+	const std::size_t bound = 4 * n * sizeof(std::uint16_t) + 16 * 1024;
+	ASSERT_LT(bound, unbounded_peak);
+	const std::size_t some = drain(bound, bounded_peak);
+	EXPECT_GE(some, 10u);
+	EXPECT_LT(some, n);
+	// Buffers grow by doubling: the bound is overshot by at most one growth step.
+	EXPECT_LE(bounded_peak, 2 * bound);
+}
+
 // Forwards to an InMemoryGraph through the virtual interface only (as the page store is used).
 class VirtualStore : public MutableGraphStore {
 public:
@@ -729,7 +795,9 @@ TEST(HnswConcurrency, BackLinksDoNotLoseConcurrentLinks) {
 	auto data = Clustered(n + 40, dim, 5, 21, false);
 	Params p;
 	p.m = 8;
-	p.ef_construction = 32;
+	// Below the level-0 list size (16): inserts keep pruned candidates to fill their lists, so with a larger
+	// ef_construction every list would be full and the other writer (which only appends) could not add a link.
+	p.ef_construction = 8;
 	for (bool atomic : {true, false}) {
 		std::vector<float> base(data.begin(), data.begin() + n * dim);
 		auto g = Build(base, dim, Metric::L2, p, 21);
