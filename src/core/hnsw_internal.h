@@ -374,12 +374,14 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 			if (drop) {
 				const bool node_pruned =
 				    std::any_of(s.pruned.begin(), s.pruned.end(), [&](const Cand &c) { return c.id == node; });
-				auto farthest = [&](auto &&ok) -> NodeId {
-					for (auto it = s.pruned.rbegin(); it != s.pruned.rend(); ++it)
+				// The farthest entry of `list` (sorted nearest first) other than `node` that `ok` accepts.
+				auto farthest_in = [&](const auto &list, auto &&ok) -> NodeId {
+					for (auto it = list.rbegin(); it != list.rend(); ++it)
 						if (it->id != node && ok(it->id))
 							return it->id;
 					return kNoNode;
 				};
+				auto farthest = [&](auto &&ok) -> NodeId { return farthest_in(s.pruned, ok); };
 				victim = farthest([&](NodeId x) { return Contains(own, x); });
 				res.in_own = victim;
 				if (victim == kNoNode && node_pruned && node_linked && !keep_node)
@@ -396,12 +398,7 @@ Status AddBackLink(A &a, NodeId nb, NodeId node, float d, int level, std::size_t
 				}
 				if (victim == kNoNode && keep_node) {
 					// Only `node` was pruned but it must stay: give up a selected entry, the safest farthest.
-					auto farthest_sel = [&](auto &&ok) -> NodeId {
-						for (auto it = s.selected.rbegin(); it != s.selected.rend(); ++it)
-							if (it->id != node && ok(it->id))
-								return it->id;
-						return kNoNode;
-					};
+					auto farthest_sel = [&](auto &&ok) -> NodeId { return farthest_in(s.selected, ok); };
 					victim = farthest_sel([&](NodeId x) { return Contains(own, x); });
 					res.in_own = victim;
 					if (victim == kNoNode && can_hand) {
