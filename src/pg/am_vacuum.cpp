@@ -1,7 +1,11 @@
 // VACUUM: mark elements of dead heap rows deleted, repair the neighbours that pointed to them (the core's
-// Repair), remove the deleted elements so their space is reused through the free space map, then reconnect any
-// live element the graph no longer reaches. The graph write lock is held throughout, so inserts wait (scans do
-// not). Counters on the metapage change in the same WAL record as the elements they count.
+// RepairLocal / Repair), relink the targets of the deleted elements' links that lost their last live in-link, then
+// remove the deleted elements so their space is reused through the free space map. Inserts and scans run beside
+// it (the exclusive graph lock is taken only for instants). Counters on the metapage change in the same WAL record
+// as the elements they count.
+//
+// Memory: the deleted ids (8 bytes each, sorted: membership is a binary search), the live elements with a link to
+// a deleted one (12 bytes each), and a watch table of link targets bounded by half of maintenance_work_mem.
 extern "C" {
 #include "postgres.h"
 
@@ -12,6 +16,7 @@ extern "C" {
 #include "storage/freespace.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 }
@@ -24,8 +29,6 @@ extern "C" {
 #include "pg/page_iter.h"
 #include "pg/page_store.h"
 
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace s5v::pg {
@@ -122,16 +125,65 @@ void MarkDeleted(Relation index, uint32 dim, IndexBulkDeleteCallback callback, v
 	PageIterEnd(&it);
 }
 
-// The out-links of the deleted elements `ids` (their targets lose an in-link when the elements go), palloc'd.
+// The deleted ids, sorted: membership by binary search (no second copy of the set).
+struct DeletedSet {
+	const uint64 *ids;
+	int64 n;
+};
+
+bool IsDeletedId(const DeletedSet &d, uint64 id) {
+	int64 lo = 0, hi = d.n;
+	while (lo < hi) {
+		int64 mid = lo + (hi - lo) / 2;
+		if (d.ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < d.n && d.ids[lo] == id;
+}
+
+int CompareIds(const void *a, const void *b) {
+	uint64 x = *(const uint64 *)a, y = *(const uint64 *)b;
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+// A target of a deleted element's out-link: the live in-links the scan saw, and its level (-1: not seen live).
+// Those left without a live in-link are relinked before the removal.
+struct WatchEntry {
+	uint64 id; /* hash key */
+	int32 in_links;
+	int16 level;
+};
+
+// The watch table: a dynahash in the VACUUM's memory context, at most `cap` entries.
+struct Watch {
+	HTAB *table;
+	int64 cap;
+	bool truncated;
+};
+
+void WatchInit(Watch *w, int64 cap) {
+	HASHCTL ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(WatchEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	w->table = hash_create("s5vector vacuum watch", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	w->cap = cap;
+	w->truncated = false;
+}
+
+// The out-links of the deleted elements `ids` (their targets lose an in-link when the elements go) go into the
+// watch table, except targets that are deleted themselves.
 // Not a pass over the index, so not through the page iterator: it reads only the blocks of `ids` (in block order,
 // as MarkDeleted collected them), and `known` is the bound for checking neighbour TIDs, re-read when a TID names
 // a block past it (a page added since), not a loop bound.
-void CollectOutLinks(Relation index, uint32 dim, const uint64 *ids, int64 nids, BufferAccessStrategy strategy,
-                     uint64 **out, int64 *nout) {
-	int64 cap = 1024;
+void CollectOutLinks(Relation index, uint32 dim, const DeletedSet &deleted, BufferAccessStrategy strategy,
+                     Watch *watch) {
+	const uint64 *ids = deleted.ids;
+	int64 nids = deleted.n;
 	BlockNumber known = RelationGetNumberOfBlocks(index);
-	*out = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
-	*nout = 0;
 	for (int64 i = 0; i < nids;) {
 		vacuum_delay_point();
 		BlockNumber blk = NodeBlock(ids[i]);
@@ -151,11 +203,20 @@ void CollectOutLinks(Relation index, uint32 dim, const uint64 *ids, int64 nids, 
 				ItemPointer t = &ntup->tids[k];
 				if (!ItemPointerIsValid(t))
 					continue;
-				if (*nout == cap) {
-					cap *= 2;
-					*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * cap);
+				uint64 target = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+				if (IsDeletedId(deleted, target))
+					continue;
+				if (hash_get_num_entries(watch->table) >= watch->cap) {
+					if (hash_search(watch->table, &target, HASH_FIND, nullptr) == nullptr)
+						watch->truncated = true;
+					continue;
 				}
-				(*out)[(*nout)++] = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+				bool found;
+				WatchEntry *e = (WatchEntry *)hash_search(watch->table, &target, HASH_ENTER, &found);
+				if (!found) {
+					e->in_links = 0;
+					e->level = -1;
+				}
 			}
 			ReleaseNeighborPage(buf, nbuf);
 		}
@@ -163,17 +224,9 @@ void CollectOutLinks(Relation index, uint32 dim, const uint64 *ids, int64 nids, 
 	}
 }
 
-// Callbacks of FindBrokenLinks into the VACUUM's C++ state (they never throw or allocate).
-struct ScanHooks {
-	bool (*is_deleted)(void *arg, uint64 id);
-	void (*saw_link)(void *arg, uint64 target);        // a live element links to target
-	void (*saw_live)(void *arg, uint64 id, int level); // a live element
-	void *arg;
-};
-
 // Live elements that link to a deleted one, with their levels; and the live element of highest level.
-void FindBrokenLinks(Relation index, uint32 dim, const ScanHooks *hooks, BufferAccessStrategy strategy, uint64 **out,
-                     int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
+void FindBrokenLinks(Relation index, uint32 dim, const DeletedSet &deleted, Watch *watch, BufferAccessStrategy strategy,
+                     uint64 **out, int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
 	int64 cap = 1024;
 	*out = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
 	*levels = (int *)palloc_extended(sizeof(int) * cap, MCXT_ALLOC_HUGE);
@@ -195,7 +248,10 @@ void FindBrokenLinks(Relation index, uint32 dim, const ScanHooks *hooks, BufferA
 				*best_level = etup->level;
 				*best_entry = NodeIdFromTid(blk, off);
 			}
-			hooks->saw_live(hooks->arg, NodeIdFromTid(blk, off), etup->level);
+			uint64 self = NodeIdFromTid(blk, off);
+			WatchEntry *we = (WatchEntry *)hash_search(watch->table, &self, HASH_FIND, nullptr);
+			if (we != nullptr)
+				we->level = (int16)etup->level;
 			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known,
 			                "a neighbour-list TID");
 			Buffer nbuf;
@@ -206,10 +262,13 @@ void FindBrokenLinks(Relation index, uint32 dim, const ScanHooks *hooks, BufferA
 				if (!ItemPointerIsValid(t))
 					continue;
 				uint64 target = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
-				if (hooks->is_deleted(hooks->arg, target))
+				if (IsDeletedId(deleted, target)) {
 					broken = true;
-				else
-					hooks->saw_link(hooks->arg, target);
+				} else {
+					WatchEntry *te = (WatchEntry *)hash_search(watch->table, &target, HASH_FIND, nullptr);
+					if (te != nullptr)
+						te->in_links++;
+				}
 			}
 			ReleaseNeighborPage(buf, nbuf);
 			if (broken) {
@@ -318,41 +377,6 @@ void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
 	}
 }
 
-// C++ state of one VACUUM; owned by its memory context (deleted by the reset callback, also on error).
-struct VacuumObjects {
-	std::unordered_set<uint64> deleted;
-	// Targets of the deleted elements' out-links: live in-links seen by the scan, and their level (-1: not seen
-	// live). Those left without a live in-link are relinked after the removal.
-	struct Watch {
-		int32 in_links = 0;
-		int16 level = -1;
-	};
-	std::unordered_map<uint64, Watch> watch;
-	bool watch_truncated = false;
-};
-
-void DeleteVacuumObjects(void *arg) {
-	VacuumObjects **objs = (VacuumObjects **)arg;
-	delete *objs;
-	*objs = nullptr;
-}
-
-bool HookIsDeleted(void *arg, uint64 id) {
-	return ((VacuumObjects *)arg)->deleted.count(id) > 0;
-}
-void HookSawLink(void *arg, uint64 target) {
-	auto &watch = ((VacuumObjects *)arg)->watch;
-	auto it = watch.find(target);
-	if (it != watch.end())
-		it->second.in_links++;
-}
-void HookSawLive(void *arg, uint64 id, int level) {
-	auto &watch = ((VacuumObjects *)arg)->watch;
-	auto it = watch.find(id);
-	if (it != watch.end())
-		it->second.level = (int16)level;
-}
-
 // Wait for every insert in flight (they may have chosen an element just marked deleted as a neighbour); inserts
 // that start later see it deleted and never link to it. Holds the exclusive graph lock only for that instant.
 void WaitForInserts(Relation index) {
@@ -362,14 +386,14 @@ void WaitForInserts(Relation index) {
 
 // A deleted entry point is replaced by the live element of highest level, under the exclusive graph lock (an insert
 // that raises the entry point holds it too), briefly.
-void ReplaceDeletedEntryPoint(Relation index, const IndexInfoCache &ic, VacuumObjects *objs, uint64 best_entry,
+void ReplaceDeletedEntryPoint(Relation index, const IndexInfoCache &ic, const DeletedSet &deleted, uint64 best_entry,
                               int best_level) {
 	LockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
 	S5vMetaPageData meta;
 	ReadMetaPage(index, &meta);
 	uint64 entry =
 	    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
-	if (entry != ~(uint64)0 && objs->deleted.count(entry) > 0) {
+	if (entry != ~(uint64)0 && IsDeletedId(deleted, entry)) {
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, ic);
 			return store.SetEntryPoint(best_level < 0 ? hnsw::kNoNode : best_entry, best_level);
@@ -435,56 +459,37 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector vacuum", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	VacuumObjects **objs = (VacuumObjects **)palloc0(sizeof(VacuumObjects *));
-	MemoryContextCallback *cb = (MemoryContextCallback *)palloc(sizeof(MemoryContextCallback));
-	cb->func = DeleteVacuumObjects;
-	cb->arg = objs;
-	MemoryContextRegisterResetCallback(cxt, cb);
-
 	uint64 *ids;
 	int64 nids = 0, live = 0, removed = 0;
 	MarkDeleted(index, ic.dimensions, callback, callback_state, info->strategy, &ids, &nids, &live, &removed);
 
 	if (nids > 0) {
 		WaitForInserts(index);
-		uint64 *targets;
-		int64 ntargets = 0;
-		CollectOutLinks(index, ic.dimensions, ids, nids, info->strategy, &targets, &ntargets);
-		// The watch list is bounded by maintenance_work_mem (about 64 bytes an entry in the hash map).
-		int64 watch_cap = Max((int64)1024, (int64)maintenance_work_mem * 1024 / 64);
-		Guarded([&]() -> Status {
-			*objs = new VacuumObjects();
-			VacuumObjects *o = *objs;
-			o->deleted.reserve(nids);
-			for (int64 i = 0; i < nids; i++)
-				o->deleted.insert(ids[i]);
-			for (int64 i = 0; i < ntargets; i++) {
-				if (o->deleted.count(targets[i]) > 0)
-					continue;
-				if ((int64)o->watch.size() >= watch_cap) {
-					o->watch_truncated = true;
-					break;
-				}
-				o->watch.emplace(targets[i], VacuumObjects::Watch{});
-			}
-			return Status::Ok();
-		});
-		pfree(targets);
-		if ((*objs)->watch_truncated)
+		// Sorted for the binary search (MarkDeleted collects in block order already; CollectOutLinks needs it).
+		bool sorted = true;
+		for (int64 i = 1; i < nids && sorted; i++)
+			sorted = ids[i - 1] < ids[i];
+		if (!sorted)
+			qsort(ids, nids, sizeof(uint64), CompareIds);
+		DeletedSet deleted{ids, nids};
+		// The watch table gets half of maintenance_work_mem (about 48 bytes an entry with dynahash's overhead).
+		Watch watch;
+		WatchInit(&watch, Max((int64)1024, (int64)maintenance_work_mem * 1024 / 2 / 48));
+		CollectOutLinks(index, ic.dimensions, deleted, info->strategy, &watch);
+		if (watch.truncated)
 			ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\" checks the in-links of %lld elements only "
 			                        "(maintenance_work_mem)",
-			                        RelationGetRelationName(index), (long long)watch_cap)));
+			                        RelationGetRelationName(index), (long long)watch.cap)));
 		uint64 *broken;
 		int *levels;
 		int64 nbroken = 0;
 		uint64 best_entry;
 		int best_level;
-		ScanHooks hooks{HookIsDeleted, HookSawLink, HookSawLive, *objs};
-		FindBrokenLinks(index, ic.dimensions, &hooks, info->strategy, &broken, &levels, &nbroken, &best_entry,
+		FindBrokenLinks(index, ic.dimensions, deleted, &watch, info->strategy, &broken, &levels, &nbroken, &best_entry,
 		                &best_level);
 
 		// The entry point must be live before anything searches from it.
-		ReplaceDeletedEntryPoint(index, ic, *objs, best_entry, best_level);
+		ReplaceDeletedEntryPoint(index, ic, deleted, best_entry, best_level);
 
 		// Repairs that need a search use twice ef_construction (recall on the survivors of a half-deleted index:
 		// 0.85 -> 0.93).
@@ -523,21 +528,38 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		ReadMetaPage(index, &meta);
 		uint64 entry =
 		    meta.entry_blkno == InvalidBlockNumber ? ~(uint64)0 : NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
+		// The orphans, collected from the watch table first (no PostgreSQL call inside the C++ loop but the store's).
+		int64 norphans = 0;
+		uint64 *orphans =
+		    (uint64 *)palloc_extended(sizeof(uint64) * Max(hash_get_num_entries(watch.table), 1), MCXT_ALLOC_HUGE);
+		int16 *orphan_levels =
+		    (int16 *)palloc_extended(sizeof(int16) * Max(hash_get_num_entries(watch.table), 1), MCXT_ALLOC_HUGE);
+		{
+			HASH_SEQ_STATUS seq;
+			hash_seq_init(&seq, watch.table);
+			WatchEntry *e;
+			while ((e = (WatchEntry *)hash_seq_search(&seq)) != nullptr) {
+				if (e->in_links > 0 || e->level < 0 || e->id == entry)
+					continue;
+				orphan_levels[norphans] = e->level;
+				orphans[norphans++] = e->id;
+			}
+		}
 		int64 relinked = 0;
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, ic);
 			InterruptToken cancel;
 			std::vector<float> vec;
-			for (const auto &[id, w] : (*objs)->watch) {
-				if (w.in_links > 0 || w.level < 0 || id == entry)
-					continue;
+			for (int64 k = 0; k < norphans; k++) {
+				uint64 id = orphans[k];
 				Status st;
 				S5V_PG_CALL(st, vacuum_delay_point());
 				S5V_RETURN_IF_ERROR(st);
 				if (cancel.cancelled())
 					return Status::Cancelled();
 				S5V_RETURN_IF_ERROR(store.Vector(id, vec));
-				S5V_RETURN_IF_ERROR(hnsw::Relink(store, id, w.level, vec.data(), ic.dimensions, params, cancel));
+				S5V_RETURN_IF_ERROR(
+				    hnsw::Relink(store, id, orphan_levels[k], vec.data(), ic.dimensions, params, cancel));
 				relinked++;
 			}
 			return Status::Ok();
