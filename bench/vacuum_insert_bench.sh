@@ -6,6 +6,9 @@
 # ("insert" stops after the insert throughput, "vacuum" skips it). S5V_BENCH_DEAD_PCT (default 10): the share of
 # rows deleted before the second VACUUM. The peak anonymous memory (RssAnon) of the VACUUM backend is sampled.
 # As root it re-runs itself as the user s5vtest (PostgreSQL refuses to run as root).
+# S5V_BENCH_ENGINES (default: "s5vector pgvector" when pgvector's vector.control is installed in the same
+# PostgreSQL, else "s5vector"): the engines measured, one after the other in one cluster, each in its own database
+# (both define a type named vector), same data, same clients. S5V_BENCH_MWM (default 256MB): maintenance_work_mem.
 # S5V_BENCH_SYNC=off sets synchronous_commit = off (single-row insert transactions otherwise wait on WAL fsync,
 # which hides how far the index itself lets inserts run in parallel).
 set -euo pipefail
@@ -20,7 +23,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
 	cp "${BASH_SOURCE[0]}" /tmp/s5v_vacuum_insert_bench.sh
 	chmod 755 /tmp/s5v_vacuum_insert_bench.sh
-	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_SYNC="${S5V_BENCH_SYNC:-on}" S5V_BENCH_DEAD_PCT="${S5V_BENCH_DEAD_PCT:-10}" bash /tmp/s5v_vacuum_insert_bench.sh "$@"
+	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_SYNC="${S5V_BENCH_SYNC:-on}" S5V_BENCH_DEAD_PCT="${S5V_BENCH_DEAD_PCT:-10}" S5V_BENCH_ENGINES="${S5V_BENCH_ENGINES:-}" S5V_BENCH_MWM="${S5V_BENCH_MWM:-256MB}" S5V_BENCH_PORT="${S5V_BENCH_PORT:-55432}" bash /tmp/s5v_vacuum_insert_bench.sh "$@"
 fi
 export PATH="$BINDIR:$PATH"
 
@@ -34,23 +37,37 @@ unix_socket_directories = '$DATA'
 listen_addresses = ''
 autovacuum = off
 shared_buffers = 256MB
-maintenance_work_mem = 256MB
+maintenance_work_mem = ${S5V_BENCH_MWM:-256MB}
 max_connections = 20
 synchronous_commit = ${S5V_BENCH_SYNC:-on}
 EOF
 pg_ctl -D "$DATA/pg" -l "$DATA/log" -w start >/dev/null
-export PGHOST=$DATA PGPORT=$PORT PGDATABASE=postgres
+export PGHOST=$DATA PGPORT=$PORT
+ENGINES=${S5V_BENCH_ENGINES:-}
+if [ -z "$ENGINES" ]; then
+	ENGINES=s5vector
+	[ -f "$($PG_CONFIG --sharedir)/extension/vector.control" ] && ENGINES="s5vector pgvector"
+fi
 q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 now_ms() { date +%s%3N; }
 
 # Clustered random vectors: 100 centres, spread 0.35 (like tests/S5VTest.pm's vec_sql).
 VEC="(SELECT array_agg(((sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453) - floor(sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453)) * 20 - 10 + 0.35 * (((sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453) - floor(sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453)) * 20 - 10) ORDER BY j)::vector FROM generate_series(1, $DIM) j)"
-q "CREATE EXTENSION s5vector"
+run_engine() {
+E=$1
+case $E in
+s5vector) EXT=s5vector AM=s5vector DB=bench_s5vector ;;
+pgvector) EXT=vector AM=hnsw DB=bench_pgvector ;;
+*) echo "unknown engine $E" >&2; return 1 ;;
+esac
+export PGDATABASE=$DB
+createdb "$DB"
+q "CREATE EXTENSION $EXT"
 q "CREATE TABLE t (id bigserial PRIMARY KEY, v vector($DIM))"
 q "INSERT INTO t (v) SELECT (SELECT $VEC FROM (SELECT i AS k) s) FROM generate_series(1, $ROWS) i"
 t0=$(now_ms)
-q "CREATE INDEX t_v_idx ON t USING s5vector (v vector_l2_ops)"
-echo "build: $ROWS x $DIM in $(($(now_ms) - t0)) ms"
+q "CREATE INDEX t_v_idx ON t USING $AM (v vector_l2_ops)"
+echo "$E build: $ROWS x $DIM in $(($(now_ms) - t0)) ms, index $(q "SELECT pg_size_pretty(pg_relation_size('t_v_idx'))")"
 
 cat >"$DATA/insert.sql" <<EOF
 \\set k random(1, 100000000)
@@ -71,19 +88,19 @@ for c in $CLIENTS; do
 	done
 	wait $bpid
 	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$DATA/pgbench.out")
-	echo "insert TPS, $c client(s): $tps; backend states sampled: $(sort "$DATA/waits" | uniq -c | sort -rn | awk '{printf "%s %s, ", $2, $1}')"
+	echo "$E insert TPS, $c client(s): $tps; backend states sampled: $(sort "$DATA/waits" | uniq -c | sort -rn | awk '{printf "%s %s, ", $2, $1}')"
 done
-[ "$PHASES" = vacuum ] || q "SELECT 'reachability after inserts: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
-[ "$PHASES" = insert ] && exit 0
+[ "$PHASES" = vacuum ] || [ "$E" != s5vector ] || q "SELECT 'reachability after inserts: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
+[ "$PHASES" = insert ] && return 0
 
 t0=$(now_ms)
 q "VACUUM t"
-echo "VACUUM, nothing dead: $(($(now_ms) - t0)) ms"
+echo "$E VACUUM, nothing dead: $(($(now_ms) - t0)) ms"
 
 DEAD=${S5V_BENCH_DEAD_PCT:-10}
 q "DELETE FROM t WHERE id % 1000 < $((DEAD * 10))"
 t0=$(now_ms)
-psql -XAtq -c "VACUUM t" &
+psql -XAtq -d "$DB" -c "VACUUM t" &
 vpid=$!
 # Peak anonymous memory of the VACUUM backend (its private memory: maintenance_work_mem is spent here).
 (
@@ -115,6 +132,11 @@ running=$(q "SELECT count(*) FROM pg_stat_progress_vacuum")
 wait $vpid
 t1=$(now_ms)
 wait $mpid || true
-echo "VACUUM, $DEAD% dead: $((t1 - t0)) ms (peak RssAnon of its backend: $(cat "$DATA/vacuum_peak_kb" 2>/dev/null || echo ?) kB; maintenance_work_mem 256MB)"
-echo "INSERT during that VACUUM: $((i1 - i0)) ms (VACUUM still running afterwards: $running)"
-q "SELECT 'reachability after VACUUM: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
+echo "$E VACUUM, $DEAD% dead: $((t1 - t0)) ms (peak RssAnon of its backend: $(cat "$DATA/vacuum_peak_kb" 2>/dev/null || echo ?) kB; maintenance_work_mem ${S5V_BENCH_MWM:-256MB})"
+echo "$E INSERT during that VACUUM: $((i1 - i0)) ms (VACUUM still running afterwards: $running)"
+[ "$E" != s5vector ] || q "SELECT 'reachability after VACUUM: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
+}
+
+for e in $ENGINES; do
+	run_engine "$e"
+done
