@@ -53,6 +53,17 @@ now_ms() { date +%s%3N; }
 
 # Clustered random vectors: 100 centres, spread 0.35 (like tests/S5VTest.pm's vec_sql).
 VEC="(SELECT array_agg(((sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453) - floor(sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453)) * 20 - 10 + 0.35 * (((sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453) - floor(sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453)) * 20 - 10) ORDER BY j)::vector FROM generate_series(1, $DIM) j)"
+# recall@10 of the index against an exact scan, over the queries in table qs.
+recall10() {
+	psql -XAtq -v ON_ERROR_STOP=1 <<EOS
+CREATE TEMP TABLE approx AS SELECT qs.i, ARRAY(SELECT id FROM t ORDER BY t.v <-> qs.v LIMIT 10) AS ids FROM qs;
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+CREATE TEMP TABLE exact AS SELECT qs.i, ARRAY(SELECT id FROM t ORDER BY t.v <-> qs.v LIMIT 10) AS ids FROM qs;
+SELECT round(avg((SELECT count(*) FROM unnest(a.ids) x WHERE x = ANY (e.ids)) / 10.0), 3) FROM approx a JOIN exact e USING (i);
+EOS
+}
+
 run_engine() {
 E=$1
 case $E in
@@ -93,6 +104,8 @@ done
 [ "$PHASES" = vacuum ] || [ "$E" != s5vector ] || q "SELECT 'reachability after inserts: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
 [ "$PHASES" = insert ] && return 0
 
+q "CREATE TABLE qs AS SELECT i, (SELECT $VEC FROM (SELECT 500000000 + i AS k) s) AS v FROM generate_series(1, 50) i"
+echo "$E recall@10 before the deletes (50 queries, default ef_search): $(recall10)"
 t0=$(now_ms)
 q "VACUUM t"
 echo "$E VACUUM, nothing dead: $(($(now_ms) - t0)) ms"
@@ -134,6 +147,7 @@ t1=$(now_ms)
 wait $mpid || true
 echo "$E VACUUM, $DEAD% dead: $((t1 - t0)) ms (peak RssAnon of its backend: $(cat "$DATA/vacuum_peak_kb" 2>/dev/null || echo ?) kB; maintenance_work_mem ${S5V_BENCH_MWM:-256MB})"
 echo "$E INSERT during that VACUUM: $((i1 - i0)) ms (VACUUM still running afterwards: $running)"
+echo "$E recall@10 on the survivors after that VACUUM: $(recall10)"
 [ "$E" != s5vector ] || q "SELECT 'reachability after VACUUM: ' || detail FROM s5vector_verify('t_v_idx') WHERE check_name = 'reachability'"
 }
 

@@ -377,6 +377,35 @@ void RemoveDeleted(Relation index, uint32 dim, BufferAccessStrategy strategy) {
 	}
 }
 
+// On each level <= `level` of `node`: drop the entries that are deleted, if what stays is at least 3/4 of the
+// level's capacity (compare-and-set, retried when a concurrent insert changed the list). `dropped_all` is false
+// when some level would keep less: the caller repairs that element with RepairLocal instead.
+Status DropDeletedLinks(PageGraphStore &store, uint64 node, int level, int m, const DeletedSet &deleted,
+                        std::vector<hnsw::NodeId> &links, std::vector<hnsw::NodeId> &kept, bool &dropped_all) {
+	dropped_all = true;
+	for (int l = 0; l <= level; l++) {
+		const std::size_t cap = (std::size_t)(l == 0 ? 2 * m : m);
+		for (int attempt = 0;; attempt++) {
+			S5V_RETURN_IF_ERROR(store.Neighbors(node, l, links));
+			kept.clear();
+			for (hnsw::NodeId x : links)
+				if (!IsDeletedId(deleted, x))
+					kept.push_back(x);
+			if (kept.size() == links.size())
+				break;
+			if (kept.size() * 4 < cap * 3 || attempt >= 8) {
+				dropped_all = false;
+				return Status::Ok();
+			}
+			bool applied = false;
+			S5V_RETURN_IF_ERROR(store.CompareAndSetNeighbors(node, l, links, kept, applied));
+			if (applied)
+				break;
+		}
+	}
+	return Status::Ok();
+}
+
 // Wait for every insert in flight (they may have chosen an element just marked deleted as a neighbour); inserts
 // that start later see it deleted and never link to it. Holds the exclusive graph lock only for that instant.
 void WaitForInserts(Relation index) {
@@ -494,20 +523,30 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		// Repairs that need a search use twice ef_construction (recall on the survivors of a half-deleted index:
 		// 0.85 -> 0.93).
 		hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
-		int64 searched = 0;
+		int64 searched = 0, dropped = 0;
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, ic);
 			InterruptToken cancel;
 			std::vector<float> vec;
+			std::vector<hnsw::NodeId> links, kept;
 			for (int64 i = 0; i < nbroken; i++) {
 				Status st;
 				S5V_PG_CALL(st, vacuum_delay_point());
 				S5V_RETURN_IF_ERROR(st);
 				if (cancel.cancelled())
 					return Status::Cancelled();
+				// Cheapest first: a list that keeps at least 3/4 of its capacity once its deleted entries are
+				// dropped just drops them (one neighbour tuple read and written, no vector read: with a few per cent
+				// deleted that is nearly every list). Otherwise the deleted neighbours' own neighbours replace them
+				// (RepairLocal, no search), and a search only for a list that stayed less than half full.
+				bool dropped_all = true;
+				S5V_RETURN_IF_ERROR(
+				    DropDeletedLinks(store, broken[i], levels[i], ic.m, deleted, links, kept, dropped_all));
+				if (dropped_all) {
+					dropped++;
+					continue;
+				}
 				S5V_RETURN_IF_ERROR(store.Vector(broken[i], vec));
-				// Cheap first (the deleted neighbours' own neighbours replace them, no search); a search only for
-				// a list that stayed less than half full.
 				bool sparse = false;
 				S5V_RETURN_IF_ERROR(
 				    hnsw::RepairLocal(store, broken[i], levels[i], vec.data(), ic.dimensions, params, sparse));
@@ -565,9 +604,9 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 			return Status::Ok();
 		});
 		RemoveDeleted(index, ic.dimensions, info->strategy);
-		ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\": %lld elements removed, %lld repaired (%lld with a "
-		                        "search), %lld relinked",
-		                        RelationGetRelationName(index), (long long)nids, (long long)nbroken,
+		ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\": %lld elements removed, %lld repaired (%lld by dropping "
+		                        "the deleted links, %lld with a search), %lld relinked",
+		                        RelationGetRelationName(index), (long long)nids, (long long)nbroken, (long long)dropped,
 		                        (long long)searched, (long long)relinked)));
 	}
 	stats->tuples_removed += removed;
