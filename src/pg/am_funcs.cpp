@@ -162,11 +162,14 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
 	values[3] = Int32GetDatum(meta.ef_construction);
-	if (meta.hot_window_infinite)
+	// The window in force (the reloption, which ALTER INDEX ... SET changes), not the build's in the metapage.
+	Interval window;
+	bool window_infinite;
+	OptionHotWindow(index, &window, &window_infinite);
+	if (window_infinite)
 		values[4] = CStringGetTextDatum("infinity");
 	else
-		values[4] = CStringGetTextDatum(
-		    DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&meta.hot_window))));
+		values[4] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&window))));
 	values[5] = Int64GetDatum(meta.hot_elements);
 	values[6] = Int64GetDatum(meta.hot_deleted);
 	values[7] = Int32GetDatum(meta.entry_level);

@@ -108,7 +108,7 @@ int64 MigrateIndex(Relation index, int64 max_rows) {
 	S5vMetaPageData meta;
 	ReadMetaPage(index, &meta);
 	ColdPolicy policy;
-	ColdPolicyFor(meta.hot_window, meta.hot_window_infinite, info.age_kind, &policy);
+	ColdPolicyOfIndex(index, info.age_kind, &policy); // the window now (ALTER INDEX SET), not the build's
 	int64 moved = 0;
 	if (policy.enabled && max_rows > 0) {
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector migrate", ALLOCSET_DEFAULT_SIZES);
