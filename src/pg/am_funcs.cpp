@@ -156,8 +156,8 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	// Cold tier hook: its rows and trained lists (the last two columns).
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, meta.dimensions, &tier);
-	Datum values[12];
-	bool nulls[12] = {false};
+	Datum values[13];
+	bool nulls[13] = {false};
 	values[0] = Int32GetDatum((int32)meta.dimensions);
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
@@ -177,6 +177,9 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	values[9] = Int64GetDatum((int64)nblocks * BLCKSZ);
 	values[10] = Int64GetDatum(tier.cold_rows - tier.dead_rows);
 	values[11] = Int32GetDatum((int32)tier.lists);
+	// The last migration step (s5vector_migrate or the worker; NULL = never).
+	values[12] = TimestampTzGetDatum(meta.worker.last_migration);
+	nulls[12] = meta.worker.last_migration == 0;
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
