@@ -26,6 +26,7 @@ SELECT cursor_of('cc_idx') AS c2 \gset
 SELECT :c2 > :c1 AS cursor_advanced;
 -- The rest in one call (NULL = all: one full circle), then nothing is left.
 SELECT s5vector_migrate('cc_idx') AS moved;
+-- (cold_lists: the trained 8 lists, and the lists the automatic rebalance split off after a batch)
 SELECT hot_elements, cold_rows, cold_lists FROM s5vector_index_stats('cc_idx');
 SELECT s5vector_migrate('cc_idx') AS moved;
 -- With nothing to move, a batch of 3 reads 3 hot pages and moves the cursor on by those; repeated, it wraps

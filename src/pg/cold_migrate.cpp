@@ -24,6 +24,7 @@ extern "C" {
 #include "pg/am.h"
 #include "pg/cold_build.h"
 #include "pg/cold_migrate.h"
+#include "pg/cold_rebalance.h"
 #include "pg/cold_store.h"
 #include "pg/locks.h"
 #include "pg/page_iter.h"
@@ -214,6 +215,10 @@ int64 MigrateIndex(Relation index, int64 max_rows) {
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 	}
+	// Lists the batch made far larger than the mean are split now (a step that another one already runs is
+	// skipped: -1); the check reads the centroid pages only.
+	if (moved > 0 && ColdRebalanceNeeded(index))
+		(void)ColdRebalance(index, false);
 	return moved;
 }
 
