@@ -371,9 +371,12 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	// heap TID once in the cold tier; a TID in both tiers is what a migration that did not finish leaves (the
 	// next s5vector_migrate removes it from the graph), so it makes the check inconclusive, not failed.
 	if (cold.exists) {
-		bool cold_ok = cold.bad_list_counters == 0 && cold.bad_age_ranges == 0 && cold.duplicate_tids == 0 &&
-		               cold.rows == cold.meta_rows && cold.dead == cold.meta_dead;
-		int cold_state = !cold_ok ? state(false) : (both_tiers > 0 ? -1 : 1);
+		// Duplicates while a rebalance step is unfinished are its moves in flight (the next step removes them).
+		bool moving = cold.duplicate_tids > 0 && cold.rebalance_pending;
+		bool cold_ok = cold.bad_list_counters == 0 && cold.bad_age_ranges == 0 &&
+		               (cold.duplicate_tids == 0 || moving) && cold.rows == cold.meta_rows &&
+		               cold.dead == cold.meta_dead;
+		int cold_state = !cold_ok ? state(false) : (both_tiers > 0 || moving ? -1 : 1);
 		EmitRow(rsinfo, "cold tier", cold_state,
 		        psprintf("%lld rows in %u lists and staging (%lld dead; the cold metapage counts %lld and %lld), %lld "
 		                 "lists with a wrong row counter, %lld rows outside their list's age range, %lld heap TIDs "
@@ -381,7 +384,9 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		                 (long long)cold.rows, cold.lists, (long long)cold.dead, (long long)cold.meta_rows,
 		                 (long long)cold.meta_dead, (long long)cold.bad_list_counters, (long long)cold.bad_age_ranges,
 		                 (long long)cold.duplicate_tids, (long long)both_tiers,
-		                 both_tiers > 0 ? " (a migration did not finish: run s5vector_migrate)" : "",
+		                 both_tiers > 0 ? " (a migration did not finish: run s5vector_migrate)"
+		                 : moving       ? " (a rebalance did not finish: run s5vector_rebalance)"
+		                                : "",
 		                 !cold_ok ? note : ""));
 	}
 	if (changed)

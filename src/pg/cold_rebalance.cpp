@@ -234,6 +234,39 @@ void MarkRemoved(Relation index, uint32 dim, BlockNumber meta_blkno, Removal *rm
 	}
 }
 
+// The cold metapage's rebalance_pending (one record): set before new centroids are installed, cleared once the
+// moves are done; a step that finds it set compares every row with every centroid.
+void SetRebalancePending(Relation index, uint32 dim, BlockNumber meta_blkno, int64 value) {
+	Buffer buf = ReadBuffer(index, meta_blkno);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	(void)GetColdMeta(index, BufferGetPage(buf), meta_blkno, dim, RelationGetNumberOfBlocks(index));
+	GenericXLogState *state = GenericXLogStart(index);
+	Page page = GenericXLogRegisterBuffer(state, buf, 0);
+	((S5vColdMeta)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber)))->rebalance_pending = value;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+uint64 TidKey(const ItemPointerData *t) {
+	return ((uint64)ItemPointerGetBlockNumber(t) << 16) | ItemPointerGetOffsetNumber(t);
+}
+
+// Where pass 1 saw a row (full mode: every row, to find the heap TIDs held twice).
+struct SeenRow {
+	uint64 key;
+	BlockNumber blk;
+	uint32 slot;
+};
+
+int CompareSeen(const void *a, const void *b) {
+	const SeenRow *x = (const SeenRow *)a, *y = (const SeenRow *)b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	if (x->blk != y->blk)
+		return x->blk < y->blk ? -1 : 1;
+	return x->slot < y->slot ? -1 : x->slot > y->slot ? 1 : 0;
+}
+
 void Normalise(float *v, uint32 dim) {
 	double n = 0;
 	for (uint32 d = 0; d < dim; d++)
@@ -308,9 +341,17 @@ int ColdRebalance(Relation index, bool wait) {
 		if (candidate[i])
 			cand_rows[i] = (float *)palloc_extended(sizeof(float) * dim * entries[i].rows, MCXT_ALLOC_HUGE);
 	}
+	// After a step that did not finish (a crash): every row is compared with every centroid, and a heap TID held
+	// twice keeps only its copy in its nearest list (the keys of every row, sorted, find them).
+	const bool full = tier.rebalance_pending != 0;
+	int64 nkeys = 0;
+	SeenRow *keys =
+	    full ? (SeenRow *)palloc_extended(sizeof(SeenRow) * Max(tier.cold_rows, (int64)1), MCXT_ALLOC_HUGE) : nullptr;
 	for (uint32 i = 0; i < lists; i++) {
 		const float *c = centroids + (Size)i * dim;
 		WalkList(index, dim, i, entries[i].tail_head, [&](const WalkedRow &w) {
+			if (full && nkeys < tier.cold_rows)
+				keys[nkeys++] = SeenRow{TidKey(&w.tid), w.blk, (uint32)w.slot};
 			if (candidate[i] && live[i] < entries[i].rows)
 				memcpy(cand_rows[i] + (Size)live[i] * dim, w.vec, sizeof(float) * dim);
 			live[i]++;
@@ -390,12 +431,26 @@ int ColdRebalance(Relation index, bool wait) {
 		if (changed[i])
 			changed_ids[nchanged++] = i;
 	changed_count = (int)nchanged;
+	// The copies of heap TIDs held twice (full mode), sorted by TID, with where pass 1 saw them; dup_seen marks
+	// (at a TID's first copy) that pass 2 handled one copy of it.
+	int64 ndup = 0;
+	if (full && nkeys > 1) {
+		qsort(keys, nkeys, sizeof(SeenRow), CompareSeen);
+		for (int64 k = 0; k < nkeys; k++)
+			if ((k > 0 && keys[k - 1].key == keys[k].key) || (k + 1 < nkeys && keys[k + 1].key == keys[k].key))
+				keys[ndup++] = keys[k];
+	}
+	bool *dup_seen =
+	    ndup > 0 ? (bool *)palloc_extended(sizeof(bool) * ndup, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : nullptr;
 
 	Removal *removals = nullptr;
 	int64 nremovals = 0;
+	BlockNumber head = tier.centroid_head;
+	S5vListInfoData *ne = entries;
 	if (changed_count > 0) {
-		// 3. The new directory, in one record.
-		S5vListInfoData *ne = (S5vListInfoData *)palloc_extended(sizeof(S5vListInfoData) * new_lists, MCXT_ALLOC_HUGE);
+		// 3. The new directory, in one record, after the intent (rebalance_pending) in its own.
+		SetRebalancePending(index, dim, tier.meta_blkno, 1);
+		ne = (S5vListInfoData *)palloc_extended(sizeof(S5vListInfoData) * new_lists, MCXT_ALLOC_HUGE);
 		memcpy(ne, entries, sizeof(S5vListInfoData) * lists);
 		for (uint32 i = lists; i < new_lists; i++) {
 			ne[i].rows = 0;
@@ -404,9 +459,10 @@ int ColdRebalance(Relation index, bool wait) {
 			ne[i].tail_head = ne[i].tail_tail = ne[i].parts_head = InvalidBlockNumber;
 			ne[i].tail_pages = 0;
 		}
-		BlockNumber head = WriteRun(index, dim, ne, newc, new_lists);
+		head = WriteRun(index, dim, ne, newc, new_lists);
 		InstallLists(index, dim, tier.meta_blkno, head, new_lists, 0, false, true);
-
+	}
+	if (changed_count > 0 || full) {
 		// 4. Rows not in their nearest list move there (added now, removed after the wait). Only a changed
 		// centroid can beat an unchanged list's own (every row was in its nearest list).
 		ColdAppendTarget target{tier.meta_blkno, head, new_lists, ListsPerCentroidPage(dim), true, true};
@@ -423,16 +479,32 @@ int ColdRebalance(Relation index, bool wait) {
 						best_d = d;
 					}
 				};
-				if (changed[i]) {
+				if (changed[i] || full) {
 					for (uint32 j = 0; j < new_lists; j++)
 						consider(j);
 				} else {
 					for (uint32 k = 0; k < nchanged; k++)
 						consider(changed_ids[k]);
 				}
-				if (best == i)
+				// A heap TID held twice (a step that did not finish): its first copy seen is treated as any row
+				// (kept in its nearest list, or moved there), every later copy is removed, so one copy stays.
+				bool later_copy = false;
+				if (ndup > 0) {
+					// only copies pass 1 saw: a copy this pass appended (to a list walked later) is kept
+					SeenRow probe{TidKey(&w.tid), w.blk, (uint32)w.slot};
+					SeenRow *hit = (SeenRow *)bsearch(&probe, keys, ndup, sizeof(SeenRow), CompareSeen);
+					if (hit != nullptr) {
+						int64 first = hit - keys;
+						while (first > 0 && keys[first - 1].key == probe.key)
+							first--;
+						later_copy = dup_seen[first];
+						dup_seen[first] = true;
+					}
+				}
+				if (best == i && !later_copy)
 					return;
-				ColdAppendRow(index, dim, target, best, &w.tid, w.age, w.flags & S5V_COLD_ROW_FLAGS, w.vec);
+				if (!later_copy)
+					ColdAppendRow(index, dim, target, best, &w.tid, w.age, w.flags & S5V_COLD_ROW_FLAGS, w.vec);
 				if (nremovals == cap) {
 					cap *= 2;
 					removals = (Removal *)repalloc_huge(removals, sizeof(Removal) * cap);
@@ -448,6 +520,11 @@ int ColdRebalance(Relation index, bool wait) {
 		// 6. Remove the old copies.
 		LockColdWrite(index);
 		MarkRemoved(index, dim, tier.meta_blkno, removals, nremovals);
+		UnlockColdWrite(index);
+	}
+	if (changed_count > 0 || full) {
+		LockColdWrite(index);
+		SetRebalancePending(index, dim, tier.meta_blkno, 0);
 		UnlockColdWrite(index);
 	}
 	ereport(DEBUG1, (errmsg("s5vector rebalance: %d lists changed (%d split), %lld rows moved", changed_count, splits,

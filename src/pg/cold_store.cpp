@@ -141,6 +141,7 @@ void ReadColdTier(Relation index, const S5vMetaPageData &meta, uint32 dim, ColdT
 	out->cold_rows = cm->cold_rows;
 	out->dead_rows = cm->dead_rows;
 	out->train_rows = cm->train_rows;
+	out->rebalance_pending = cm->rebalance_pending;
 	out->staging = cm->staging;
 	UnlockReleaseBuffer(buf);
 }
@@ -545,6 +546,7 @@ void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *ou
 	out->lists = tier.lists;
 	out->meta_rows = tier.cold_rows;
 	out->meta_dead = tier.dead_rows;
+	out->rebalance_pending = tier.rebalance_pending != 0;
 	ListDirectory dir;
 	dir.lists = 0;
 	if (tier.lists > 0)

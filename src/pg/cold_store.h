@@ -32,6 +32,7 @@ struct ColdTierInfo {
 	int64 cold_rows;
 	int64 dead_rows;
 	int64 train_rows;
+	int64 rebalance_pending; // a rebalance step did not finish its moves (rows may be in two lists)
 	S5vListInfoData staging; // without centroid
 };
 
@@ -136,6 +137,7 @@ struct ColdVerifyResult {
 	int64 bad_list_counters; // lists (staging included) whose row counter differs from their pages
 	int64 bad_age_ranges;    // rows whose age lies outside their list's recorded range
 	int64 duplicate_tids;    // live heap TIDs held more than once by the cold tier
+	bool rebalance_pending;  // a rebalance step did not finish: duplicates are expected (the next step removes them)
 };
 void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *out);
 
