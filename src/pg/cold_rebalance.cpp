@@ -221,7 +221,16 @@ void MarkRemoved(Relation index, uint32 dim, BlockNumber meta_blkno, Removal *rm
 		int marked = 0;
 		for (int64 k = i; k < j; k++) {
 			uint16 s = rm[k].slot;
-			if (s < rows->count && !(flags[s] & S5V_COLD_ROW_DEAD) && ItemPointerEquals(&tids[s], &rm[k].tid)) {
+			if (!(s < rows->count && ItemPointerEquals(&tids[s], &rm[k].tid))) {
+				// VACUUM compacted the page during the wait: the row slid down, same page
+				s = rows->count;
+				for (uint16 r = 0; r < rows->count && r <= rm[k].slot; r++)
+					if (ItemPointerEquals(&tids[r], &rm[k].tid) && !(flags[r] & S5V_COLD_ROW_DEAD)) {
+						s = r;
+						break;
+					}
+			}
+			if (s < rows->count && !(flags[s] & S5V_COLD_ROW_DEAD)) {
 				flags[s] |= S5V_COLD_ROW_DEAD;
 				marked++;
 			}

@@ -62,9 +62,9 @@ struct ColdAppendTarget {
 	bool wal;
 };
 
-// Append one row to a list: the tail row page if it has room, else a new row page linked after it. One Generic
-// WAL record of at most 4 pages (cold metapage, centroid page, tail page, new page). Caller holds the cold write
-// lock.
+// Append one row to a list: the tail row page if it has room, else the first page of the list's chain with room
+// (slots VACUUM freed), else a new row page linked after the tail. One Generic WAL record of at most 4 pages (cold
+// metapage, centroid page, tail page, new page). Caller holds the cold write lock.
 void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
                    int64 age, uint8 row_flags, const float *vec);
 
