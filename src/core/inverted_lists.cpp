@@ -2,6 +2,7 @@
 #include "inverted_lists.h"
 
 #include <algorithm>
+#include <cmath>
 #include <new>
 #include <utility>
 
@@ -91,6 +92,46 @@ void InMemoryInvertedLists::ReleaseChunk(ListChunk &chunk) noexcept {
 	chunk = ListChunk{};
 }
 
+namespace {
+
+// Lower bounds of the lists (see IvfStream in the header) for the first `limit` of `by_distance` (squared centroid
+// distances for L2, -dot for cosine), as suffix minima in that order. Computed in double and lowered by a margin so
+// that float rounding in the row distances cannot make a bound exceed a row's computed distance.
+void ComputeListBounds(Metric metric, const float *query, const float *centroids, std::size_t dim,
+                       const std::vector<std::pair<float, ListId>> &by_distance, std::size_t limit,
+                       std::vector<float> &suffix) {
+	const bool euclid = metric == Metric::L2 || metric == Metric::Cosine;
+	const float *c1 = &centroids[(std::size_t)by_distance[0].second * dim];
+	double q1 = 0; // |q - c1|^2
+	for (std::size_t k = 0; k < dim; ++k) {
+		double d = (double)query[k] - c1[k];
+		q1 += d * d;
+	}
+	for (std::size_t i = limit; i-- > 0;) {
+		float bound = kUnknownBound;
+		if (euclid) {
+			const float *cl = &centroids[(std::size_t)by_distance[i].second * dim];
+			double ql = 0, sep = 0;
+			for (std::size_t k = 0; k < dim; ++k) {
+				double d = (double)query[k] - cl[k];
+				double e = (double)cl[k] - c1[k];
+				ql += d * d;
+				sep += e * e;
+			}
+			double h = 0; // Euclidean distance from the query to the half-space of list i
+			if (sep > 0 && ql > q1)
+				h = (ql - q1) / (2.0 * std::sqrt(sep));
+			h = std::max(0.0, h * (1.0 - 1e-4) - 1e-6);
+			double b = metric == Metric::L2 ? h * h : h * h / 2.0 - 1.0;
+			b -= 1e-5 * (1.0 + std::fabs(b));
+			bound = std::isfinite(b) ? (float)b : kUnknownBound;
+		}
+		suffix[i] = std::min(bound, suffix[i + 1]);
+	}
+}
+
+} // namespace
+
 IvfStream::IvfStream(InvertedLists &lists, Metric metric, const CancelToken &cancel)
     : lists_(lists), metric_(metric), cancel_(cancel) {}
 
@@ -119,6 +160,9 @@ Status IvfStream::Start(const float *query, const IvfSearchParams &params, RowFi
 		limit_ = params.max_probes == 0 ? n : std::min(n, std::max(params.max_probes, params.probes));
 		if (!params.iterative)
 			limit_ = std::min(limit_, params.probes);
+		suffix_bound_.assign(limit_ + 1, kNoMoreRows);
+		if (params.bounded && limit_ > 0)
+			ComputeListBounds(metric_, query_.data(), centroids.data(), dim, by_distance, limit_, suffix_bound_);
 		next_list_ = 0;
 		round_.clear();
 		pos_ = 0;
@@ -134,7 +178,10 @@ Status IvfStream::Start(const float *query, const IvfSearchParams &params, RowFi
 Status IvfStream::ReadRound() {
 	const std::size_t dim = lists_.dim();
 	const std::size_t end = std::min(limit_, next_list_ + params_.probes);
-	round_.clear();
+	if (params_.bounded)
+		round_.erase(round_.begin(), round_.begin() + (std::ptrdiff_t)pos_); // rows read but not returned wait on
+	else
+		round_.clear();
 	pos_ = 0;
 	S5V_RETURN_IF_ERROR(lists_.Prefetch(std::span<const ListId>(order_.data() + next_list_, end - next_list_)));
 	for (; next_list_ < end; ++next_list_) {
@@ -180,6 +227,16 @@ Status IvfStream::Next(ScoredRow &out, bool &done) {
 	done = true;
 	if (!started_)
 		return Status::Ok();
+	if (params_.bounded) {
+		// A waiting row goes out only when no list still to read may hold a nearer one.
+		while (pos_ >= round_.size() || round_[pos_].distance > UnreadBound()) {
+			if (next_list_ >= limit_)
+				break;
+			S5V_RETURN_IF_ERROR(ReadRound());
+		}
+		if (pos_ >= round_.size())
+			return Status::Ok();
+	}
 	while (pos_ >= round_.size()) {
 		if (next_list_ >= limit_)
 			return Status::Ok();
@@ -193,6 +250,8 @@ Status IvfStream::Next(ScoredRow &out, bool &done) {
 float IvfStream::LowerBound() const {
 	if (!started_)
 		return kNoMoreRows;
+	if (params_.bounded)
+		return std::min(pos_ < round_.size() ? round_[pos_].distance : kNoMoreRows, UnreadBound());
 	if (pos_ < round_.size())
 		return round_[pos_].distance;
 	return next_list_ < limit_ ? kUnknownBound : kNoMoreRows;

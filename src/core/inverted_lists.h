@@ -103,6 +103,10 @@ struct IvfSearchParams {
 	std::size_t probes = 1;     // lists read by the first round
 	std::size_t max_probes = 0; // stop widening after this many lists (0 = every list)
 	bool iterative = true;      // widen when asked for more than the probed lists held
+	// Strict order: a row is handed out only when no list that may still be read can hold a nearer row (per-list
+	// bounds below), reading more lists first if needed; the stream's output is then in distance order and its
+	// LowerBound honest. Without it the stream goes round by round (each round nearest first).
+	bool bounded = false;
 };
 
 // An IVF search as a candidate stream: the nearest `probes` lists (by centroid distance) are read whole,
@@ -112,6 +116,15 @@ struct IvfSearchParams {
 // on the lists it did not read). Lists are disjoint, so no row comes twice.
 // Lower bound: the distance of the next row of the current round; kUnknownBound when the round is used up and
 // more lists may be read; kNoMoreRows when done.
+//
+// With params.bounded, every list gets a lower bound of the distance of any row it may hold, from the centroids
+// alone: a row is in the list of its nearest centroid (build, insert, training and migration assign so), so a row
+// of list l lies in the half-space of points nearer to c_l than to c_1, the centroid nearest to the query; its
+// distance to the query is at least the query's distance to that half-space, (|q-c_l|^2 - |q-c_1|^2) /
+// (2 |c_l - c_1|) (Euclidean; squared for L2, |q-x|^2 / 2 - 1 for cosine on unit vectors). Inner product and L1
+// have no such bound (kUnknownBound: every list that may be read is read before a row is handed out). A row is
+// handed out only when its distance is <= the smallest bound of the lists still to read (within max_probes); rows
+// already read wait in distance order. LowerBound is then min(next waiting row, bound of the unread lists).
 // An optional filter (on id and age) drops rows that may not be returned.
 class IvfStream final : public CandidateStream {
 public:
@@ -129,6 +142,8 @@ public:
 
 private:
 	Status ReadRound();
+	// Smallest bound of the lists not read yet that may still be read (kNoMoreRows when none).
+	float UnreadBound() const { return next_list_ < limit_ ? suffix_bound_[next_list_] : kNoMoreRows; }
 
 	InvertedLists &lists_;
 	Metric metric_;
@@ -136,9 +151,10 @@ private:
 	std::vector<float> query_;
 	IvfSearchParams params_;
 	RowFilter filter_;
-	std::vector<ListId> order_; // lists, nearest centroid first
-	std::size_t next_list_ = 0; // lists of order_ already read
-	std::size_t limit_ = 0;     // lists that may be read in all
+	std::vector<ListId> order_;       // lists, nearest centroid first
+	std::vector<float> suffix_bound_; // bounded: min of the list bounds of order_[i..limit_)
+	std::size_t next_list_ = 0;       // lists of order_ already read
+	std::size_t limit_ = 0;           // lists that may be read in all
 	std::vector<ScoredRow> round_;
 	std::size_t pos_ = 0;
 	std::size_t computations_ = 0;

@@ -156,17 +156,20 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	// Cold tier hook: its rows and trained lists (the last two columns).
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, meta.dimensions, &tier);
-	Datum values[12];
-	bool nulls[12] = {false};
+	Datum values[13];
+	bool nulls[13] = {false};
 	values[0] = Int32GetDatum((int32)meta.dimensions);
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
 	values[3] = Int32GetDatum(meta.ef_construction);
-	if (meta.hot_window_infinite)
+	// The window in force (the reloption, which ALTER INDEX ... SET changes), not the build's in the metapage.
+	Interval window;
+	bool window_infinite;
+	OptionHotWindow(index, &window, &window_infinite);
+	if (window_infinite)
 		values[4] = CStringGetTextDatum("infinity");
 	else
-		values[4] = CStringGetTextDatum(
-		    DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&meta.hot_window))));
+		values[4] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&window))));
 	values[5] = Int64GetDatum(meta.hot_elements);
 	values[6] = Int64GetDatum(meta.hot_deleted);
 	values[7] = Int32GetDatum(meta.entry_level);
@@ -174,6 +177,9 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	values[9] = Int64GetDatum((int64)nblocks * BLCKSZ);
 	values[10] = Int64GetDatum(tier.cold_rows - tier.dead_rows);
 	values[11] = Int32GetDatum((int32)tier.lists);
+	// The last migration step (s5vector_migrate or the worker; NULL = never).
+	values[12] = TimestampTzGetDatum(meta.worker.last_migration);
+	nulls[12] = meta.worker.last_migration == 0;
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -365,9 +371,12 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 	// heap TID once in the cold tier; a TID in both tiers is what a migration that did not finish leaves (the
 	// next s5vector_migrate removes it from the graph), so it makes the check inconclusive, not failed.
 	if (cold.exists) {
-		bool cold_ok = cold.bad_list_counters == 0 && cold.bad_age_ranges == 0 && cold.duplicate_tids == 0 &&
-		               cold.rows == cold.meta_rows && cold.dead == cold.meta_dead;
-		int cold_state = !cold_ok ? state(false) : (both_tiers > 0 ? -1 : 1);
+		// Duplicates while a rebalance step is unfinished are its moves in flight (the next step removes them).
+		bool moving = cold.duplicate_tids > 0 && cold.rebalance_pending;
+		bool cold_ok = cold.bad_list_counters == 0 && cold.bad_age_ranges == 0 &&
+		               (cold.duplicate_tids == 0 || moving) && cold.rows == cold.meta_rows &&
+		               cold.dead == cold.meta_dead;
+		int cold_state = !cold_ok ? state(false) : (both_tiers > 0 || moving ? -1 : 1);
 		EmitRow(rsinfo, "cold tier", cold_state,
 		        psprintf("%lld rows in %u lists and staging (%lld dead; the cold metapage counts %lld and %lld), %lld "
 		                 "lists with a wrong row counter, %lld rows outside their list's age range, %lld heap TIDs "
@@ -375,7 +384,9 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		                 (long long)cold.rows, cold.lists, (long long)cold.dead, (long long)cold.meta_rows,
 		                 (long long)cold.meta_dead, (long long)cold.bad_list_counters, (long long)cold.bad_age_ranges,
 		                 (long long)cold.duplicate_tids, (long long)both_tiers,
-		                 both_tiers > 0 ? " (a migration did not finish: run s5vector_migrate)" : "",
+		                 both_tiers > 0 ? " (a migration did not finish: run s5vector_migrate)"
+		                 : moving       ? " (a rebalance did not finish: run s5vector_rebalance)"
+		                                : "",
 		                 !cold_ok ? note : ""));
 	}
 	if (changed)

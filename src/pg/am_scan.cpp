@@ -76,9 +76,11 @@ struct ScanObjects {
 	std::unique_ptr<PageColdLists> cold_lists[2];
 	std::unique_ptr<ivf::IvfStream> cold[2];
 
+	// The merge's order from s5vector.iterative_scan: relaxed_order merges as rows come; off and strict_order
+	// never go back in distance.
 	ScanObjects(Relation index, const IndexInfoCache &info)
 	    : store(index, info), searcher(store, info.dimensions, cancel), rows(store), hot(searcher, rows),
-	      merge(MergeOrder::Strict) {}
+	      merge(s5v_iterative_scan == S5V_ITERATIVE_RELAXED ? MergeOrder::Relaxed : MergeOrder::Strict) {}
 };
 
 struct ScanOpaqueData {
@@ -294,7 +296,10 @@ Status StartColdStreams(ScanObjects *o, Relation index, const IndexInfoCache &in
 		ivf::IvfSearchParams params;
 		params.probes = staging ? 1 : (std::size_t)s5v_probes;
 		params.max_probes = staging ? 1 : (std::size_t)s5v_max_probes;
-		params.iterative = s5v_iterative_scan;
+		params.iterative = s5v_iterative_scan != S5V_ITERATIVE_OFF;
+		// strict (and off): honest per-list bounds, so the cold stream widens by itself rather than hand out a
+		// row that a list it has not read could beat.
+		params.bounded = s5v_iterative_scan != S5V_ITERATIVE_RELAXED;
 		S5V_RETURN_IF_ERROR(o->cold[staging]->Start(query, params));
 		S5V_RETURN_IF_ERROR(o->merge.AddStream(o->cold[staging].get()));
 	}
@@ -377,7 +382,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 				so->objects->store.SetAgeFilter(so->filter);
 				hnsw::SearchParams params;
 				params.ef_search = s5v_ef_search;
-				params.iterative = s5v_iterative_scan;
+				params.iterative = s5v_iterative_scan != S5V_ITERATIVE_OFF;
 				params.max_visits = (std::size_t)s5v_max_scan_tuples;
 				params.max_memory = (std::size_t)std::min((double)work_mem * 1024.0 * s5v_scan_mem_multiplier, 1e15);
 				S5V_RETURN_IF_ERROR(so->objects->searcher.Start(so->query, params));
@@ -430,7 +435,7 @@ bool GetTuple(IndexScanDesc scan, ScanDirection dir) {
 			found = true;
 			break;
 		}
-		if (so->exhaustive || !s5v_iterative_scan)
+		if (so->exhaustive || s5v_iterative_scan == S5V_ITERATIVE_OFF)
 			break;
 		// The graph has nothing more: on a small index, finish with an exact pass, a stream of every live
 		// matching element (the merge skips the rows already returned).

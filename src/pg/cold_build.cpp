@@ -52,6 +52,13 @@ void ColdPolicyFor(const Interval &hot_window, bool infinite, uint8 age_kind, Co
 	}
 }
 
+void ColdPolicyOfIndex(Relation index, uint8 age_kind, ColdPolicy *out) {
+	Interval window;
+	bool infinite;
+	OptionHotWindow(index, &window, &infinite);
+	ColdPolicyFor(window, infinite, age_kind, out);
+}
+
 uint32 AutoLists(int64 n) {
 	double lists = n <= 1000000 ? (double)n / 1000.0 : sqrt((double)n);
 	return (uint32)Max(1.0, Min(lists, (double)S5V_MAX_LISTS));
@@ -290,7 +297,7 @@ bool ColdInsertIfOld(Relation index, const IndexInfoCache &info, ItemPointer hea
 	BlockNumber nblocks;
 	ReadMetaPageRaw(index, &meta, &nblocks);
 	ColdPolicy policy;
-	ColdPolicyFor(meta.hot_window, meta.hot_window_infinite, info.age_kind, &policy);
+	ColdPolicyOfIndex(index, info.age_kind, &policy);
 	if (!ColdPolicyIsCold(policy, age, element_flags))
 		return false;
 	LockColdWrite(index);

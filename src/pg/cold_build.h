@@ -19,7 +19,7 @@ extern "C" {
 
 namespace s5v::pg {
 
-// Which rows go cold: decided once per build (and per insert) from the metapage's frozen hot_window.
+// Which rows go cold: decided once per build (and per insert, and per migration batch) from the index's hot_window.
 struct ColdPolicy {
 	bool enabled;  // false: every row is hot (hot_window 'infinity')
 	bool all_cold; // hot_window '0': every row is cold (pure IVF)
@@ -27,6 +27,9 @@ struct ColdPolicy {
 };
 
 void ColdPolicyFor(const Interval &hot_window, bool infinite, uint8 age_kind, ColdPolicy *out);
+// The policy of an existing index: its hot_window reloption as it is now (ALTER INDEX ... SET (hot_window = ...)
+// changes it without a rebuild; the metapage keeps the window of the build), as inserts and migration use it.
+void ColdPolicyOfIndex(Relation index, uint8 age_kind, ColdPolicy *out);
 
 // `element_flags` are the hot element's flags (S5V_ELEMENT_AGE_NULL: a NULL age is never old).
 inline bool ColdPolicyIsCold(const ColdPolicy &p, int64 age, uint8 element_flags) {

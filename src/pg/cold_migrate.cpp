@@ -6,6 +6,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/generic_xlog.h"
 #include "access/genam.h"
 #include "access/relation.h"
 #include "access/xlog.h"
@@ -23,6 +24,7 @@ extern "C" {
 #include "pg/am.h"
 #include "pg/cold_build.h"
 #include "pg/cold_migrate.h"
+#include "pg/cold_rebalance.h"
 #include "pg/cold_store.h"
 #include "pg/locks.h"
 #include "pg/page_iter.h"
@@ -63,9 +65,40 @@ bool IsMigrated(ItemPointer tid, void *state) {
 	return bsearch(&k, b->sorted, b->n, sizeof(uint64), CompareKeys) != nullptr;
 }
 
-// Live hot elements older than the window, up to max_rows, with their vectors.
-void CollectAged(Relation index, const IndexInfoCache &info, const ColdPolicy &policy, int64 max_rows,
-                 MigrateBatch *b) {
+// Adds the live elements of the iterator's page that are older than the window to the batch, up to max_rows;
+// false when the batch filled before the page's end (the page must be read again next time).
+bool CollectFromPage(Relation index, uint32 dim, const ColdPolicy &policy, int64 max_rows, const S5vPageIter *it,
+                     MigrateBatch *b) {
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(it->page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+		S5vElementTuple etup = GetElement(index, it->page, it->blkno, off, dim);
+		if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) || !ColdPolicyIsCold(policy, etup->age, etup->flags))
+			continue;
+		if (b->n >= max_rows)
+			return false;
+		if (b->n == b->cap) {
+			b->cap *= 2;
+			b->tids = (ItemPointerData *)repalloc_huge(b->tids, sizeof(ItemPointerData) * b->cap);
+			b->ages = (int64 *)repalloc_huge(b->ages, sizeof(int64) * b->cap);
+			b->flags = (uint8 *)repalloc_huge(b->flags, b->cap);
+			b->vecs = (float *)repalloc_huge(b->vecs, sizeof(float) * dim * b->cap);
+		}
+		b->tids[b->n] = etup->heaptid;
+		b->ages[b->n] = etup->age;
+		b->flags[b->n] = etup->flags;
+		memcpy(b->vecs + (Size)b->n * dim, etup->x, sizeof(float) * dim);
+		b->n++;
+	}
+	return true;
+}
+
+// Live hot elements older than the window, up to max_rows, with their vectors: a sweep over the hot pages that
+// starts at `cursor` (the metapage's migration_cursor; InvalidBlockNumber = the first data block), goes to the end
+// of the index, then wraps around to the blocks before the cursor, and stops when the batch is full, after
+// `max_pages` pages, or after one full circle. Returns where the next sweep resumes: the page where the batch
+// filled (it may hold more aged rows), else the block after the last page read (InvalidBlockNumber: the start).
+BlockNumber CollectAged(Relation index, const IndexInfoCache &info, const ColdPolicy &policy, int64 max_rows,
+                        int64 max_pages, BlockNumber cursor, MigrateBatch *b) {
 	uint32 dim = info.dimensions;
 	b->n = 0;
 	b->cap = 64;
@@ -74,31 +107,58 @@ void CollectAged(Relation index, const IndexInfoCache &info, const ColdPolicy &p
 	b->flags = (uint8 *)palloc(b->cap);
 	b->vecs = (float *)palloc(sizeof(float) * dim * b->cap);
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
-	S5vPageIter it;
-	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, 0);
-	while (b->n < max_rows && PageIterNext(&it)) {
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(it.page);
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && b->n < max_rows; off++) {
-			S5vElementTuple etup = GetElement(index, it.page, it.blkno, off, dim);
-			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) ||
-			    !ColdPolicyIsCold(policy, etup->age, etup->flags))
-				continue;
-			if (b->n == b->cap) {
-				b->cap *= 2;
-				b->tids = (ItemPointerData *)repalloc_huge(b->tids, sizeof(ItemPointerData) * b->cap);
-				b->ages = (int64 *)repalloc_huge(b->ages, sizeof(int64) * b->cap);
-				b->flags = (uint8 *)repalloc_huge(b->flags, b->cap);
-				b->vecs = (float *)repalloc_huge(b->vecs, sizeof(float) * dim * b->cap);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber start = (cursor == InvalidBlockNumber || cursor <= S5V_METAPAGE_BLKNO || cursor >= nblocks)
+	                        ? S5V_METAPAGE_BLKNO + 1
+	                        : cursor;
+	BlockNumber resume = InvalidBlockNumber;
+	int64 pages = 0;
+	bool stopped = false;
+	// Two legs: [start, nblocks), then [first data block, start).
+	for (int leg = 0; leg < 2 && !stopped; leg++) {
+		if (leg == 1 && start == S5V_METAPAGE_BLKNO + 1)
+			break;
+		S5vPageIter it;
+		PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, 0);
+		// The iterator's range is its public state: begin at `start` (first leg), end there (second leg).
+		if (leg == 0)
+			it.next = start;
+		else
+			it.nblocks = Min(it.nblocks, start);
+		while (PageIterNext(&it)) {
+			pages++;
+			if (!CollectFromPage(index, dim, policy, max_rows, &it, b)) {
+				resume = it.blkno; // full before this page's end: read it again next time
+				stopped = true;
+				break;
 			}
-			b->tids[b->n] = etup->heaptid;
-			b->ages[b->n] = etup->age;
-			b->flags[b->n] = etup->flags;
-			memcpy(b->vecs + (Size)b->n * dim, etup->x, sizeof(float) * dim);
-			b->n++;
+			resume = it.blkno + 1 < nblocks ? it.blkno + 1 : InvalidBlockNumber;
+			if (b->n >= max_rows || pages >= max_pages) {
+				stopped = true;
+				break;
+			}
 		}
+		PageIterEnd(&it);
 	}
-	PageIterEnd(&it);
 	FreeAccessStrategy(strategy);
+	if (!stopped)
+		resume = start == S5V_METAPAGE_BLKNO + 1 ? InvalidBlockNumber : start; // a full circle: where it began
+	return resume;
+}
+
+// The migration sweep's state in the metapage (one Generic WAL record): where the next sweep resumes, and when
+// this step ran. Read-modify-write of these two fields under the metapage's exclusive lock, holding no other lock.
+void RecordMigrationStep(Relation index, BlockNumber cursor) {
+	Buffer buf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	GenericXLogState *state = GenericXLogStart(index);
+	Page page = GenericXLogRegisterBuffer(state, buf, 0);
+	S5vMetaPage m = S5vPageGetMeta(page);
+	m->worker.migration_cursor = (cursor != InvalidBlockNumber && cursor < nblocks) ? cursor : InvalidBlockNumber;
+	m->worker.last_migration = GetCurrentTimestamp();
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
 }
 
 } // namespace
@@ -108,13 +168,17 @@ int64 MigrateIndex(Relation index, int64 max_rows) {
 	S5vMetaPageData meta;
 	ReadMetaPage(index, &meta);
 	ColdPolicy policy;
-	ColdPolicyFor(meta.hot_window, meta.hot_window_infinite, info.age_kind, &policy);
+	ColdPolicyOfIndex(index, info.age_kind, &policy); // the window now (ALTER INDEX SET), not the build's
 	int64 moved = 0;
 	if (policy.enabled && max_rows > 0) {
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector migrate", ALLOCSET_DEFAULT_SIZES);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 		MigrateBatch batch;
-		CollectAged(index, info, policy, max_rows, &batch);
+		// A batch of max_rows reads at most max_rows hot pages (each holds at least one element), so one call does
+		// work proportional to its batch, not to the index; NULL (all) reads every page once.
+		int64 max_pages = max_rows == PG_INT64_MAX ? PG_INT64_MAX : Max(max_rows, (int64)1);
+		volatile BlockNumber resume = // volatile: read after PG_TRY below
+		    CollectAged(index, info, policy, max_rows, max_pages, meta.worker.migration_cursor, &batch);
 		if (batch.n > 0) {
 			// 1. Add them cold (a row a crash left there already is not added twice).
 			LockColdWrite(index);
@@ -145,9 +209,16 @@ int64 MigrateIndex(Relation index, int64 max_rows) {
 			PG_END_TRY();
 			moved = batch.n;
 		}
+		// Last, once the batch is out of the graph: a crash before this leaves the cursor where the batch began, so
+		// the next sweep finds the rows left in both tiers.
+		RecordMigrationStep(index, resume);
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 	}
+	// Lists the batch made far larger than the mean are split now (a step that another one already runs is
+	// skipped: -1); the check reads the centroid pages only.
+	if (moved > 0 && ColdRebalanceNeeded(index))
+		(void)ColdRebalance(index, false);
 	return moved;
 }
 

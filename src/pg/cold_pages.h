@@ -88,7 +88,8 @@ typedef struct S5vColdMetaData {
 	int64 cold_rows;         /* rows in every list and staging, dead ones included */
 	int64 train_rows;        /* staging rows at which the tier is trained (on insert) */
 	int64 dead_rows;         /* rows VACUUM marked dead (included in cold_rows) */
-	int64 reserved[3];       /* zero */
+	int64 rebalance_pending; /* 1 from a rebalance step's new centroids until its moves are done (cold_rebalance.cpp) */
+	int64 reserved[2];       /* zero */
 	S5vListInfoData staging; /* no centroid */
 } S5vColdMetaData;
 typedef S5vColdMetaData *S5vColdMeta;

@@ -141,6 +141,7 @@ void ReadColdTier(Relation index, const S5vMetaPageData &meta, uint32 dim, ColdT
 	out->cold_rows = cm->cold_rows;
 	out->dead_rows = cm->dead_rows;
 	out->train_rows = cm->train_rows;
+	out->rebalance_pending = cm->rebalance_pending;
 	out->staging = cm->staging;
 	UnlockReleaseBuffer(buf);
 }
@@ -261,6 +262,42 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 		if (rows->list != list || S5vPageGetOpaque(BufferGetPage(tbuf))->nextblkno != InvalidBlockNumber)
 			ReportCorruptCold(index, tail, "tail page of another list, or not the last of its chain");
 		use_tail = rows->count < rows->capacity;
+	}
+	if (!use_tail && tail != InvalidBlockNumber && entry->tail_pages > 1) {
+		// The tail is full: a page of the chain that VACUUM compacted (cold_vacuum.cpp) takes the row before the
+		// index grows. At most tail_pages share-locked reads, once per page the tail fills; a scan that already
+		// passed the page misses the row as it would miss a tail append (movers wait for such scans).
+		BlockNumber room = InvalidBlockNumber;
+		BlockNumber walked = 0;
+		for (BlockNumber blk = entry->tail_head; blk != InvalidBlockNumber && blk != tail;) {
+			if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
+				ReportCorruptCold(index, blk, "list chain leaves the index or loops");
+			Buffer b = ReadBuffer(index, blk);
+			LockBuffer(b, BUFFER_LOCK_SHARE);
+			S5vRowsLayout l;
+			S5vColdRows rows = GetColdRows(index, BufferGetPage(b), blk, dim, &l);
+			bool fits = rows->list == list && rows->count < rows->capacity;
+			BlockNumber next = S5vPageGetOpaque(BufferGetPage(b))->nextblkno;
+			UnlockReleaseBuffer(b);
+			if (fits) {
+				room = blk;
+				break;
+			}
+			blk = next;
+		}
+		if (room != InvalidBlockNumber) {
+			Buffer rbuf = ReadBuffer(index, room);
+			LockBuffer(rbuf, BUFFER_LOCK_EXCLUSIVE);
+			S5vRowsLayout l;
+			S5vColdRows rows = GetColdRows(index, BufferGetPage(rbuf), room, dim, &l);
+			if (rows->list == list && rows->count < rows->capacity) {
+				UnlockReleaseBuffer(tbuf);
+				tbuf = rbuf;
+				use_tail = true;
+			} else {
+				UnlockReleaseBuffer(rbuf);
+			}
+		}
 	}
 	if (!use_tail)
 		nbuf = NewPage(index, false);
@@ -545,6 +582,7 @@ void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *ou
 	out->lists = tier.lists;
 	out->meta_rows = tier.cold_rows;
 	out->meta_dead = tier.dead_rows;
+	out->rebalance_pending = tier.rebalance_pending != 0;
 	ListDirectory dir;
 	dir.lists = 0;
 	if (tier.lists > 0)

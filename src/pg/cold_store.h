@@ -32,6 +32,7 @@ struct ColdTierInfo {
 	int64 cold_rows;
 	int64 dead_rows;
 	int64 train_rows;
+	int64 rebalance_pending; // a rebalance step did not finish its moves (rows may be in two lists)
 	S5vListInfoData staging; // without centroid
 };
 
@@ -61,9 +62,9 @@ struct ColdAppendTarget {
 	bool wal;
 };
 
-// Append one row to a list: the tail row page if it has room, else a new row page linked after it. One Generic
-// WAL record of at most 4 pages (cold metapage, centroid page, tail page, new page). Caller holds the cold write
-// lock.
+// Append one row to a list: the tail row page if it has room, else the first page of the list's chain with room
+// (slots VACUUM freed), else a new row page linked after the tail. One Generic WAL record of at most 4 pages (cold
+// metapage, centroid page, tail page, new page). Caller holds the cold write lock.
 void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
                    int64 age, uint8 row_flags, const float *vec);
 
@@ -136,6 +137,7 @@ struct ColdVerifyResult {
 	int64 bad_list_counters; // lists (staging included) whose row counter differs from their pages
 	int64 bad_age_ranges;    // rows whose age lies outside their list's recorded range
 	int64 duplicate_tids;    // live heap TIDs held more than once by the cold tier
+	bool rebalance_pending;  // a rebalance step did not finish: duplicates are expected (the next step removes them)
 };
 void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *out);
 

@@ -1,7 +1,9 @@
 // VACUUM of the cold tier (see cold_store.h): dead heap TIDs are marked dead in their row pages, so no scan hands
 // them to the executor again (their slots may be reused by new heap rows). Every chain is followed from its head
-// (pages no list points at, left by a crash during training, are not counted). Their space comes back when a part
-// is compacted (a later issue); row pages never enter the FSM.
+// (pages no list points at, left by a crash during training, are not counted). Then every row page holding dead
+// rows is compacted in place (CompactPage): its live rows slide down, its count drops, and the list's and the cold
+// metapage's counters drop with it in the same record, so the dead rows' slots take new rows again (appends go to
+// a list's tail page). Row pages never enter the FSM (docs/architecture.md "Free space map, per page type").
 extern "C" {
 #include "postgres.h"
 
@@ -10,6 +12,8 @@ extern "C" {
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 }
+
+#include "pg/cold_pages.h"
 
 #include "pg/cold_store.h"
 
@@ -29,9 +33,92 @@ namespace {
 // changed in one Generic WAL record together with the cold metapage's dead_rows (locked first, as every cold
 // record does), so the counter never disagrees with the pages after a crash. Under the cold write lock nothing
 // else changes a row page meanwhile.
-void VacuumChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber head, uint32 list,
+// Compact row page `blk` of list `list` (dead rows dropped, live rows slid down in their order), in one Generic WAL
+// record with the cold metapage (cold_rows and dead_rows less the dropped rows) and the list's entry (its rows
+// counter; the staging entry is in the cold metapage): at most 3 pages, locked in the documented order (cold
+// metapage, centroid page, row page). A scan copies a page's rows under its share lock, so it sees the page before
+// or after, never half; a row keeps its page, so a scan walking the chain misses none. Returns the rows dropped.
+int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, BlockNumber blk) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	bool staging = list == S5V_STAGING_LIST;
+	Buffer metabuf = ReadBuffer(index, tier.meta_blkno);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	(void)GetColdMeta(index, BufferGetPage(metabuf), tier.meta_blkno, dim, nblocks);
+	Buffer cbuf = InvalidBuffer;
+	BlockNumber cblk = InvalidBlockNumber;
+	uint32 slot = 0;
+	if (!staging) {
+		if (list >= tier.lists)
+			ReportBadChain(index, blk);
+		cblk = tier.centroid_head + list / tier.lists_per_page;
+		slot = list % tier.lists_per_page;
+		cbuf = ReadBuffer(index, cblk);
+		LockBuffer(cbuf, BUFFER_LOCK_EXCLUSIVE);
+		S5vCentroids c =
+		    (S5vCentroids)GetColdItem(index, BufferGetPage(cbuf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+		if (c->first_list != list - slot || slot >= c->count) {
+			UnlockReleaseBuffer(cbuf);
+			UnlockReleaseBuffer(metabuf);
+			ReportBadChain(index, cblk);
+		}
+	}
+	Buffer buf = ReadBuffer(index, blk);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	S5vRowsLayout l;
+	S5vColdRows check = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
+	int dropped = 0;
+	for (uint16 r = 0; r < check->count; r++)
+		dropped += (RowsFlags(check, l)[r] & S5V_COLD_ROW_DEAD) ? 1 : 0;
+	if (dropped > 0) {
+		GenericXLogState *state = GenericXLogStart(index);
+		Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+		Page cpage = BufferIsValid(cbuf) ? GenericXLogRegisterBuffer(state, cbuf, 0) : nullptr;
+		Page page = GenericXLogRegisterBuffer(state, buf, 0);
+		S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
+		S5vListInfo e =
+		    staging
+		        ? &cm->staging
+		        : CentroidEntry((S5vCentroids)PageGetItem(cpage, PageGetItemId(cpage, FirstOffsetNumber)), slot, dim);
+		S5vColdRows rows = (S5vColdRows)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+		ItemPointer tids = RowsTids(rows, l);
+		int64 *ages = RowsAges(rows, l);
+		uint8 *flags = RowsFlags(rows, l);
+		float *vecs = RowsVectors(rows, l);
+		uint16 w = 0;
+		for (uint16 r = 0; r < rows->count; r++) {
+			if (flags[r] & S5V_COLD_ROW_DEAD)
+				continue;
+			if (w != r) {
+				tids[w] = tids[r];
+				ages[w] = ages[r];
+				flags[w] = flags[r];
+				memmove(vecs + (Size)w * dim, vecs + (Size)r * dim, sizeof(float) * dim);
+			}
+			w++;
+		}
+		// The freed slots zeroed (the page compresses, and nothing stale is left to read).
+		uint16 old_count = rows->count;
+		memset(tids + w, 0, sizeof(ItemPointerData) * (old_count - w));
+		memset(ages + w, 0, sizeof(int64) * (old_count - w));
+		memset(flags + w, 0, old_count - w);
+		memset(vecs + (Size)w * dim, 0, sizeof(float) * dim * (old_count - w));
+		rows->count = w;
+		e->rows = Max((int64)0, e->rows - dropped);
+		cm->cold_rows = Max((int64)0, cm->cold_rows - dropped);
+		cm->dead_rows = Max((int64)0, cm->dead_rows - dropped);
+		GenericXLogFinish(state);
+	}
+	UnlockReleaseBuffer(buf);
+	if (BufferIsValid(cbuf))
+		UnlockReleaseBuffer(cbuf);
+	UnlockReleaseBuffer(metabuf);
+	return dropped;
+}
+
+void VacuumChain(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber head, uint32 list,
                  IndexBulkDeleteCallback callback, void *callback_state, BufferAccessStrategy strategy, int64 *removed,
-                 int64 *live) {
+                 int64 *live, int64 *compacted) {
+	BlockNumber meta_blkno = tier.meta_blkno;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber walked = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
@@ -50,10 +137,13 @@ void VacuumChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber
 		uint8 *flags = RowsFlags(rows, l);
 		uint16 dead[MaxOffsetNumber];
 		int ndead = 0;
+		int already_dead = 0;
 		uint16 count = rows->count;
 		for (uint16 r = 0; r < count; r++) {
-			if (flags[r] & S5V_COLD_ROW_DEAD)
+			if (flags[r] & S5V_COLD_ROW_DEAD) {
+				already_dead++;
 				continue;
+			}
 			if (callback(&tids[r], callback_state))
 				dead[ndead++] = r;
 			else
@@ -86,6 +176,8 @@ void VacuumChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber
 			*removed += marked;
 		}
 		ReleaseBuffer(buf);
+		if (ndead > 0 || already_dead > 0)
+			*compacted += CompactPage(index, dim, tier, list, blk);
 		blk = next;
 	}
 }
@@ -106,8 +198,12 @@ void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback
 	BlockNumber *heads;
 	uint32 *lists;
 	int n = ColdChainHeads(index, dim, tier, &heads, &lists);
+	int64 compacted = 0;
 	for (int i = 0; i < n; i++)
-		VacuumChain(index, dim, tier.meta_blkno, heads[i], lists[i], callback, callback_state, strategy, removed, live);
+		VacuumChain(index, dim, tier, heads[i], lists[i], callback, callback_state, strategy, removed, live,
+		            &compacted);
+	ereport(DEBUG1, (errmsg("s5vector vacuum: %lld cold rows marked dead, %lld dead rows' slots freed",
+	                        (long long)*removed, (long long)compacted)));
 	UnlockColdWrite(index);
 }
 

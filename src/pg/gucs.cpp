@@ -11,7 +11,25 @@ extern "C" {
 #include "pg/gucs.h"
 
 int s5v_ef_search = 40;
-bool s5v_iterative_scan = true;
+int s5v_iterative_scan = S5V_ITERATIVE_STRICT;
+
+namespace {
+// pgvector's values; the old boolean's spellings stay accepted (hidden): on/true/yes/1 = strict_order (what the
+// boolean's "on" became), off/false/no/0 = off.
+const struct config_enum_entry iterative_scan_options[] = {
+    {"off", S5V_ITERATIVE_OFF, false},
+    {"relaxed_order", S5V_ITERATIVE_RELAXED, false},
+    {"strict_order", S5V_ITERATIVE_STRICT, false},
+    {"on", S5V_ITERATIVE_STRICT, true},
+    {"true", S5V_ITERATIVE_STRICT, true},
+    {"yes", S5V_ITERATIVE_STRICT, true},
+    {"1", S5V_ITERATIVE_STRICT, true},
+    {"false", S5V_ITERATIVE_OFF, true},
+    {"no", S5V_ITERATIVE_OFF, true},
+    {"0", S5V_ITERATIVE_OFF, true},
+    {nullptr, 0, false},
+};
+} // namespace
 int s5v_max_scan_tuples = 20000;
 // Cold tier (IVF lists).
 int s5v_probes = 10;
@@ -24,10 +42,13 @@ void InitGucs() {
 	DefineCustomIntVariable("s5vector.ef_search", "Size of the candidate list of a hot-tier (HNSW) search.",
 	                        "Larger values find more of the true nearest neighbours and are slower.", &s5v_ef_search,
 	                        40, 1, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-	DefineCustomBoolVariable("s5vector.iterative_scan",
+	DefineCustomEnumVariable("s5vector.iterative_scan",
 	                         "Widen an index scan when the executor asks for more rows than the first pass found.",
-	                         "With it off, a scan returns at most ef_search rows from the hot tier.",
-	                         &s5v_iterative_scan, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	                         "off: at most the first pass (ef_search graph candidates, probes lists); strict_order "
+	                         "(default): widen, rows in exact distance order; relaxed_order: widen, rows in the "
+	                         "order they are found (faster, may be slightly out of order).",
+	                         &s5v_iterative_scan, S5V_ITERATIVE_STRICT, iterative_scan_options, PGC_USERSET, 0, nullptr,
+	                         nullptr, nullptr);
 	// pgvector's hnsw.max_scan_tuples: approximate (elements whose distance was computed), not applied to the first
 	// pass; at the limit the scan returns what it had found and stops.
 	DefineCustomIntVariable("s5vector.max_scan_tuples", "Upper bound on the elements an iterative scan visits.",

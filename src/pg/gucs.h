@@ -2,7 +2,11 @@
 #pragma once
 
 extern int s5v_ef_search;
-extern bool s5v_iterative_scan;
+// s5vector.iterative_scan (pgvector's values): nonzero means the scan widens when asked for more rows.
+#define S5V_ITERATIVE_OFF 0
+#define S5V_ITERATIVE_RELAXED 1
+#define S5V_ITERATIVE_STRICT 2
+extern int s5v_iterative_scan;
 extern int s5v_max_scan_tuples;
 extern int s5v_probes;
 extern int s5v_max_probes;

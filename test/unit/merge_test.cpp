@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <random>
 #include <set>
@@ -538,6 +539,87 @@ TEST(IvfStream, FirstRoundIsExactWithinTheProbedListsThenWidens) {
 		EXPECT_EQ(f.lists->chunks_held(), 0u);
 	}
 	EXPECT_GT(f.lists->prefetched(), 0u);
+}
+
+// Strict order (params.bounded): the stream widens by itself when a list it has not read may hold a row nearer
+// than the next waiting one, so its output is the exact order over every list it may read; the first k rows are
+// the exact k nearest, usually without reading every list.
+TEST(IvfStream, BoundedIsExactOrderAndReadsOnlyWhatTheBoundsNeed) {
+	IvfFixture f(16);
+	NeverCancel never;
+	std::size_t lists_for_top10 = 0;
+	for (std::size_t qi = 0; qi < 10; ++qi) {
+		const float *q = &f.data[qi * 37 * f.dim];
+		ivf::IvfSearchParams p{1, 0, true};
+		p.bounded = true;
+		ivf::IvfStream top(*f.lists, Metric::L2, never);
+		ASSERT_TRUE(top.Start(q, p).ok());
+		auto want = f.Exact(q, {});
+		auto first = DrainStream(top, 10);
+		ASSERT_EQ(first.size(), 10u);
+		for (std::size_t i = 0; i < first.size(); ++i)
+			EXPECT_EQ(first[i].row, want[i].row) << "query " << qi << " rank " << i;
+		EXPECT_LE(top.LowerBound(), want[10].distance);
+		lists_for_top10 += top.lists_read();
+		auto rest = DrainStream(top);
+		ASSERT_EQ(first.size() + rest.size(), want.size());
+		for (std::size_t i = 0; i < rest.size(); ++i)
+			EXPECT_EQ(rest[i].row, want[10 + i].row);
+		EXPECT_EQ(f.lists->chunks_held(), 0u);
+	}
+	EXPECT_LT(lists_for_top10, 10 * f.nlists); // the bounds prune lists
+	// The unbounded stream with the same probes returns the first list's rows before any nearer one of a later
+	// list: it is out of order on at least one query (the inversion the bounds remove).
+	std::size_t inversions = 0;
+	for (std::size_t qi = 0; qi < 10; ++qi) {
+		ivf::IvfStream s(*f.lists, Metric::L2, never);
+		ASSERT_TRUE(s.Start(&f.data[qi * 37 * f.dim], ivf::IvfSearchParams{1, 0, true}).ok());
+		auto all = DrainStream(s);
+		for (std::size_t i = 1; i < all.size(); ++i)
+			inversions += all[i].distance < all[i - 1].distance;
+	}
+	EXPECT_GT(inversions, 0u);
+}
+
+TEST(IvfStream, BoundedCosineIsExactOrder) {
+	// Unit vectors and unit centroids, as the cosine index stores them.
+	IvfFixture f(16);
+	auto unit = [&](float *v) {
+		double n = 0;
+		for (std::size_t j = 0; j < f.dim; ++j)
+			n += (double)v[j] * v[j];
+		for (std::size_t j = 0; j < f.dim; ++j)
+			v[j] = (float)(v[j] / std::sqrt(n));
+	};
+	std::span<const float> cs;
+	ASSERT_TRUE(f.lists->Centroids(cs).ok());
+	std::vector<float> cents(cs.begin(), cs.end());
+	for (std::size_t l = 0; l < f.nlists; ++l)
+		unit(&cents[l * f.dim]);
+	ivf::InMemoryInvertedLists lists(f.dim, cents, 16);
+	std::vector<float> data = f.data;
+	for (std::size_t i = 0; i < f.n; ++i) {
+		unit(&data[i * f.dim]);
+		ASSERT_TRUE(lists.Add(lists.NearestList(Metric::Cosine, &data[i * f.dim]), i, 0, &data[i * f.dim]).ok());
+	}
+	NeverCancel never;
+	for (std::size_t qi = 0; qi < 10; ++qi) {
+		const float *q = &data[qi * 37 * f.dim];
+		std::vector<ScoredRow> want;
+		for (std::size_t i = 0; i < f.n; ++i)
+			want.push_back({IndexDistance(Metric::Cosine, q, &data[i * f.dim], f.dim), i});
+		std::sort(want.begin(), want.end(), [](const ScoredRow &a, const ScoredRow &b) {
+			return a.distance < b.distance || (a.distance == b.distance && a.row < b.row);
+		});
+		ivf::IvfSearchParams p{1, 0, true};
+		p.bounded = true;
+		ivf::IvfStream s(lists, Metric::Cosine, never);
+		ASSERT_TRUE(s.Start(q, p).ok());
+		auto got = DrainStream(s);
+		ASSERT_EQ(got.size(), want.size());
+		for (std::size_t i = 0; i < got.size(); ++i)
+			EXPECT_EQ(got[i].distance, want[i].distance) << "query " << qi << " rank " << i;
+	}
 }
 
 TEST(IvfStream, NotIterativeStopsAtProbes) {

@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+"""IVF benchmark: s5vector's pure cold tier (hot_window = '0') against pgvector's ivfflat, same data, same lists.
+
+For each engine: load the vectors, build the index (timed), report its size, then run the queries one at a time
+for a sweep of probes and report recall@k against exact ground truth, QPS and p50/p99 latency; then QPS at equal
+recall (interpolated between the sweep points that bracket each target, as bench/hnsw_bench.py does), side by
+side. s5vector runs with s5vector.iterative_scan = relaxed_order unless --strict (pgvector's ivfflat default is
+off: no widening, which a plain LIMIT k query never needs as long as the probed lists hold k rows).
+
+Datasets, loading and the equal-recall arithmetic come from bench/hnsw_bench.py (same directory).
+
+Examples (bench/run_ivf_bench.sh starts a throwaway cluster with both extensions, one database each):
+  ivf_bench.py --dsn 'host=/tmp port=55432 dbname=s5v' --pgvector-dsn 'host=/tmp port=55432 dbname=pgv'
+  ivf_bench.py --dataset fashion-mnist --lists 100 --probes 1,2,4,8,16 --json out.json
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+_here = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("hnsw_bench", os.path.join(_here, "hnsw_bench.py"))
+hb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hb)
+
+
+class IvfEngine(hb.PgEngine):
+    def __init__(self, name, dsn, args):
+        super().__init__(name, dsn, args)
+        if name == "s5vector":
+            self.guc = "s5vector.probes"
+            self.with_clause = f"hot_window = '0', lists = {args.lists}"
+        else:
+            self.am, self.guc = "ivfflat", "ivfflat.probes"
+            self.with_clause = f"lists = {args.lists}"
+
+    def build(self, base, queries):
+        args = self.args
+        n, dim = base.shape
+        res = {"engine": self.name, "dsn": self.dsn}
+        self.conn = conn = self.connect()
+        version = self.extension_version(conn)
+        if version is None:
+            raise hb.NotInstalled(f"{self.name} not installed")
+        res["version"] = version
+        conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        conn.execute(f"CREATE TABLE {self.table} (id int4 NOT NULL, embedding vector({dim}))")
+        t0 = time.perf_counter()
+        self.copy_binary(conn, base)
+        conn.execute(f"VACUUM ANALYZE {self.table}")
+        res["load_s"] = time.perf_counter() - t0
+        conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
+        conn.execute("SET max_parallel_maintenance_workers = 0")
+        t0 = time.perf_counter()
+        conn.execute(
+            f"CREATE INDEX {self.index} ON {self.table} USING {self.am} (embedding vector_l2_ops) WITH ({self.with_clause})"
+        )
+        res["build_s"] = time.perf_counter() - t0
+        res["index_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.index,)).fetchone()[0]
+        if self.name == "s5vector":
+            mode = "strict_order" if args.strict else "relaxed_order"
+            conn.execute(f"SET s5vector.iterative_scan = {mode}")
+            res["iterative_scan"] = mode
+            res["cold"] = conn.execute(
+                "SELECT hot_elements, cold_rows, cold_lists FROM s5vector_index_stats(%s)", (self.index,)
+            ).fetchone()
+        self.literals = [hb.vector_literal(q) for q in queries]
+        self.sql = f"SELECT id FROM {self.table} ORDER BY embedding <-> %s LIMIT {args.k}"
+        self.cur = conn.cursor()
+        self.cur.execute("EXPLAIN (COSTS OFF) " + self.sql, (self.literals[0],))
+        plan = "\n".join(r[0] for r in self.cur.fetchall())
+        res["index_used"] = self.index in plan
+        if not res["index_used"]:
+            print(f"warning: {self.name}: the plan does not use {self.index}:\n{plan}", file=sys.stderr)
+        return res
+
+
+def run(base, queries, truth, args):
+    engines = []
+    if args.dsn:
+        engines.append(IvfEngine("s5vector", args.dsn, args))
+    if args.pgvector_dsn:
+        engines.append(IvfEngine("pgvector", args.pgvector_dsn, args))
+    results = []
+    for eng in engines:
+        res = eng.build(base, queries)
+        print(f"{eng.name}: build {res['build_s']:.1f} s, index {res['index_bytes'] / 2**20:.1f} MiB", file=sys.stderr)
+        res["sweep"] = []
+        results.append((eng, res))
+    # Interleaved rounds (engine A at every probes value, then B), the best of the rounds kept per point: the
+    # machine is shared, so a slow moment should not decide a comparison.
+    for _ in range(args.rounds):
+        for eng, res in results:
+            for p in args.probes:
+                got, lat = eng.measure(p)
+                rec = hb.recall_at_k(got, truth, args.k)
+                qps = len(lat) / sum(lat)
+                lat_ms = sorted(x * 1000 for x in lat)
+                point = {"ef_search": p, "probes": p, "recall": rec, "qps": qps,
+                         "p50_ms": lat_ms[len(lat_ms) // 2], "p99_ms": lat_ms[min(len(lat_ms) - 1, int(len(lat_ms) * 0.99))]}
+                old = next((s for s in res["sweep"] if s["probes"] == p), None)
+                if old is None:
+                    res["sweep"].append(point)
+                elif point["qps"] > old["qps"]:
+                    old.update(point)
+    for eng, _ in results:
+        eng.close()
+    return [r for _, r in results]
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dsn", help="database with s5vector")
+    p.add_argument("--pgvector-dsn", help="database with pgvector")
+    p.add_argument("--dataset", default="synthetic", help="synthetic | fashion-mnist")
+    p.add_argument("--n", type=int, default=100000)
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--clusters", type=int, default=1000)
+    p.add_argument("--cluster-std", type=float, default=0.35)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--lists", type=int, default=100)
+    p.add_argument("--probes", default="1,2,3,4,6,8,12,16,24,32")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--strict", action="store_true", help="s5vector with strict_order (default relaxed_order)")
+    p.add_argument("--targets", default="0.90,0.95")
+    p.add_argument("--maintenance-work-mem", default="1GB")
+    p.add_argument("--table", default="ivf_bench")
+    p.add_argument("--keep", action="store_true", help="keep the tables")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    args.probes = [int(x) for x in args.probes.split(",")]
+    args.copy_format = "binary"
+    if args.dataset == "synthetic":
+        base, queries = hb.synthetic(args.n, args.queries, args.dim, args.clusters, args.cluster_std, args.seed)
+        name = f"synthetic {args.n} x {args.dim}, {args.clusters} clusters"
+    elif args.dataset == "fashion-mnist":
+        base, queries = hb.fashion_mnist(args.n if args.n != 100000 else 0, args.queries)
+        name = f"fashion-mnist {len(base)} x {base.shape[1]}"
+    else:
+        raise SystemExit(f"unknown dataset {args.dataset}")
+    truth = hb.ground_truth(base, queries, args.k)
+    results = run(base, queries, truth, args)
+    targets = [float(t) for t in args.targets.split(",")]
+    print(f"\n{name}, lists = {args.lists}, k = {args.k}, {len(queries)} queries, best of {args.rounds} rounds")
+    for res in results:
+        print(f"\n{res['engine']} {res.get('version')}: build {res['build_s']:.1f} s, index "
+              f"{res['index_bytes'] / 2**20:.1f} MiB" + (f", {res['iterative_scan']}" if "iterative_scan" in res else ""))
+        print("  probes  recall   QPS     p50 ms  p99 ms")
+        for s in sorted(res["sweep"], key=lambda s: s["probes"]):
+            print(f"  {s['probes']:6d}  {s['recall']:.4f}  {s['qps']:7.1f}  {s['p50_ms']:6.2f}  {s['p99_ms']:6.2f}")
+    eq = hb.equal_recall(results, targets)
+    if len(results) == 2:
+        a, b = results[0]["engine"], results[1]["engine"]
+        print(f"\nQPS at equal recall ({a} / {b}):")
+        for t in targets:
+            qa, qb = eq[a][t], eq[b][t]
+            ratio = f"{qa[0] / qb[0]:.2f}x" if qa[0] and qb[0] and qa[2] == "exact" and qb[2] == "exact" else "n/a"
+            print(f"  recall {t:.2f}: {hb.fmt_qps(qa)} vs {hb.fmt_qps(qb)}  -> {ratio}")
+        print(f"  build time {results[0]['build_s'] / results[1]['build_s']:.2f}x, index size "
+              f"{results[0]['index_bytes'] / results[1]['index_bytes']:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"dataset": name, "lists": args.lists, "results": results,
+                       "equal_recall": {e: {str(t): v for t, v in d.items()} for e, d in eq.items()}}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
