@@ -32,6 +32,7 @@ extern "C" {
 #include "pg/guard.h"
 #include "pg/index.h"
 #include "pg/page_iter.h"
+#include "pg/worker.h"
 
 #include <cmath>
 #include <string>
@@ -156,8 +157,8 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	// Cold tier hook: its rows and trained lists (the last two columns).
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, meta.dimensions, &tier);
-	Datum values[12];
-	bool nulls[12] = {false};
+	Datum values[14];
+	bool nulls[14] = {false};
 	values[0] = Int32GetDatum((int32)meta.dimensions);
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
@@ -174,6 +175,11 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	values[9] = Int64GetDatum((int64)nblocks * BLCKSZ);
 	values[10] = Int64GetDatum(tier.cold_rows - tier.dead_rows);
 	values[11] = Int32GetDatum((int32)tier.lists);
+	// Background worker: whether one runs for this database, and its last error on this index (NULL: none).
+	values[12] = CStringGetTextDatum(WorkerStateText());
+	char *last_error = WorkerLastError(relid);
+	values[13] = last_error ? CStringGetTextDatum(last_error) : (Datum)0;
+	nulls[13] = last_error == nullptr;
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
