@@ -732,7 +732,7 @@ Datum s5vector_worker_status(PG_FUNCTION_ARGS) {
 	LWLockRelease(shared->lock);
 	for (int i = 0; i < kMaxWorkers; i++) {
 		const WorkerSlot &s = copy[i];
-		if (!s.in_use)
+		if (!s.in_use || s.state == kFree) // kFree: exited, not yet reaped by the launcher
 			continue;
 		Datum values[11];
 		bool nulls[11] = {false};
