@@ -62,13 +62,14 @@ echo "build: $ROWS x $DIM in $((build_end - t0)) ms (all hot); max_rows_per_roun
 cat >"$DATA/search.sql" <<EOF
 \\set k random(1, 100000000)
 SET enable_seqscan = off;
-SELECT id FROM t ORDER BY v <-> $VEC LIMIT 10;
+SELECT id FROM t ORDER BY v <-> (SELECT $VEC FROM (SELECT :k AS k) s) LIMIT 10;
 EOF
 # p50 / p99 of the search transactions of one pgbench run (per-transaction log, latency in microseconds).
 search_run() {
 	local name=$1
 	rm -f "$DATA"/lat.*
-	pgbench -n -c 2 -j 2 -T "$SECS" -f "$DATA/search.sql" -l --log-prefix="$DATA/lat" >"$DATA/pgbench.out" 2>&1
+	pgbench -n -c 2 -j 2 -T "$SECS" -f "$DATA/search.sql" -l --log-prefix="$DATA/lat" >"$DATA/pgbench.out" 2>&1 ||
+		{ cat "$DATA/pgbench.out"; exit 1; }
 	cat "$DATA"/lat.* | awk '{print $3}' | sort -n >"$DATA/lat.sorted"
 	local n p50 p99
 	n=$(wc -l <"$DATA/lat.sorted")
@@ -84,7 +85,7 @@ wait_ms=$((build_end + 21000 - $(now_ms)))
 [ "$wait_ms" -gt 0 ] && sleep "$(awk -v m="$wait_ms" 'BEGIN { print m / 1000 }')"
 q "ALTER SYSTEM SET s5vector.worker_enabled = on"
 t0=$(now_ms)
-q "SELECT pg_reload_conf()"
+q "SELECT pg_reload_conf()" >/dev/null
 # Searches while the rounds run (the run is cut short by the migration's end only if it ends first: reported).
 search_run "searches while the worker migrates:" during
 during_end=$(now_ms)

@@ -337,7 +337,7 @@ BEGIN
 		/ greatest((SELECT count(*) FROM day_exact), 1)::numeric, 3), round(ms_index, 2), round(ms_exact, 2);
 END \$\$;
 CREATE TEMP TABLE day AS SELECT * FROM pg_temp.last_day();
-SELECT item AS "", value AS " " FROM (VALUES
+SELECT item AS measure, value AS result FROM (VALUES
 	(1, 'rows (Fashion-MNIST train, 784-d)', '60000, loaded in $LOAD_TIME'),
 	(2, 'index build (hot_window 7 days)', '$BUILD_TIME'),
 	(3, 'after the build: hot / cold rows', '$HOT_BEFORE / $COLD_BEFORE, $BYTES_BEFORE local'),
