@@ -154,7 +154,7 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	TupleDesc tupdesc;
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	// Cold tier hook: its rows and trained lists (the last two columns).
+	// Cold tier hook: its rows and trained lists (cold_rows, cold_lists).
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, meta.dimensions, &tier);
 	Datum values[14];

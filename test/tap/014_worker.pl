@@ -98,14 +98,39 @@ $cur->query_safe('COMMIT');
 ok($primary->poll_query_until('postgres', "SELECT ($stats) = '0/600'"), 'the cursor closed, a later round finishes the move');
 verify_all_ok($primary, 't_idx', 'verify all ok (no row twice) after the timed-out step was finished');
 
-# --- kill -9 of the worker inside a migration step: the server restarts, the next round finishes ---
+# --- an index dropped mid-round: the round, held at t_idx by an open scan, reaches u_idx after it is gone ---
 $primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_lock_timeout = '60s'; SELECT pg_reload_conf()");
+$primary->safe_psql('postgres', qq{CREATE TABLE u (v vector(4), ts timestamptz DEFAULT now());
+INSERT INTO u (v) SELECT ARRAY[i, 1, 2, 3]::vector FROM generate_series(1, 20) i;
+CREATE INDEX u_idx ON u USING s5vector (v, ts) WITH (hot_window = '1 hour')});
+my $created = $primary->safe_psql('postgres', 'SELECT clock_timestamp()');
+ok($primary->poll_query_until('postgres', "SELECT last_round_end > '$created' FROM s5vector_worker_status()"),
+	'a round that lists u_idx has run');
+$cur = $primary->background_psql('postgres');
+$cur->query_safe('SET enable_seqscan = off');
+$cur->query_safe('BEGIN');
+$cur->query_safe("DECLARE c CURSOR FOR SELECT id FROM t ORDER BY v <-> '[1,1,1,1,1,1,1,1]'");
+$cur->query_safe('FETCH 1 FROM c');
+$primary->safe_psql('postgres', "INSERT INTO t (v) SELECT @{[ vec_sql('i', $dim, 16) ]} FROM generate_series(601, 650) i");
+ok($primary->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity a JOIN s5vector_worker_status() s USING (pid)
+		  WHERE a.wait_event_type = 'Lock' AND s.current_step = 'migrate' AND s.current_index = 'public.t_idx'}),
+	'the round waits at t_idx for the open scan');
+$primary->safe_psql('postgres', 'DROP TABLE u');
+$log_offset = -s $primary->logfile;
+$cur->query_safe('COMMIT');
+$cur->quit;
+$primary->wait_for_log(qr/s5vector worker: index public\.u_idx of database "postgres" no longer exists; skipped/, $log_offset);
+pass('the index dropped while the round ran is skipped with a log line');
+ok($primary->poll_query_until('postgres', "SELECT ($stats) = '0/650'"), 'and the round finished t_idx');
+
+# --- kill -9 of the worker inside a migration step: the server restarts, the next round finishes ---
 $cur = $primary->background_psql('postgres', on_error_stop => 0);
 $cur->query_safe('SET enable_seqscan = off');
 $cur->query_safe('BEGIN');
 $cur->query_safe("DECLARE c CURSOR FOR SELECT id FROM t ORDER BY v <-> '[1,1,1,1,1,1,1,1]'");
 $cur->query_safe('FETCH 1 FROM c');
-$primary->safe_psql('postgres', "INSERT INTO t (v) SELECT @{[ vec_sql('i', $dim, 16) ]} FROM generate_series(601, 900) i");
+$primary->safe_psql('postgres', "INSERT INTO t (v) SELECT @{[ vec_sql('i', $dim, 16) ]} FROM generate_series(651, 900) i");
 ok($primary->poll_query_until('postgres',
 		q{SELECT count(*) = 1 FROM pg_stat_activity a JOIN s5vector_worker_status() s USING (pid)
 		  WHERE a.wait_event_type = 'Lock' AND s.current_step = 'migrate' AND s.current_index = 'public.t_idx'}),
