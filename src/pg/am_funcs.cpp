@@ -32,6 +32,7 @@ extern "C" {
 #include "pg/guard.h"
 #include "pg/index.h"
 #include "pg/page_iter.h"
+#include "pg/worker.h"
 
 #include <cmath>
 #include <string>
@@ -153,11 +154,11 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	TupleDesc tupdesc;
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	// Cold tier hook: its rows and trained lists (the last two columns).
+	// Cold tier hook: its rows and trained lists (cold_rows, cold_lists).
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, meta.dimensions, &tier);
-	Datum values[13];
-	bool nulls[13] = {false};
+	Datum values[15];
+	bool nulls[15] = {false};
 	values[0] = Int32GetDatum((int32)meta.dimensions);
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
@@ -180,6 +181,11 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	// The last migration step (s5vector_migrate or the worker; NULL = never).
 	values[12] = TimestampTzGetDatum(meta.worker.last_migration);
 	nulls[12] = meta.worker.last_migration == 0;
+	// Background worker: whether one runs for this database, and its last error on this index (NULL: none).
+	values[13] = CStringGetTextDatum(WorkerStateText());
+	char *last_error = WorkerLastError(relid);
+	values[14] = last_error ? CStringGetTextDatum(last_error) : (Datum)0;
+	nulls[14] = last_error == nullptr;
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -44,11 +44,17 @@ bool BlockOk(BlockNumber blk, BlockNumber nblocks) {
 	return blk == InvalidBlockNumber || (blk > S5V_METAPAGE_BLKNO && blk < nblocks);
 }
 
-// A list entry's fields against the index size (the centroid is checked by the readers that use it).
+bool EntryOk(const S5vListInfoData *e, BlockNumber nblocks) {
+	return e->rows >= 0 && BlockOk(e->tail_head, nblocks) && BlockOk(e->tail_tail, nblocks) &&
+	       BlockOk(e->parts_head, nblocks) &&
+	       (e->tail_head == InvalidBlockNumber) == (e->tail_tail == InvalidBlockNumber);
+}
+
+// A list entry's fields against the index size (the centroid is checked by the readers that use it). A pointer
+// read from a locked page may name a block a concurrent append added after the caller read the size (the append
+// extends the index, then links the new page): the size is read again before this is called corruption.
 void CheckEntry(Relation index, BlockNumber blk, const S5vListInfoData *e, BlockNumber nblocks) {
-	if (e->rows < 0 || !BlockOk(e->tail_head, nblocks) || !BlockOk(e->tail_tail, nblocks) ||
-	    !BlockOk(e->parts_head, nblocks) ||
-	    (e->tail_head == InvalidBlockNumber) != (e->tail_tail == InvalidBlockNumber))
+	if (!EntryOk(e, nblocks) && !EntryOk(e, RelationGetNumberOfBlocks(index)))
 		ReportCorruptCold(index, blk, "list entry with impossible counters or page pointers");
 }
 
@@ -103,7 +109,8 @@ S5vColdMeta GetColdMeta(Relation index, Page page, BlockNumber blkno, uint32 dim
 		uint32 per = ListsPerCentroidPage(dim);
 		if (cm->lists_per_page != per || cm->centroid_pages != (cm->lists + per - 1) / per ||
 		    cm->centroid_head == InvalidBlockNumber || cm->centroid_head <= S5V_METAPAGE_BLKNO ||
-		    (uint64)cm->centroid_head + cm->centroid_pages > nblocks)
+		    ((uint64)cm->centroid_head + cm->centroid_pages > nblocks &&
+		     (uint64)cm->centroid_head + cm->centroid_pages > RelationGetNumberOfBlocks(index)))
 			ReportCorruptCold(index, blkno, "cold metapage centroid pages outside the index");
 	} else if (cm->centroid_head != InvalidBlockNumber || cm->centroid_pages != 0) {
 		ReportCorruptCold(index, blkno, "centroid pages without trained lists");
@@ -477,7 +484,10 @@ template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber he
 	BlockNumber walked = 0;
 	while (blk != InvalidBlockNumber) {
 		CHECK_FOR_INTERRUPTS();
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
+		walked++;
+		if (blk >= nblocks || walked > nblocks) // perhaps a page appended since the size was read: read it again
+			nblocks = RelationGetNumberOfBlocks(index);
+		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || walked > nblocks)
 			ReportCorruptCold(index, blk, "list chain leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);

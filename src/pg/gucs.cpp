@@ -35,6 +35,11 @@ int s5v_max_scan_tuples = 20000;
 int s5v_probes = 10;
 int s5v_max_probes = 0;
 double s5v_scan_mem_multiplier = 1.0;
+// Background worker.
+int s5v_naptime = 60;
+bool s5v_worker_enabled = true;
+int s5v_max_rows_per_round = 10000;
+int s5v_worker_lock_timeout = 1000;
 
 namespace s5v::pg {
 
@@ -71,6 +76,23 @@ void InitGucs() {
 	                        "When the executor asks for more rows than the probed lists held, the scan reads the next "
 	                        "lists, up to this many in all.",
 	                        &s5v_max_probes, 0, 0, 32768, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	// Background worker (needs shared_preload_libraries; docs/worker.md). Server-wide, changed by a reload.
+	DefineCustomIntVariable("s5vector.naptime", "Time between two rounds of the s5vector background worker.",
+	                        "Each database's worker starts a round this long after the previous one started (sooner "
+	                        "when the previous round left work behind).",
+	                        &s5v_naptime, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("s5vector.worker_enabled", "Run the s5vector background worker.",
+	                         "Off: no round starts and the workers exit; the manual functions still work.",
+	                         &s5v_worker_enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("s5vector.max_rows_per_round",
+	                        "Upper bound on the rows one step of the background worker moves in one index per round.",
+	                        "Each step runs in a transaction of its own; this bounds how long it lasts.",
+	                        &s5v_max_rows_per_round, 10000, 1, 100000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("s5vector.worker_lock_timeout", "lock_timeout of the background worker's steps.",
+	                        "A step that waits longer for a lock (an open cursor's scan, DROP INDEX) fails, is logged, "
+	                        "and the next round finishes it.",
+	                        &s5v_worker_lock_timeout, 1000, 1, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
 }
 
 } // namespace s5v::pg

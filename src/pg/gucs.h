@@ -11,3 +11,8 @@ extern int s5v_max_scan_tuples;
 extern int s5v_probes;
 extern int s5v_max_probes;
 extern double s5v_scan_mem_multiplier;
+// Background worker (src/pg/worker.cpp): all PGC_SIGHUP, read again on reload.
+extern int s5v_naptime; // seconds between rounds
+extern bool s5v_worker_enabled;
+extern int s5v_max_rows_per_round;  // rows a step may move per index per round
+extern int s5v_worker_lock_timeout; // milliseconds: the worker's lock_timeout

@@ -8,6 +8,7 @@ extern "C" {
 
 #include "pg/guard.h"
 #include "pg/s5vector.h"
+#include "pg/worker.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -19,5 +20,6 @@ void _PG_init(void) {
 	s5v::pg::InitGuard();
 	s5v::pg::InitIndexOptions();
 	s5v::pg::InitGucs();
+	s5v::pg::InitWorker(); // the launcher and its shared memory, only when preloaded
 	MarkGUCPrefixReserved("s5vector");
 }
