@@ -32,6 +32,8 @@ extern "C" {
 #include "pg/guard.h"
 #include "pg/index.h"
 #include "pg/page_iter.h"
+#include "pg/offload.h"
+#include "pg/s5_glue.h"
 
 #include <cmath>
 #include <string>
@@ -156,8 +158,8 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	// Cold tier hook: its rows and trained lists (the last two columns).
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, meta.dimensions, &tier);
-	Datum values[12];
-	bool nulls[12] = {false};
+	Datum values[20];
+	bool nulls[20] = {false};
 	values[0] = Int32GetDatum((int32)meta.dimensions);
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
@@ -174,6 +176,19 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	values[9] = Int64GetDatum((int64)nblocks * BLCKSZ);
 	values[10] = Int64GetDatum(tier.cold_rows - tier.dead_rows);
 	values[11] = Int32GetDatum((int32)tier.lists);
+	// Offload (offload.h): the remote tier's counters; cache counters are this backend's.
+	RemoteTierStats remote;
+	ReadRemoteTierStats(index, meta, meta.dimensions, &remote);
+	values[12] = Int64GetDatum(remote.remote_rows);
+	values[13] = Int64GetDatum(remote.segments);
+	values[14] = Int64GetDatum(remote.remote_bytes);
+	values[15] = Int64GetDatum(s5_fetch_counters.cache_hits);
+	values[16] = Int64GetDatum(s5_fetch_counters.cache_misses);
+	values[17] = Int64GetDatum(remote.gc_pending);
+	values[18] = TimestampTzGetDatum(meta.worker.last_offload);
+	nulls[18] = meta.worker.last_offload == 0;
+	values[19] = TimestampTzGetDatum(meta.worker.last_gc);
+	nulls[19] = meta.worker.last_gc == 0;
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -377,6 +392,24 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		                 (long long)cold.duplicate_tids, (long long)both_tiers,
 		                 both_tiers > 0 ? " (a migration did not finish: run s5vector_migrate)" : "",
 		                 !cold_ok ? note : ""));
+	}
+	// Offload hook: every referenced blob fetched (no cache) and checked; one row per failure, then a summary.
+	if (cold.exists) {
+		struct FailSink {
+			ReturnSetInfo *rsinfo;
+		} sink{rsinfo};
+		int64 failures = 0;
+		int64 checked = VerifyRemoteParts(
+		    index, info,
+		    [](void *arg, const char *detail) { EmitRow(((FailSink *)arg)->rsinfo, "remote segment", 0, detail); },
+		    &sink, 1000, &failures);
+		RemoteTierStats remote;
+		ReadRemoteTierStats(index, meta, info.dimensions, &remote);
+		if (checked > 0 || remote.gc_pending > 0)
+			EmitRow(rsinfo, "remote segments", failures == 0 ? 1 : 0,
+			        psprintf("%lld segments fetched and checked (hash, decryption, decoding, identity), %lld failed; "
+			                 "%lld blobs in the collection queue",
+			                 (long long)checked, (long long)failures, (long long)remote.gc_pending));
 	}
 	if (changed)
 		EmitRow(rsinfo, "concurrent changes", 1,

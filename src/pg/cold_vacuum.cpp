@@ -12,6 +12,7 @@ extern "C" {
 }
 
 #include "pg/cold_store.h"
+#include "pg/offload.h"
 
 namespace s5v::pg {
 
@@ -108,6 +109,8 @@ void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback
 	int n = ColdChainHeads(index, dim, tier, &heads, &lists);
 	for (int i = 0; i < n; i++)
 		VacuumChain(index, dim, tier.meta_blkno, heads[i], lists[i], callback, callback_state, strategy, removed, live);
+	// Offloaded parts: their dead rows are marked in the part pages (no network).
+	VacuumRemoteParts(index, dim, tier, callback, callback_state, strategy, removed, live);
 	UnlockColdWrite(index);
 }
 

@@ -60,7 +60,9 @@ CREATE FUNCTION s5vector_index_stats(index regclass,
 	OUT dimensions integer, OUT metric text, OUT m integer, OUT ef_construction integer,
 	OUT hot_window text, OUT hot_elements bigint, OUT hot_deleted bigint, OUT max_level integer,
 	OUT pages bigint, OUT local_bytes bigint,
-	OUT cold_rows bigint, OUT cold_lists integer)
+	OUT cold_rows bigint, OUT cold_lists integer,
+	OUT cold_remote_rows bigint, OUT segments bigint, OUT remote_bytes bigint, OUT cache_hits bigint,
+	OUT cache_misses bigint, OUT gc_pending bigint, OUT last_offload timestamptz, OUT last_gc timestamptz)
 	RETURNS record AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 
 CREATE FUNCTION s5vector_verify(index regclass)
