@@ -109,6 +109,13 @@ is($hm[-1], '8/0', 'warm cache: 8 hits in a new session, no miss (the cache is s
 my $warm = answers($primary);
 is($warm, $before, 'answers identical with a warm cache');
 
+# cache_size = 0: no cache, every query fetches, answers unchanged.
+$hm = $primary->safe_psql('postgres', "$knn SET s5vector.cache_size = 0; SELECT s5vector_cache_reset(); SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT cache_hits || '/' || cache_misses FROM s5vector_index_stats('t_idx'); SELECT count(*) FROM pg_ls_dir('s5vector_cache') f WHERE f LIKE '%.seg';");
+@hm = split /\n/, $hm;
+is("$hm[-2] $hm[-1]", '0/16 0', 'cache_size = 0: both queries fetch (16 misses), nothing is written');
+is(answers($primary, 'SET s5vector.cache_size = 0;'), $before, 'cache_size = 0: answers identical');
+answers($primary);    # the cache filled again
+
 # No plaintext vector bytes on the node; the cache holds them (control).
 my $vtext = $primary->safe_psql('postgres', "SELECT v::text FROM t WHERE id = 1");
 $vtext =~ s/[\[\]]//g;
@@ -199,6 +206,10 @@ $primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'
 my $bg = $primary->background_psql('postgres', on_error_stop => 0);
 $bg->query_until(qr/offloading/, "\\echo offloading\nSELECT s5vector_offload('t_idx');\n");
 sleep 2;
+# A second offload of the same index meanwhile skips with a WARNING.
+($ret, $out, $err) = $primary->psql('postgres', "SELECT s5vector_offload('t_idx')");
+is($out, '0', 'a concurrent second offload does nothing');
+like($err, qr/is being offloaded by another session; skipped/, '... and says so in a WARNING');
 my $victim = $primary->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT s5vector_offload%' AND pid <> pg_backend_pid()");
 ok($victim =~ /^\d+$/, 'the offload is running');
@@ -219,6 +230,14 @@ is(answers($primary), join("\n",
 	map { $primary->safe_psql('postgres', "SET enable_indexscan = off; SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <-> '$_' LIMIT 10) s") }
 	  @queries), 'answers exact after the resumed offload');
 verify_all_ok($primary, 't_idx', 'verify after the resumed offload');
+
+# Cancel: statement_timeout stops a fetch from a slow node promptly.
+s5_node_stop($s5);
+$s5 = s5_node_start($nodedir, '--auth-token', $token, '--delay-ms', '5000');
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf(); SELECT s5vector_cache_reset();");
+my $t0 = time;
+is(state_of($primary, "SET statement_timeout = '300ms'; $q"), '57014', 'statement_timeout cancels a fetch (57014)');
+cmp_ok(time - $t0, '<=', 3, 'promptly (the node would take 5 s)');
 
 # The token never reached the server log.
 my $log = slurp_file($primary->logfile);
