@@ -439,7 +439,11 @@ bool AgeRangeMatches(const AgeFilter &f, int64 min_age, int64 max_age) {
 
 // Visit every row of the chain starting at `head` (list id `list`): fn(tid, age, flags, vec) per row, one page
 // share-locked at a time. A chain longer than the index (a cycle) or a page of another list is corruption.
-template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&fn) {
+// With `changed`, reaching a page that offload freed or reused (type S5V_PAGE_COLD_PART, or new) stops the walk and
+// sets *changed: the list entry the caller read is older than an offload swap (a hot standby's scan, which the
+// primary's WaitForScans does not see), and the caller re-reads the entry and walks again.
+template <typename Fn>
+void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&fn, bool *changed = nullptr) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber blk = head;
 	BlockNumber walked = 0;
@@ -450,6 +454,14 @@ template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber he
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
+		if (changed != nullptr &&
+		    (PageIsNew(page) || (PageGetSpecialSize(page) == MAXALIGN(sizeof(S5vPageOpaqueData)) &&
+		                         S5vPageGetOpaque(page)->page_id == S5V_PAGE_ID &&
+		                         S5vPageGetOpaque(page)->page_type == S5V_PAGE_COLD_PART))) {
+			UnlockReleaseBuffer(buf);
+			*changed = true;
+			return;
+		}
 		S5vRowsLayout l;
 		S5vColdRows rows = GetColdRows(index, page, blk, dim, &l);
 		if (rows->list != list)
@@ -467,6 +479,25 @@ template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber he
 		UnlockReleaseBuffer(buf);
 		blk = next;
 	}
+}
+
+// A list's chain heads now (its centroid page), after WalkChain saw the chain change; XX002 after too many tries.
+void RereadListHeads(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, int attempt, BlockNumber *head,
+                     BlockNumber *parts) {
+	BlockNumber cblk = tier.centroid_head + list / tier.lists_per_page;
+	if (attempt >= 16)
+		ReportCorruptCold(index, cblk, "list chain reaches a freed page again and again");
+	uint32 slot = list % tier.lists_per_page;
+	Buffer buf = ReadBuffer(index, cblk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	S5vCentroids c =
+	    (S5vCentroids)GetColdItem(index, BufferGetPage(buf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+	if (c->first_list != list - slot || slot >= c->count)
+		ReportCorruptCold(index, cblk, "centroid page does not hold the list it should");
+	S5vListInfo e = CentroidEntry(c, slot, dim);
+	*head = e->tail_head;
+	*parts = e->parts_head;
+	UnlockReleaseBuffer(buf);
 }
 
 bool RowMatches(const AgeFilter &filter, int64 age, uint8 flags) {
@@ -509,7 +540,15 @@ int64 ColdCollectRows(Relation index, const IndexInfoCache &info, const AgeFilte
 		bool warned = false;
 		for (uint32 i = 0; i < dir.lists; i++)
 			if (AgeRangeMatches(filter, dir.min_age[i], dir.max_age[i])) {
-				WalkChain(index, info.dimensions, dir.heads[i], i, collect);
+				int64 n0 = n;
+				for (int attempt = 0;; attempt++) {
+					bool changed = false;
+					WalkChain(index, info.dimensions, dir.heads[i], i, collect, &changed);
+					if (!changed)
+						break;
+					n = n0;
+					RereadListHeads(index, info.dimensions, tier, i, attempt, &dir.heads[i], &dir.parts[i]);
+				}
 				if (dir.parts[i] == InvalidBlockNumber)
 					continue;
 				// Remote parts: TIDs from their pages; distances need the vectors (fetched, verified).
@@ -760,38 +799,54 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 		s->live = (uint8 *)palloc(s->row_cap);
 		s->vecs = (float *)palloc(sizeof(float) * dim * s->row_cap);
 	}
-	s->chunk_start[0] = 0;
-	BlockNumber last_blk = InvalidBlockNumber;
 	uint32 id = s->staging ? S5V_STAGING_LIST : list;
-	WalkChain(s->index, dim, s->dir.heads[list], id,
-	          [&](BlockNumber blk, ItemPointer tid, int64 age, uint8 flags, const float *vec, uint32, uint16) {
-		          if (blk != last_blk) {
-			          if (last_blk != InvalidBlockNumber) {
-				          if (s->nchunks + 1 >= s->chunk_cap) {
-					          s->chunk_cap *= 2;
-					          s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
-				          }
-				          s->chunk_start[++s->nchunks] = s->nrows;
-			          }
-			          last_blk = blk;
-		          }
-		          if (s->nrows == s->row_cap) {
-			          s->row_cap *= 2;
-			          s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
-			          s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
-			          s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
-			          s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
-		          }
-		          bool live = RowMatches(s->filter, age, flags);
-		          if (live)
-			          CheckHeapTid(s->index, tid, &s->heap_nblocks);
-		          int64 i = s->nrows++;
-		          s->ids[i] =
-		              ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
-		          s->ages[i] = age;
-		          s->live[i] = live ? 1 : 0;
-		          memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
-	          });
+	BlockNumber last_blk;
+	for (int attempt = 0;; attempt++) {
+		s->nrows = 0;
+		s->nchunks = 0;
+		s->chunk_start[0] = 0;
+		last_blk = InvalidBlockNumber;
+		bool changed = false;
+		WalkChain(
+		    s->index, dim, s->dir.heads[list], id,
+		    [&](BlockNumber blk, ItemPointer tid, int64 age, uint8 flags, const float *vec, uint32, uint16) {
+			    if (blk != last_blk) {
+				    if (last_blk != InvalidBlockNumber) {
+					    if (s->nchunks + 1 >= s->chunk_cap) {
+						    s->chunk_cap *= 2;
+						    s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
+					    }
+					    s->chunk_start[++s->nchunks] = s->nrows;
+				    }
+				    last_blk = blk;
+			    }
+			    if (s->nrows == s->row_cap) {
+				    s->row_cap *= 2;
+				    s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
+				    s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
+				    s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
+				    s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+			    }
+			    bool live = RowMatches(s->filter, age, flags);
+			    if (live)
+				    CheckHeapTid(s->index, tid, &s->heap_nblocks);
+			    int64 i = s->nrows++;
+			    s->ids[i] =
+			        ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
+			    s->ages[i] = age;
+			    s->live[i] = live ? 1 : 0;
+			    memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
+		    },
+		    s->staging ? nullptr : &changed);
+		if (!changed)
+			break;
+		// An offload swapped a prefix of this list into a part after the entry was read: read it again, and drop what
+		// was prefetched for the list (its part chain lacks the new part).
+		RereadListHeads(s->index, dim, s->tier, list, attempt, &s->dir.heads[list], &s->dir.parts[list]);
+		for (int k = 0; k < s->npre; k++)
+			if (s->pre_list[k] == list)
+				s->pre_list[k] = PG_UINT32_MAX;
+	}
 	if (last_blk != InvalidBlockNumber)
 		s->chunk_start[++s->nchunks] = s->nrows;
 	// Remote parts, one chunk each: prefetched by the round, else fetched now.
