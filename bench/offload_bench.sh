@@ -3,6 +3,7 @@
 # cold tier local. Prints local bytes per cold row (pg_relation_size, and without the pages offload freed), cold-cache
 # and warm-cache query p50 at S5V_BENCH_PROBES, the local-tier p50, offload and fetch MB/s.
 # Starts its own cluster and node in a temporary directory (as user s5vtest when run as root).
+# S5V_BENCH_KEEP=1 leaves the cluster and node running (PGHOST = the work directory, printed) for profiling.
 # Env: S5V_BENCH_ROWS (100000), S5V_BENCH_DIM (128), S5V_BENCH_LISTS (100), S5V_BENCH_QUERIES (30),
 #      S5V_BENCH_PROBES (8), S5V_BENCH_NODE_DELAY_MS (0), PG_CONFIG.
 set -euo pipefail
@@ -16,7 +17,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	exec runuser -u s5vtest -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORK="$W" \
 		S5V_BENCH_ROWS="${S5V_BENCH_ROWS:-}" S5V_BENCH_DIM="${S5V_BENCH_DIM:-}" S5V_BENCH_LISTS="${S5V_BENCH_LISTS:-}" \
 		S5V_BENCH_QUERIES="${S5V_BENCH_QUERIES:-}" S5V_BENCH_PROBES="${S5V_BENCH_PROBES:-}" \
-		S5V_BENCH_NODE_DELAY_MS="${S5V_BENCH_NODE_DELAY_MS:-}" bash "$W/offload_bench.sh"
+		S5V_BENCH_NODE_DELAY_MS="${S5V_BENCH_NODE_DELAY_MS:-}" S5V_BENCH_KEEP="${S5V_BENCH_KEEP:-0}" bash "$W/offload_bench.sh"
 fi
 ROWS=${S5V_BENCH_ROWS:-100000}
 ROWS=${ROWS:-100000}
@@ -36,7 +37,7 @@ export PGHOST=$W PGPORT=$PORT PGDATABASE=postgres
 
 "$BINDIR/s5vector-node" --listen 127.0.0.1:0 --store "$W/store" --delay-ms "$DELAY" >"$W/node.out" 2>&1 &
 NODE_PID=$!
-trap 'kill $NODE_PID 2>/dev/null || true; "$BINDIR/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
+[ "${S5V_BENCH_KEEP:-0}" = 1 ] || trap 'kill $NODE_PID 2>/dev/null || true; "$BINDIR/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 100); do grep -q listening "$W/node.out" && break; sleep 0.1; done
 URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$W/node.out")
 
@@ -103,3 +104,5 @@ t5=$(date +%s.%N)
 warm_p50=$(run_mode r 0)
 awk -v rb="$remote_bytes" -v t="$(echo "$t5 - $t4" | bc)" -v s="$segs" 'BEGIN { printf "prewarm: %d segments, %.1f MB/s fetched (download, verify, decrypt, decode, cache)\n", s, rb / t / 1e6 }'
 echo "query p50 (ms, LIMIT 10, probes $PROBES): local cold tier $local_p50, offloaded cold cache $cold_p50, offloaded warm cache $warm_p50"
+[ "${S5V_BENCH_KEEP:-0}" = 1 ] && echo "kept: PGHOST=$W PGPORT=$PORT (node pid $NODE_PID)"
+exit 0

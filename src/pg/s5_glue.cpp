@@ -11,6 +11,8 @@ extern "C" {
 #include "core/s5/blake3_hash.h"
 
 #include <algorithm>
+#include <list>
+#include <unordered_map>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,63 @@ S5FetchCounters s5_fetch_counters;
 namespace {
 
 std::unique_ptr<s5::S5Client> backend_client;
+
+// Decoded segments of this backend, most recently used first, at most kMemoryCacheBytes of vectors: a warm query
+// repeated in a session neither reads nor hashes nor decodes its files again. Entries were checked when they came
+// in; a use checks the identity again (list, segment, rows, row ids), since another part page could name the blob.
+constexpr size_t kMemoryCacheBytes = size_t{64} << 20;
+struct MemEntry {
+	s5::Blake3Hash key;
+	uint32_t list;
+	uint32_t segment_no;
+	std::vector<uint64_t> row_ids;
+	std::vector<float> vectors;
+};
+struct HashOf {
+	size_t operator()(const s5::Blake3Hash &h) const noexcept {
+		size_t v;
+		memcpy(&v, h.data(), sizeof(v));
+		return v;
+	}
+};
+std::list<MemEntry> mem_lru;
+std::unordered_map<s5::Blake3Hash, std::list<MemEntry>::iterator, HashOf> mem_index;
+size_t mem_bytes = 0;
+
+bool MemGet(const RemotePartRef &p, std::vector<float> *out) {
+	auto it = mem_index.find(p.cid.encrypted.hash);
+	if (it == mem_index.end())
+		return false;
+	const MemEntry &e = *it->second;
+	if (e.list != p.list || e.segment_no != p.segment_no || e.row_ids.size() != p.rows ||
+	    memcmp(e.row_ids.data(), p.row_ids, sizeof(uint64_t) * p.rows) != 0)
+		return false;
+	*out = e.vectors;
+	mem_lru.splice(mem_lru.begin(), mem_lru, it->second);
+	return true;
+}
+
+void MemPut(const RemotePartRef &p, const std::vector<float> &vectors) {
+	size_t bytes = vectors.size() * sizeof(float) + (size_t)p.rows * sizeof(uint64_t);
+	if (bytes > kMemoryCacheBytes / 4 || mem_index.count(p.cid.encrypted.hash))
+		return;
+	while (mem_bytes + bytes > kMemoryCacheBytes && !mem_lru.empty()) {
+		MemEntry &last = mem_lru.back();
+		mem_bytes -= last.vectors.size() * sizeof(float) + last.row_ids.size() * sizeof(uint64_t);
+		mem_index.erase(last.key);
+		mem_lru.pop_back();
+	}
+	mem_lru.push_front(MemEntry{p.cid.encrypted.hash, p.list, p.segment_no,
+	                            std::vector<uint64_t>(p.row_ids, p.row_ids + p.rows), vectors});
+	mem_index[p.cid.encrypted.hash] = mem_lru.begin();
+	mem_bytes += bytes;
+}
+
+void MemClear() {
+	mem_index.clear();
+	mem_lru.clear();
+	mem_bytes = 0;
+}
 
 s5::S5ClientOptions OptionsFromSettings() {
 	s5::S5ClientOptions o;
@@ -248,6 +307,7 @@ void CachePut(const s5::EncryptedCid &cid, std::span<const uint8_t> plain) noexc
 int64_t CacheReset() noexcept {
 	int64_t removed = 0;
 	try {
+		MemClear();
 		std::string dir = CacheDir();
 		DIR *d = opendir(dir.c_str());
 		if (d == nullptr)
@@ -273,12 +333,18 @@ Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemoteP
 		std::vector<size_t> misses;
 		for (size_t i = 0; i < parts.size(); i++) {
 			std::vector<uint8_t> plain;
+			if (use_cache && MemGet(parts[i], &(*out)[i].vectors)) {
+				(*out)[i].from_cache = true;
+				s5_fetch_counters.cache_hits++;
+				continue;
+			}
 			if (use_cache && CacheGet(parts[i].cid, &plain)) {
 				FetchedPart &f = (*out)[i];
 				f.status = DecodePart(identity, parts[i], plain, &f.vectors);
 				if (f.status.ok()) {
 					f.from_cache = true;
 					s5_fetch_counters.cache_hits++;
+					MemPut(parts[i], f.vectors);
 					continue;
 				}
 				// Right hash but wrong content: the page's CID names a bad segment; the network copy is the same
@@ -329,8 +395,10 @@ Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemoteP
 				continue;
 			}
 			std::vector<uint8_t>().swap(results[k].data);
-			if (use_cache)
+			if (use_cache) {
 				CachePut(p.cid, plain);
+				MemPut(p, f.vectors);
+			}
 		}
 		return Status::Ok();
 	} catch (const std::bad_alloc &) {
