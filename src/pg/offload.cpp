@@ -50,6 +50,8 @@ extern "C" {
 PG_FUNCTION_INFO_V1(s5vector_offload);
 PG_FUNCTION_INFO_V1(s5vector_prewarm);
 PG_FUNCTION_INFO_V1(s5vector_cache_reset);
+PG_FUNCTION_INFO_V1(s5vector_gc);
+PGDLLEXPORT Datum s5vector_gc(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum s5vector_offload(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum s5vector_prewarm(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum s5vector_cache_reset(PG_FUNCTION_ARGS);
@@ -700,6 +702,101 @@ int64 OffloadIndex(Relation index, int64 max_segments) {
 	return rows_done;
 }
 
+// ---- collection
+// ------------------------------------------------------------------------------------------------------
+
+int64 CollectGarbage(Relation index) {
+	if (!S5Configured() || s5v_gc_grace_s < 0)
+		return 0;
+	if (RecoveryInProgress())
+		ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot collect blobs during recovery"),
+		                errhint("A standby never deletes blobs; run s5vector_gc on the primary.")));
+	// No offload may be between its intent and its swap: its pending entry names a blob it is about to reference.
+	LOCKTAG tag;
+	OffloadLockTag(index, &tag);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+		ereport(WARNING, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+		                  errmsg("index \"%s\" is being offloaded or collected by another session; skipped",
+		                         RelationGetRelationName(index))));
+		return 0;
+	}
+	TimestampTz cutoff = GetCurrentTimestamp() - (TimestampTz)s5v_gc_grace_s * USECS_PER_SEC;
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	// The queued entries old enough (copied: queue pages are only changed under the cold write lock).
+	int n = 0, cap = 16;
+	S5vGcEntryData *entries = (S5vGcEntryData *)palloc(sizeof(S5vGcEntryData) * cap);
+	BlockNumber *pages = (BlockNumber *)palloc(sizeof(BlockNumber) * cap);
+	BlockNumber walked = 0;
+	for (BlockNumber blk = meta.worker.gc_queue_head; blk != InvalidBlockNumber;) {
+		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
+			ReportCorruptPart(index, blk, "collection queue leaves the index or loops");
+		Buffer buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		S5vGcQueue q = GetGcQueue(index, BufferGetPage(buf), blk);
+		for (int i = 0; i < q->count; i++)
+			if (q->entries[i].queued <= cutoff) {
+				if (n == cap) {
+					cap *= 2;
+					entries = (S5vGcEntryData *)repalloc(entries, sizeof(S5vGcEntryData) * cap);
+					pages = (BlockNumber *)repalloc(pages, sizeof(BlockNumber) * cap);
+				}
+				entries[n] = q->entries[i];
+				pages[n++] = blk;
+			}
+		BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
+		UnlockReleaseBuffer(buf);
+		blk = next;
+	}
+	int64 deleted = 0;
+	for (int i = 0; i < n; i++) {
+		CHECK_FOR_INTERRUPTS();
+		s5::BlobId blob;
+		memcpy(blob.hash.data(), entries[i].hash, 32);
+		blob.size = entries[i].size;
+		// Delete (unpin) first, then drop the entry: a crash in between deletes again next time (NotFound is fine).
+		bool gone = false;
+		Guarded([&]() -> Status {
+			InterruptToken cancel;
+			s5::S5Client *client = nullptr;
+			S5V_RETURN_IF_ERROR(S5ClientForSettings(&client));
+			Status st = client->Delete(blob, cancel);
+			if (!st.ok() && st.code() != StatusCode::NotFound)
+				return Status(st.code(), "could not delete a queued blob of index \"" +
+				                             std::string(RelationGetRelationName(index)) + "\": " + st.message());
+			gone = st.ok();
+			return Status::Ok();
+		});
+		LockColdWrite(index);
+		Buffer buf = ReadBuffer(index, pages[i]);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		S5vGcQueue q = GetGcQueue(index, BufferGetPage(buf), pages[i]);
+		if (FindGcEntry(q, blob, entries[i].kind) >= 0) {
+			GenericXLogState *state = GenericXLogStart(index);
+			Page page = GenericXLogRegisterBuffer(state, buf, 0);
+			q = (S5vGcQueue)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+			int k = FindGcEntry(q, blob, entries[i].kind);
+			q->entries[k] = q->entries[q->count - 1];
+			q->count--;
+			GenericXLogFinish(state);
+		}
+		UnlockReleaseBuffer(buf);
+		UnlockColdWrite(index);
+		if (gone)
+			deleted++;
+	}
+	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	GenericXLogState *state = GenericXLogStart(index);
+	Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+	S5vPageGetMeta(mpage)->worker.last_gc = GetCurrentTimestamp();
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(metabuf);
+	LockRelease(&tag, ExclusiveLock, false);
+	return deleted;
+}
+
 // ---- stats, VACUUM, verify ----------------------------------------------------------------------------------------
 
 void ReadRemoteTierStats(Relation index, const S5vMetaPageData &meta, uint32 dim, RemoteTierStats *out) {
@@ -918,6 +1015,19 @@ Datum s5vector_prewarm(PG_FUNCTION_ARGS) {
 	}
 	relation_close(index, AccessShareLock);
 	PG_RETURN_INT64(done);
+}
+
+Datum s5vector_gc(PG_FUNCTION_ARGS) {
+	Oid relid = PG_GETARG_OID(0);
+	if (!S5Configured())
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("s5vector.s5_url is not set")));
+	Relation index = relation_open(relid, RowExclusiveLock);
+	CheckOurIndex(index);
+	if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	int64 n = CollectGarbage(index);
+	relation_close(index, RowExclusiveLock);
+	PG_RETURN_INT64(n);
 }
 
 Datum s5vector_cache_reset(PG_FUNCTION_ARGS) {

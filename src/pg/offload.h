@@ -17,6 +17,13 @@ namespace s5v::pg {
 // RowExclusiveLock on the index.
 int64 OffloadIndex(Relation index, int64 max_segments);
 
+// Collection: every GC queue entry older than s5vector.gc_grace (upload intents of crashed or refused uploads,
+// unreferenced blobs; nothing a page references is ever queued, since a swap clears its pending entry in the record
+// that references the blob) is deleted on S5, then dropped from the queue (WAL). Skips with a WARNING while an
+// offload of the index runs (its pending entry is about to be referenced); returns 0 with a negative gc_grace or no
+// s5_url. Returns the blobs deleted (a blob the node no longer has counts as collected, not deleted).
+int64 CollectGarbage(Relation index);
+
 // A part page as readers copy it (palloc'd arrays).
 struct PartInfo {
 	BlockNumber blkno;

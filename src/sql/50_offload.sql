@@ -12,3 +12,8 @@ CREATE FUNCTION s5vector_prewarm(index regclass) RETURNS bigint
 CREATE FUNCTION s5vector_cache_reset() RETURNS bigint
 	AS 'MODULE_PATHNAME', 's5vector_cache_reset' LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION s5vector_cache_reset() FROM PUBLIC;
+
+-- Delete the index's queued blobs older than s5vector.gc_grace from S5 (orphans of crashed or refused uploads,
+-- unreferenced blobs); returns the blobs deleted. The caller must own the table.
+CREATE FUNCTION s5vector_gc(index regclass) RETURNS bigint
+	AS 'MODULE_PATHNAME', 's5vector_gc' LANGUAGE C STRICT VOLATILE;

@@ -250,6 +250,22 @@ is(answers($primary), join("\n",
 	  @queries), 'answers exact after the resumed offload');
 verify_all_ok($primary, 't_idx', 'verify after the resumed offload');
 
+# Collection: the intents left by the refused upload and the killed offload are queued; a negative gc_grace keeps
+# them, gc_grace = 0 deletes the orphans, and every blob the index references is still on the node.
+sub blob_files { my @f = glob("$s5->{store}/blobs/*"); return scalar(@f); }
+my $pending = $primary->safe_psql('postgres', "SELECT gc_pending FROM s5vector_index_stats('t_idx')");
+cmp_ok($pending, '>=', 1, "the collection queue holds $pending entries");
+is($primary->safe_psql('postgres', "SET s5vector.gc_grace = -1; SELECT s5vector_gc('t_idx')"), '0', 'gc_grace = -1: nothing deleted');
+is($primary->safe_psql('postgres', "SELECT gc_pending FROM s5vector_index_stats('t_idx')"), $pending, '... and the queue kept');
+my $segments = $primary->safe_psql('postgres', "SELECT segments FROM s5vector_index_stats('t_idx')");
+cmp_ok(blob_files(), '>=', $segments, 'before gc: at least one blob per referenced segment on the node');
+$primary->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc('t_idx')");
+is($primary->safe_psql('postgres', "SELECT gc_pending || '/' || (last_gc IS NOT NULL) FROM s5vector_index_stats('t_idx')"),
+	'0/true', 'gc_grace = 0: the queue is empty, last_gc set');
+is(blob_files(), $segments, 'after gc: exactly the referenced blobs are left on the node (orphans gone)');
+$primary->safe_psql('postgres', "SELECT s5vector_cache_reset()");
+verify_all_ok($primary, 't_idx', 'verify after gc: every referenced blob still fetches');
+
 # Cancel: statement_timeout stops a fetch from a slow node promptly.
 s5_node_stop($s5);
 $s5 = s5_node_start($nodedir, '--auth-token', $token, '--delay-ms', '5000');
