@@ -1,10 +1,10 @@
 // Offload of sealed cold parts to S5 (TIERS.md "Seal and offload a list part"; docs/s5.md "Offload"):
 //   1. seal: a prefix of a list's row-page chain that never receives rows again (every page before the tail page,
-//      where appends go), of at most one part page's rows (RowsPerPart) and at least half of that, is chosen and
+//      where appends go), of at most one part page's rows (RowsPerPart) and at least an eighth of that, is chosen and
 //      copied under the cold write lock. Such pages are already immutable but for VACUUM's dead flags, so sealing
 //      needs no record of its own: the swap below re-reads them under the lock.
 //   2. outside every lock: encode (segment format), encrypt with a fresh key, compute the CIDs;
-//   3. intent: "upload pending: blob" in the GC queue (WAL) before the upload;
+//   3. intent: "upload pending: blob" in the GC queue (WAL, flushed) before the upload;
 //   4. upload, the node's CID checked against ours (S5Client::Upload);
 //   5. swap (one Generic WAL record: cold metapage counters, list entry, new part page with TIDs/ages/flags + the
 //      encrypted CID, the GC queue page whose pending entry goes);
@@ -177,8 +177,10 @@ BlockNumber QueueBlob(Relation index, const s5::BlobId &blob, uint32 kind) {
 			e->size = blob.size;
 			e->queued = GetCurrentTimestamp();
 			e->kind = kind;
-			GenericXLogFinish(state);
+			XLogRecPtr lsn = GenericXLogFinish(state);
 			UnlockReleaseBuffer(buf);
+			// Durable before the upload starts: a crash after the upload must find the intent (no silent orphan).
+			XLogFlush(lsn);
 			return head;
 		}
 		UnlockReleaseBuffer(buf);
@@ -200,9 +202,10 @@ BlockNumber QueueBlob(Relation index, const s5::BlobId &blob, uint32 kind) {
 	e->queued = GetCurrentTimestamp();
 	e->kind = kind;
 	S5vPageGetMeta(mpage)->worker.gc_queue_head = nblk;
-	GenericXLogFinish(state);
+	XLogRecPtr lsn = GenericXLogFinish(state);
 	UnlockReleaseBuffer(metabuf);
 	UnlockReleaseBuffer(nbuf);
+	XLogFlush(lsn);
 	return nblk;
 }
 
@@ -294,7 +297,7 @@ bool FindSealable(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 l
 		blk = next;
 	}
 	c->next_head = blk;
-	if (c->npages == 0 || c->rows < cap / 2 || c->next_head == InvalidBlockNumber)
+	if (c->npages == 0 || c->rows < cap / 8 || c->next_head == InvalidBlockNumber)
 		return false;
 	c->segment_no = 0;
 	if (ref.e.parts_head != InvalidBlockNumber) {
