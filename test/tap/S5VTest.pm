@@ -198,16 +198,21 @@ sub s5_node_start
 		select(undef, undef, undef, 0.05);
 	}
 	die "s5vector-node did not start: $err" unless $out =~ m{listening on (http://\S+)};
-	return { url => $1, handle => $h, store => "$dir/store", args => [@args], dir => $dir };
+	my $node = { url => $1, handle => $h, store => "$dir/store", args => [@args], dir => $dir };
+	push @S5VTest::started_nodes, $node;
+	return $node;
 }
+
+# Nodes still running when a test script ends (a failed test died before stopping them) are stopped.
+our @started_nodes;
+END { s5_node_stop($_) for @started_nodes; }
 
 # Stop a node started by s5_node_start (SIGTERM, then wait).
 sub s5_node_stop
 {
 	my ($node) = @_;
 	return unless $node->{handle};
-	$node->{handle}->signal('TERM');
-	$node->{handle}->finish;
+	eval { $node->{handle}->signal('TERM'); $node->{handle}->finish; };
 	delete $node->{handle};
 }
 
