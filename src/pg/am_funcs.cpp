@@ -33,6 +33,8 @@ extern "C" {
 #include "pg/index.h"
 #include "pg/page_iter.h"
 #include "pg/worker.h"
+#include "pg/offload.h"
+#include "pg/s5_glue.h"
 
 #include <cmath>
 #include <string>
@@ -157,8 +159,8 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	// Cold tier hook: its rows and trained lists (cold_rows, cold_lists).
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, meta.dimensions, &tier);
-	Datum values[15];
-	bool nulls[15] = {false};
+	Datum values[23];
+	bool nulls[23] = {false};
 	values[0] = Int32GetDatum((int32)meta.dimensions);
 	values[1] = CStringGetTextDatum(MetricName(meta.metric));
 	values[2] = Int32GetDatum(meta.m);
@@ -181,11 +183,24 @@ Datum s5vector_index_stats(PG_FUNCTION_ARGS) {
 	// The last migration step (s5vector_migrate or the worker; NULL = never).
 	values[12] = TimestampTzGetDatum(meta.worker.last_migration);
 	nulls[12] = meta.worker.last_migration == 0;
+	// Offload (offload.h): the remote tier's counters; cache counters are this backend's.
+	RemoteTierStats remote;
+	ReadRemoteTierStats(index, meta, meta.dimensions, &remote);
+	values[13] = Int64GetDatum(remote.remote_rows);
+	values[14] = Int64GetDatum(remote.segments);
+	values[15] = Int64GetDatum(remote.remote_bytes);
+	values[16] = Int64GetDatum(s5_fetch_counters.cache_hits);
+	values[17] = Int64GetDatum(s5_fetch_counters.cache_misses);
+	values[18] = Int64GetDatum(remote.gc_pending);
+	values[19] = TimestampTzGetDatum(meta.worker.last_offload);
+	nulls[19] = meta.worker.last_offload == 0;
+	values[20] = TimestampTzGetDatum(meta.worker.last_gc);
+	nulls[20] = meta.worker.last_gc == 0;
 	// Background worker: whether one runs for this database, and its last error on this index (NULL: none).
-	values[13] = CStringGetTextDatum(WorkerStateText());
+	values[21] = CStringGetTextDatum(WorkerStateText());
 	char *last_error = WorkerLastError(relid);
-	values[14] = last_error ? CStringGetTextDatum(last_error) : (Datum)0;
-	nulls[14] = last_error == nullptr;
+	values[22] = last_error ? CStringGetTextDatum(last_error) : (Datum)0;
+	nulls[22] = last_error == nullptr;
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -394,6 +409,24 @@ Datum s5vector_verify(PG_FUNCTION_ARGS) {
 		                 : moving       ? " (a rebalance did not finish: run s5vector_rebalance)"
 		                                : "",
 		                 !cold_ok ? note : ""));
+	}
+	// Offload hook: every referenced blob fetched (no cache) and checked; one row per failure, then a summary.
+	if (cold.exists) {
+		struct FailSink {
+			ReturnSetInfo *rsinfo;
+		} sink{rsinfo};
+		int64 failures = 0;
+		int64 checked = VerifyRemoteParts(
+		    index, info,
+		    [](void *arg, const char *detail) { EmitRow(((FailSink *)arg)->rsinfo, "remote segment", 0, detail); },
+		    &sink, 1000, &failures);
+		RemoteTierStats remote;
+		ReadRemoteTierStats(index, meta, info.dimensions, &remote);
+		if (checked > 0 || remote.gc_pending > 0)
+			EmitRow(rsinfo, "remote segments", failures == 0 ? 1 : 0,
+			        psprintf("%lld segments fetched and checked (hash, decryption, decoding, identity), %lld failed; "
+			                 "%lld blobs in the collection queue",
+			                 (long long)checked, (long long)failures, (long long)remote.gc_pending));
 	}
 	if (changed)
 		EmitRow(rsinfo, "concurrent changes", 1,

@@ -50,6 +50,8 @@ void InitIndexOptions() {
 	                  AccessExclusiveLock);
 	add_string_reloption(s5v_relopt_kind, "hot_window", "Age after which rows move from the hot to the cold tier",
 	                     "7 days", ValidateHotWindow, AccessExclusiveLock);
+	add_bool_reloption(s5v_relopt_kind, "offload", "Whether sealed cold parts may be offloaded to S5", true,
+	                   ShareUpdateExclusiveLock);
 }
 
 extern "C" bytea *s5vector_options_internal(Datum reloptions, bool validate);
@@ -62,12 +64,18 @@ extern "C" bytea *s5vector_options_internal(Datum reloptions, bool validate) {
 	    {"ef_construction", RELOPT_TYPE_INT, offsetof(S5vOptions, ef_construction)},
 	    {"lists", RELOPT_TYPE_INT, offsetof(S5vOptions, lists)},
 	    {"hot_window", RELOPT_TYPE_STRING, offsetof(S5vOptions, hot_window_offset)},
+	    {"offload", RELOPT_TYPE_BOOL, offsetof(S5vOptions, offload)},
 	};
 	return (bytea *)build_reloptions(reloptions, validate, s5v::pg::s5v_relopt_kind, sizeof(S5vOptions), tab,
 	                                 lengthof(tab));
 }
 
 namespace s5v::pg {
+
+bool OptionOffload(Relation index) {
+	S5vOptions *opts = (S5vOptions *)index->rd_options;
+	return opts ? opts->offload : true;
+}
 
 int OptionM(Relation index) {
 	S5vOptions *opts = (S5vOptions *)index->rd_options;

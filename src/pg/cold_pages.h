@@ -31,13 +31,15 @@ extern "C" {
 #define S5V_PAGE_COLD_META 3
 #define S5V_PAGE_CENTROIDS 4
 #define S5V_PAGE_COLD_ROWS 5
-#define S5V_PAGE_COLD_PART 6 /* reserved for sealed parts (offload issue): no page of this type is written yet */
+#define S5V_PAGE_COLD_PART 6 /* offload pages: sealed parts, the GC queue, freed pages (tuple type says which) */
 
 // Tuple types of the cold tier (first byte of the page's one item).
 #define S5V_TUPLE_COLD_META 3
 #define S5V_TUPLE_CENTROIDS 4
 #define S5V_TUPLE_COLD_ROWS 5
 #define S5V_TUPLE_COLD_PART 6
+#define S5V_TUPLE_GC_QUEUE 7 /* page type S5V_PAGE_COLD_PART: entries of the blob collection queue */
+#define S5V_TUPLE_FREE 8     /* page type S5V_PAGE_COLD_PART: a page freed by offload, in the FSM, reusable */
 #define S5V_COLD_VERSION 1
 
 #define S5V_COLD_MAGIC 0x53354344 /* "S5CD" */
@@ -84,12 +86,13 @@ typedef struct S5vColdMetaData {
 	uint32 lists_per_page; /* list entries per centroid page */
 	uint32 centroid_pages;
 	BlockNumber centroid_head; /* first centroid page (InvalidBlockNumber while untrained) */
-	uint32 reserved1;
+	uint32 rebalance_pending; /* 1 from a rebalance step's new centroids until its moves are done (cold_rebalance.cpp) */
 	int64 cold_rows;         /* rows in every list and staging, dead ones included */
 	int64 train_rows;        /* staging rows at which the tier is trained (on insert) */
 	int64 dead_rows;         /* rows VACUUM marked dead (included in cold_rows) */
-	int64 rebalance_pending; /* 1 from a rebalance step's new centroids until its moves are done (cold_rebalance.cpp) */
-	int64 reserved[2];       /* zero */
+	int64 remote_rows;       /* rows of sealed parts whose vectors are on S5 (dead ones included) */
+	int64 remote_segments;   /* such parts (one segment, one blob each) */
+	int64 remote_bytes;      /* their encrypted blobs' bytes on S5 */
 	S5vListInfoData staging; /* no centroid */
 } S5vColdMetaData;
 typedef S5vColdMetaData *S5vColdMeta;
@@ -118,16 +121,47 @@ typedef struct S5vColdRowsData {
 } S5vColdRowsData;
 typedef S5vColdRowsData *S5vColdRows;
 
-// A sealed part's rows page (reserved, offload issue): the same TID / age / flag arrays without vectors, and where
-// the vectors are (a remote segment's CID and key, or local row pages).
+// A sealed part (offload, docs/s5.md): one segment on S5. The page keeps the part's TIDs, ages and flags (packed
+// arrays after the header, PartLayoutFor) and the encrypted CID (key included) of the blob holding its vectors; the
+// parts of a list are a chain (nextblkno) from the list entry's parts_head, newest first. Row i of the page is row i
+// of the segment.
+#define S5V_PART_CID_MAX 128
 typedef struct S5vColdPartData {
 	uint8 type;    /* S5V_TUPLE_COLD_PART */
+	uint8 version; /* S5V_COLD_VERSION */
+	uint16 count;  /* rows of the part (= the segment's row count) */
+	uint16 capacity;
+	uint16 cid_len; /* bytes of cid[] used: the encrypted CID (EncodeEncryptedCidBytes) */
+	uint32 list;
+	uint32 segment_no;  /* the segment's number within its list (identity check) */
+	int64 remote_bytes; /* the encrypted blob's size */
+	uint8 cid[S5V_PART_CID_MAX];
+} S5vColdPartData;
+typedef S5vColdPartData *S5vColdPart;
+
+// One entry of the blob collection queue (GC state): a blob on S5 that may have no reference. kind PENDING is an
+// upload intent logged before the upload (cleared in the swap record that references the blob); UNREFERENCED a blob
+// that lost its reference (compaction, a swap that could not be done) and may go after gc_grace.
+#define S5V_GC_PENDING 1
+#define S5V_GC_UNREFERENCED 2
+typedef struct S5vGcEntryData {
+	uint8 hash[32]; /* BLAKE3 of the encrypted blob */
+	uint64 size;
+	TimestampTz queued;
+	uint32 kind;
+	uint32 reserved;
+} S5vGcEntryData;
+
+typedef struct S5vGcQueueData {
+	uint8 type;    /* S5V_TUPLE_GC_QUEUE */
 	uint8 version; /* S5V_COLD_VERSION */
 	uint16 count;
 	uint16 capacity;
 	uint16 reserved;
-	uint32 list;
-} S5vColdPartData;
+	uint32 reserved2;
+	S5vGcEntryData entries[FLEXIBLE_ARRAY_MEMBER];
+} S5vGcQueueData;
+typedef S5vGcQueueData *S5vGcQueue;
 
 // The one item of a cold page fills the page.
 #define S5V_COLD_ITEM_SIZE                                                                                             \
@@ -163,6 +197,47 @@ inline uint32 RowsPerPage(uint32 dim) {
 	while (cap > 0 && RowsLayoutFor(dim, cap).end > S5V_COLD_ITEM_SIZE)
 		cap--;
 	return cap;
+}
+
+// Offsets of a part page's arrays: ItemPointerData tids[capacity] | int64 ages[capacity] | uint8 flags[capacity].
+struct S5vPartLayout {
+	uint32 capacity;
+	Size tids;
+	Size ages;
+	Size flags;
+	Size end;
+};
+
+inline S5vPartLayout PartLayoutFor(uint32 capacity) {
+	S5vPartLayout l;
+	l.capacity = capacity;
+	l.tids = MAXALIGN(sizeof(S5vColdPartData));
+	l.ages = MAXALIGN(l.tids + sizeof(ItemPointerData) * capacity);
+	l.flags = l.ages + sizeof(int64) * capacity;
+	l.end = l.flags + capacity;
+	return l;
+}
+
+// Rows a part page holds (532 with 8 kB pages), whatever the dimensions.
+inline uint32 RowsPerPart() {
+	uint32 cap = (uint32)(S5V_COLD_ITEM_SIZE / (sizeof(ItemPointerData) + sizeof(int64) + 1));
+	while (cap > 0 && PartLayoutFor(cap).end > S5V_COLD_ITEM_SIZE)
+		cap--;
+	return cap;
+}
+
+inline uint32 GcEntriesPerPage() {
+	return (uint32)((S5V_COLD_ITEM_SIZE - offsetof(S5vGcQueueData, entries)) / sizeof(S5vGcEntryData));
+}
+
+inline ItemPointer PartTids(S5vColdPart p, const S5vPartLayout &l) {
+	return (ItemPointer)((char *)p + l.tids);
+}
+inline int64 *PartAges(S5vColdPart p, const S5vPartLayout &l) {
+	return (int64 *)((char *)p + l.ages);
+}
+inline uint8 *PartFlags(S5vColdPart p, const S5vPartLayout &l) {
+	return (uint8 *)((char *)p + l.flags);
 }
 
 inline uint32 ListsPerCentroidPage(uint32 dim) {

@@ -12,6 +12,7 @@ extern "C" {
 
 #include "pg/cold_store.h"
 #include "pg/guard.h"
+#include "pg/offload.h"
 
 #include <cmath>
 #include <new>
@@ -425,7 +426,8 @@ struct ListDirectory {
 	uint32 *pages;
 	int64 *min_age;
 	int64 *max_age;
-	float *centroids; // NULL unless asked for
+	float *centroids;   // NULL unless asked for
+	BlockNumber *parts; // first part page of each list (offload.h)
 };
 
 void ReadListDirectory(Relation index, uint32 dim, const ColdTierInfo &tier, bool with_centroids, ListDirectory *out) {
@@ -437,6 +439,8 @@ void ReadListDirectory(Relation index, uint32 dim, const ColdTierInfo &tier, boo
 	out->min_age = (int64 *)palloc(sizeof(int64) * n);
 	out->max_age = (int64 *)palloc(sizeof(int64) * n);
 	out->centroids = with_centroids ? (float *)palloc_extended(sizeof(float) * dim * n, MCXT_ALLOC_HUGE) : nullptr;
+	out->parts = (BlockNumber *)palloc(sizeof(BlockNumber) * n);
+	out->parts[0] = InvalidBlockNumber;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	for (uint32 p = 0; p < tier.centroid_pages; p++) {
 		BlockNumber blk = tier.centroid_head + p;
@@ -452,6 +456,7 @@ void ReadListDirectory(Relation index, uint32 dim, const ColdTierInfo &tier, boo
 			CheckEntry(index, blk, e, nblocks);
 			uint32 i = c->first_list + s;
 			out->heads[i] = e->tail_head;
+			out->parts[i] = e->parts_head;
 			out->rows[i] = e->rows;
 			out->pages[i] = e->tail_pages;
 			out->min_age[i] = e->min_age;
@@ -478,7 +483,11 @@ bool AgeRangeMatches(const AgeFilter &f, int64 min_age, int64 max_age) {
 
 // Visit every row of the chain starting at `head` (list id `list`): fn(tid, age, flags, vec) per row, one page
 // share-locked at a time. A chain longer than the index (a cycle) or a page of another list is corruption.
-template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&fn) {
+// With `changed`, reaching a page that offload freed or reused (type S5V_PAGE_COLD_PART, or new) stops the walk and
+// sets *changed: the list entry the caller read is older than an offload swap (a hot standby's scan, which the
+// primary's WaitForScans does not see), and the caller re-reads the entry and walks again.
+template <typename Fn>
+void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&fn, bool *changed = nullptr) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber blk = head;
 	BlockNumber walked = 0;
@@ -492,6 +501,14 @@ template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber he
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
+		if (changed != nullptr &&
+		    (PageIsNew(page) || (PageGetSpecialSize(page) == MAXALIGN(sizeof(S5vPageOpaqueData)) &&
+		                         S5vPageGetOpaque(page)->page_id == S5V_PAGE_ID &&
+		                         S5vPageGetOpaque(page)->page_type == S5V_PAGE_COLD_PART))) {
+			UnlockReleaseBuffer(buf);
+			*changed = true;
+			return;
+		}
 		S5vRowsLayout l;
 		S5vColdRows rows = GetColdRows(index, page, blk, dim, &l);
 		if (rows->list != list)
@@ -509,6 +526,25 @@ template <typename Fn> void WalkChain(Relation index, uint32 dim, BlockNumber he
 		UnlockReleaseBuffer(buf);
 		blk = next;
 	}
+}
+
+// A list's chain heads now (its centroid page), after WalkChain saw the chain change; XX002 after too many tries.
+void RereadListHeads(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, int attempt, BlockNumber *head,
+                     BlockNumber *parts) {
+	BlockNumber cblk = tier.centroid_head + list / tier.lists_per_page;
+	if (attempt >= 16)
+		ReportCorruptCold(index, cblk, "list chain reaches a freed page again and again");
+	uint32 slot = list % tier.lists_per_page;
+	Buffer buf = ReadBuffer(index, cblk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	S5vCentroids c =
+	    (S5vCentroids)GetColdItem(index, BufferGetPage(buf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+	if (c->first_list != list - slot || slot >= c->count)
+		ReportCorruptCold(index, cblk, "centroid page does not hold the list it should");
+	S5vListInfo e = CentroidEntry(c, slot, dim);
+	*head = e->tail_head;
+	*parts = e->parts_head;
+	UnlockReleaseBuffer(buf);
 }
 
 bool RowMatches(const AgeFilter &filter, int64 age, uint8 flags) {
@@ -548,9 +584,34 @@ int64 ColdCollectRows(Relation index, const IndexInfoCache &info, const AgeFilte
 	if (tier.lists > 0) {
 		ListDirectory dir;
 		ReadListDirectory(index, info.dimensions, tier, false, &dir);
+		bool warned = false;
 		for (uint32 i = 0; i < dir.lists; i++)
-			if (AgeRangeMatches(filter, dir.min_age[i], dir.max_age[i]))
-				WalkChain(index, info.dimensions, dir.heads[i], i, collect);
+			if (AgeRangeMatches(filter, dir.min_age[i], dir.max_age[i])) {
+				int64 n0 = n;
+				for (int attempt = 0;; attempt++) {
+					bool changed = false;
+					WalkChain(index, info.dimensions, dir.heads[i], i, collect, &changed);
+					if (!changed)
+						break;
+					n = n0;
+					RereadListHeads(index, info.dimensions, tier, i, attempt, &dir.heads[i], &dir.parts[i]);
+				}
+				if (dir.parts[i] == InvalidBlockNumber)
+					continue;
+				// Remote parts: TIDs from their pages; distances need the vectors (fetched, verified).
+				PartInfo *parts;
+				int np = ReadPartChain(index, dir.parts[i], i, &parts);
+				float **vecs = (float **)palloc0(sizeof(float *) * Max(np, 1));
+				if (query != nullptr)
+					FetchPartVectors(index, info, parts, np, vecs, &warned);
+				for (int p = 0; p < np; p++) {
+					if (query != nullptr && vecs[p] == nullptr)
+						continue;
+					for (uint32 r = 0; r < parts[p].rows; r++)
+						collect(parts[p].blkno, &parts[p].tids[r], parts[p].ages[r], parts[p].flags[r],
+						        query ? vecs[p] + (Size)r * info.dimensions : nullptr, parts[p].rows, (uint16)r);
+				}
+			}
 	}
 	*out = rows;
 	return n;
@@ -622,6 +683,28 @@ void ColdVerify(Relation index, const IndexInfoCache &info, ColdVerifyResult *ou
 			          keys[n++] = ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) |
 			                      ItemPointerGetOffsetNumberNoCheck(tid);
 		          });
+		BlockNumber phead = staging ? InvalidBlockNumber : dir.parts[c];
+		if (phead != InvalidBlockNumber) {
+			PartInfo *parts;
+			int np = ReadPartChain(index, phead, (uint32)c, &parts);
+			for (int p = 0; p < np; p++)
+				for (uint32 r = 0; r < parts[p].rows; r++) {
+					uint8 flags = parts[p].flags[r];
+					got++;
+					if (!(flags & S5V_COLD_ROW_AGE_NULL) && (parts[p].ages[r] < lo || parts[p].ages[r] > hi))
+						out->bad_age_ranges++;
+					if (flags & S5V_COLD_ROW_DEAD) {
+						out->dead++;
+						continue;
+					}
+					if (n == cap) {
+						cap *= 2;
+						keys = (uint64 *)repalloc_huge(keys, sizeof(uint64) * cap);
+					}
+					keys[n++] = ((uint64)ItemPointerGetBlockNumberNoCheck(&parts[p].tids[r]) << 16) |
+					            ItemPointerGetOffsetNumberNoCheck(&parts[p].tids[r]);
+				}
+		}
 		out->rows += got;
 		if (got != want)
 			out->bad_list_counters++;
@@ -703,6 +786,14 @@ struct PageColdLists::State {
 	uint8 *live;
 	float *vecs;
 	BlockNumber heap_nblocks;
+	// Remote parts (offload.h): fetched for a whole round by Prefetch (one parallel download), or by the list's
+	// load when it was not prefetched; one WARNING per scan under on_s5_error = warning.
+	bool warned;
+	int npre;
+	uint32 *pre_list;
+	int *pre_n;
+	PartInfo **pre_parts;
+	float ***pre_vecs;
 };
 
 namespace {
@@ -734,7 +825,7 @@ void OpenColdState(PageColdLists::State *s, bool *has_rows) {
 			ReadListDirectory(s->index, s->info.dimensions, s->tier, true, &s->dir);
 			s->nlists = s->tier.lists;
 			for (uint32 i = 0; i < s->nlists && !*has_rows; i++)
-				*has_rows = s->dir.heads[i] != InvalidBlockNumber &&
+				*has_rows = (s->dir.heads[i] != InvalidBlockNumber || s->dir.parts[i] != InvalidBlockNumber) &&
 				            AgeRangeMatches(s->filter, s->dir.min_age[i], s->dir.max_age[i]);
 		}
 	}
@@ -756,41 +847,140 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 		s->live = (uint8 *)palloc(s->row_cap);
 		s->vecs = (float *)palloc(sizeof(float) * dim * s->row_cap);
 	}
-	s->chunk_start[0] = 0;
-	BlockNumber last_blk = InvalidBlockNumber;
 	uint32 id = s->staging ? S5V_STAGING_LIST : list;
-	WalkChain(s->index, dim, s->dir.heads[list], id,
-	          [&](BlockNumber blk, ItemPointer tid, int64 age, uint8 flags, const float *vec, uint32, uint16) {
-		          if (blk != last_blk) {
-			          if (last_blk != InvalidBlockNumber) {
-				          if (s->nchunks + 1 >= s->chunk_cap) {
-					          s->chunk_cap *= 2;
-					          s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
-				          }
-				          s->chunk_start[++s->nchunks] = s->nrows;
-			          }
-			          last_blk = blk;
-		          }
-		          if (s->nrows == s->row_cap) {
-			          s->row_cap *= 2;
-			          s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
-			          s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
-			          s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
-			          s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
-		          }
-		          bool live = RowMatches(s->filter, age, flags);
-		          if (live)
-			          CheckHeapTid(s->index, tid, &s->heap_nblocks);
-		          int64 i = s->nrows++;
-		          s->ids[i] =
-		              ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
-		          s->ages[i] = age;
-		          s->live[i] = live ? 1 : 0;
-		          memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
-	          });
+	BlockNumber last_blk;
+	for (int attempt = 0;; attempt++) {
+		s->nrows = 0;
+		s->nchunks = 0;
+		s->chunk_start[0] = 0;
+		last_blk = InvalidBlockNumber;
+		bool changed = false;
+		WalkChain(
+		    s->index, dim, s->dir.heads[list], id,
+		    [&](BlockNumber blk, ItemPointer tid, int64 age, uint8 flags, const float *vec, uint32, uint16) {
+			    if (blk != last_blk) {
+				    if (last_blk != InvalidBlockNumber) {
+					    if (s->nchunks + 1 >= s->chunk_cap) {
+						    s->chunk_cap *= 2;
+						    s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
+					    }
+					    s->chunk_start[++s->nchunks] = s->nrows;
+				    }
+				    last_blk = blk;
+			    }
+			    if (s->nrows == s->row_cap) {
+				    s->row_cap *= 2;
+				    s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
+				    s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
+				    s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
+				    s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+			    }
+			    bool live = RowMatches(s->filter, age, flags);
+			    if (live)
+				    CheckHeapTid(s->index, tid, &s->heap_nblocks);
+			    int64 i = s->nrows++;
+			    s->ids[i] =
+			        ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
+			    s->ages[i] = age;
+			    s->live[i] = live ? 1 : 0;
+			    memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
+		    },
+		    s->staging ? nullptr : &changed);
+		if (!changed)
+			break;
+		// An offload swapped a prefix of this list into a part after the entry was read: read it again, and drop what
+		// was prefetched for the list (its part chain lacks the new part).
+		RereadListHeads(s->index, dim, s->tier, list, attempt, &s->dir.heads[list], &s->dir.parts[list]);
+		for (int k = 0; k < s->npre; k++)
+			if (s->pre_list[k] == list)
+				s->pre_list[k] = PG_UINT32_MAX;
+	}
 	if (last_blk != InvalidBlockNumber)
 		s->chunk_start[++s->nchunks] = s->nrows;
+	// Remote parts, one chunk each: prefetched by the round, else fetched now.
+	if (!s->staging && s->dir.parts[list] != InvalidBlockNumber) {
+		int np = -1;
+		PartInfo *parts = nullptr;
+		float **vecs = nullptr;
+		for (int k = 0; k < s->npre; k++)
+			if (s->pre_list[k] == list) {
+				np = s->pre_n[k];
+				parts = s->pre_parts[k];
+				vecs = s->pre_vecs[k];
+			}
+		if (np < 0) {
+			np = ReadPartChain(s->index, s->dir.parts[list], list, &parts);
+			vecs = (float **)palloc0(sizeof(float *) * Max(np, 1));
+			FetchPartVectors(s->index, s->info, parts, np, vecs, &s->warned);
+		}
+		for (int p = 0; p < np; p++) {
+			if (vecs[p] == nullptr)
+				continue; // not reachable, on_s5_error = warning
+			for (uint32 r = 0; r < parts[p].rows; r++) {
+				if (s->nrows == s->row_cap) {
+					s->row_cap *= 2;
+					s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
+					s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
+					s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
+					s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+				}
+				ItemPointer tid = &parts[p].tids[r];
+				bool live = RowMatches(s->filter, parts[p].ages[r], parts[p].flags[r]);
+				if (live)
+					CheckHeapTid(s->index, tid, &s->heap_nblocks);
+				int64 i = s->nrows++;
+				s->ids[i] =
+				    ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
+				s->ages[i] = parts[p].ages[r];
+				s->live[i] = live ? 1 : 0;
+				memcpy(s->vecs + (Size)i * dim, vecs[p] + (Size)r * dim, sizeof(float) * dim);
+			}
+			if (s->nchunks + 1 >= s->chunk_cap) {
+				s->chunk_cap *= 2;
+				s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
+			}
+			s->chunk_start[++s->nchunks] = s->nrows;
+		}
+	}
 	s->loaded = list;
+	MemoryContextSwitchTo(old);
+}
+
+// The remote parts of a round's lists, fetched together (one DownloadMany for every cache miss).
+void PrefetchColdParts(PageColdLists::State *s, const ivf::ListId *lists, int nlists) {
+	if (s->staging)
+		return;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	s->npre = 0;
+	s->pre_list = (uint32 *)palloc(sizeof(uint32) * Max(nlists, 1));
+	s->pre_n = (int *)palloc(sizeof(int) * Max(nlists, 1));
+	s->pre_parts = (PartInfo **)palloc(sizeof(PartInfo *) * Max(nlists, 1));
+	s->pre_vecs = (float ***)palloc(sizeof(float **) * Max(nlists, 1));
+	int total = 0;
+	for (int k = 0; k < nlists; k++) {
+		uint32 list = lists[k];
+		if (list >= s->nlists || s->dir.parts[list] == InvalidBlockNumber ||
+		    !AgeRangeMatches(s->filter, s->dir.min_age[list], s->dir.max_age[list]))
+			continue;
+		int j = s->npre++;
+		s->pre_list[j] = list;
+		s->pre_n[j] = ReadPartChain(s->index, s->dir.parts[list], list, &s->pre_parts[j]);
+		total += s->pre_n[j];
+	}
+	if (total > 0) {
+		PartInfo *all = (PartInfo *)palloc(sizeof(PartInfo) * total);
+		float **vecs = (float **)palloc0(sizeof(float *) * total);
+		int at = 0;
+		for (int j = 0; j < s->npre; j++) {
+			memcpy(all + at, s->pre_parts[j], sizeof(PartInfo) * s->pre_n[j]);
+			s->pre_vecs[j] = vecs + at;
+			at += s->pre_n[j];
+		}
+		FetchPartVectors(s->index, s->info, all, total, vecs, &s->warned);
+	} else {
+		for (int j = 0; j < s->npre; j++)
+			s->pre_vecs[j] = nullptr;
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -845,7 +1035,7 @@ Status PageColdLists::ChunkCount(ivf::ListId list, std::size_t &out) {
 	if (list >= s->nlists)
 		return Status::InvalidInput("no such cold list");
 	out = 0;
-	if (s->dir.heads[list] == InvalidBlockNumber ||
+	if ((s->dir.heads[list] == InvalidBlockNumber && (s->staging || s->dir.parts[list] == InvalidBlockNumber)) ||
 	    !AgeRangeMatches(s->filter, s->dir.min_age[list], s->dir.max_age[list]))
 		return Status::Ok();
 	if (s->loaded != (int64)list) {
@@ -856,6 +1046,17 @@ Status PageColdLists::ChunkCount(ivf::ListId list, std::size_t &out) {
 	}
 	out = s->nchunks;
 	return Status::Ok();
+}
+
+Status PageColdLists::Prefetch(std::span<const ivf::ListId> lists) {
+	if (!failed_.ok())
+		return failed_;
+	State *s = state_;
+	const ivf::ListId *data = lists.data();
+	int n = (int)lists.size();
+	Status st;
+	S5V_PG_CALL(st, PrefetchColdParts(s, data, n));
+	return Fail(st);
 }
 
 Status PageColdLists::GetChunk(ivf::ListId list, std::size_t index, ivf::ListChunk &out) {

@@ -108,6 +108,8 @@ public:
 	std::size_t list_count() const override;
 	std::size_t dim() const override { return dim_; }
 	Status Centroids(std::span<const float> &out) override;
+	// Fetch the remote parts of the lists a round will read, all at once (cache, then one parallel download).
+	Status Prefetch(std::span<const ivf::ListId> lists) override;
 	Status ChunkCount(ivf::ListId list, std::size_t &out) override;
 	Status GetChunk(ivf::ListId list, std::size_t index, ivf::ListChunk &out) override;
 	void ReleaseChunk(ivf::ListChunk &chunk) noexcept override { chunk = ivf::ListChunk{}; }

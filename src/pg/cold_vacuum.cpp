@@ -16,6 +16,7 @@ extern "C" {
 #include "pg/cold_pages.h"
 
 #include "pg/cold_store.h"
+#include "pg/offload.h"
 
 namespace s5v::pg {
 
@@ -202,6 +203,8 @@ void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback
 	for (int i = 0; i < n; i++)
 		VacuumChain(index, dim, tier, heads[i], lists[i], callback, callback_state, strategy, removed, live,
 		            &compacted);
+	// Offloaded parts: their dead rows are marked in the part pages (no network).
+	VacuumRemoteParts(index, dim, tier, callback, callback_state, strategy, removed, live);
 	ereport(DEBUG1, (errmsg("s5vector vacuum: %lld cold rows marked dead, %lld dead rows' slots freed",
 	                        (long long)*removed, (long long)compacted)));
 	UnlockColdWrite(index);

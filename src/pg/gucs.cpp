@@ -2,7 +2,9 @@
 extern "C" {
 #include "postgres.h"
 
+#include <ctype.h>
 #include <limits.h>
+#include <string.h>
 
 #include "utils/guc.h"
 }
@@ -40,8 +42,90 @@ int s5v_naptime = 60;
 bool s5v_worker_enabled = true;
 int s5v_max_rows_per_round = 10000;
 int s5v_worker_lock_timeout = 1000;
+// S5.
+char *s5v_s5_url = nullptr;
+char *s5v_s5_auth_token = nullptr;
+int s5v_s5_connect_timeout_ms = 5000;
+int s5v_s5_timeout_ms = 60000;
+int s5v_s5_retries = 3;
+int s5v_cache_size_kb = 1024 * 1024;
+int s5v_gc_grace_s = 7 * 24 * 3600;
+int s5v_on_s5_error = S5V_ON_S5_ERROR_ERROR;
 
 namespace s5v::pg {
+
+namespace {
+
+const struct config_enum_entry kOnS5Error[] = {
+    {"error", S5V_ON_S5_ERROR_ERROR, false}, {"warning", S5V_ON_S5_ERROR_WARNING, false}, {nullptr, 0, false}};
+
+bool CheckS5Url(char **newval, void **extra, GucSource source) {
+	const char *why = nullptr;
+	if (S5UrlValid(*newval, &why))
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("%s", why);
+	GUC_check_errhint("Use http://HOST[:PORT] or https://HOST[:PORT] (no path, no credentials), or an empty string.");
+	return false;
+}
+
+} // namespace
+
+// http(s)://host[:port] with an optional trailing slash: no user info (the token has its own setting), no path,
+// query or fragment, no whitespace or control characters, a port of 1..65535.
+bool S5UrlValid(const char *url, const char **why) {
+	if (url == nullptr || url[0] == '\0')
+		return true;
+	const char *p;
+	if (strncmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		p = url + 8;
+	else {
+		*why = "The address must start with http:// or https://.";
+		return false;
+	}
+	if (strchr(p, '@') != nullptr) {
+		*why = "The address must not hold credentials: set s5vector.s5_auth_token.";
+		return false;
+	}
+	const char *host = p;
+	bool bracket = *p == '[';
+	if (bracket) {
+		while (*p && *p != ']')
+			p++;
+		if (*p != ']') {
+			*why = "An IPv6 address lacks its closing bracket.";
+			return false;
+		}
+		p++;
+	} else {
+		while (*p && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
+			p++;
+	}
+	if (p == host || (bracket && p - host < 3)) {
+		*why = "The address has no host.";
+		return false;
+	}
+	if (*p == ':') {
+		p++;
+		long port = 0;
+		const char *digits = p;
+		while (*p >= '0' && *p <= '9' && port <= 65535)
+			port = port * 10 + (*p++ - '0');
+		if (p == digits || port < 1 || port > 65535) {
+			*why = "The port must be a number from 1 to 65535.";
+			return false;
+		}
+	}
+	if (*p == '/' && p[1] == '\0')
+		p++;
+	if (*p != '\0') {
+		*why = "The address must not have a path, query, fragment or other characters after the host and port.";
+		return false;
+	}
+	return true;
+}
 
 void InitGucs() {
 	DefineCustomIntVariable("s5vector.ef_search", "Size of the candidate list of a hot-tier (HNSW) search.",
@@ -93,6 +177,39 @@ void InitGucs() {
 	                        "and the next round finishes it.",
 	                        &s5v_worker_lock_timeout, 1000, 1, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
 	                        nullptr);
+	// S5 (docs/s5.md "Settings"). The URL and the token are for superusers; the token is never shown to others
+	// (GUC_SUPERUSER_ONLY hides it from SHOW and pg_settings) and never put in a message.
+	DefineCustomStringVariable("s5vector.s5_url", "Address of the S5 node or portal that holds offloaded segments.",
+	                           "Empty: no S5, the cold tier stays in the index.", &s5v_s5_url, "", PGC_SUSET, 0,
+	                           CheckS5Url, nullptr, nullptr);
+	DefineCustomStringVariable("s5vector.s5_auth_token", "Bearer token sent to the S5 node.", nullptr,
+	                           &s5v_s5_auth_token, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, nullptr,
+	                           nullptr, nullptr);
+	DefineCustomIntVariable("s5vector.s5_connect_timeout", "Time allowed to connect to the S5 node.", nullptr,
+	                        &s5v_s5_connect_timeout_ms, 5000, 1, 600000, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+	DefineCustomIntVariable("s5vector.s5_timeout", "Time allowed for one request to the S5 node, transfer included.",
+	                        nullptr, &s5v_s5_timeout_ms, 60000, 1, 3600000, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+	DefineCustomIntVariable("s5vector.s5_retries", "Retries of a request that failed for a transient reason.",
+	                        "Connection failures, timeouts, dropped connections and 5xx answers are retried with "
+	                        "exponential backoff.",
+	                        &s5v_s5_retries, 3, 0, 10, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("s5vector.cache_size", "Local cache of fetched segments (0 = no cache).",
+	                        "Plaintext segments under $PGDATA/s5vector_cache, shared by every backend, evicted by "
+	                        "recency.",
+	                        &s5v_cache_size_kb, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr,
+	                        nullptr);
+	DefineCustomIntVariable("s5vector.gc_grace",
+	                        "Age after which an unreferenced blob may be deleted from S5 "
+	                        "(-1 = never).",
+	                        "Covers standbys and base backups that may still reference older states of an index.",
+	                        &s5v_gc_grace_s, 7 * 24 * 3600, -1, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr,
+	                        nullptr);
+	DefineCustomEnumVariable("s5vector.on_s5_error", "What a query does when it cannot get a segment it needs.",
+	                         "error: the query fails; warning: it returns the rows it can reach, with a WARNING.",
+	                         &s5v_on_s5_error, S5V_ON_S5_ERROR_ERROR, kOnS5Error, PGC_USERSET, 0, nullptr, nullptr,
+	                         nullptr);
 }
 
 } // namespace s5v::pg

@@ -16,3 +16,20 @@ extern int s5v_naptime; // seconds between rounds
 extern bool s5v_worker_enabled;
 extern int s5v_max_rows_per_round;  // rows a step may move per index per round
 extern int s5v_worker_lock_timeout; // milliseconds: the worker's lock_timeout
+
+// S5 (offload, docs/s5.md "Settings").
+extern char *s5v_s5_url;
+extern char *s5v_s5_auth_token;
+extern int s5v_s5_connect_timeout_ms;
+extern int s5v_s5_timeout_ms;
+extern int s5v_s5_retries;
+extern int s5v_cache_size_kb;
+extern int s5v_gc_grace_s;
+extern int s5v_on_s5_error;
+#define S5V_ON_S5_ERROR_ERROR 0
+#define S5V_ON_S5_ERROR_WARNING 1
+
+namespace s5v::pg {
+// Is `url` a usable S5 node address (empty allowed)? On false, *why says what is wrong (static text).
+bool S5UrlValid(const char *url, const char **why);
+} // namespace s5v::pg

@@ -149,6 +149,7 @@ typedef struct S5vOptions {
 	int ef_construction;
 	int lists;
 	int hot_window_offset; /* string option */
+	bool offload;          /* cold parts may go to S5 (default on) */
 } S5vOptions;
 
 namespace s5v::pg {
@@ -176,6 +177,7 @@ struct IndexInfoCache {
 
 // Options and their reloption kind.
 int OptionM(Relation index);
+bool OptionOffload(Relation index);
 int OptionEfConstruction(Relation index);
 int OptionLists(Relation index);
 void OptionHotWindow(Relation index, Interval *out, bool *infinite);

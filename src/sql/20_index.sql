@@ -61,7 +61,10 @@ CREATE FUNCTION s5vector_index_stats(index regclass,
 	OUT hot_window text, OUT hot_elements bigint, OUT hot_deleted bigint, OUT max_level integer,
 	OUT pages bigint, OUT local_bytes bigint,
 	OUT cold_rows bigint, OUT cold_lists integer,
-	OUT last_migration timestamptz, OUT worker text, OUT last_error text)
+	OUT last_migration timestamptz,
+	OUT cold_remote_rows bigint, OUT segments bigint, OUT remote_bytes bigint, OUT cache_hits bigint,
+	OUT cache_misses bigint, OUT gc_pending bigint, OUT last_offload timestamptz, OUT last_gc timestamptz,
+	OUT worker text, OUT last_error text)
 	RETURNS record AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 
 CREATE FUNCTION s5vector_verify(index regclass)

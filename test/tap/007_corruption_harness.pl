@@ -521,7 +521,7 @@ for my $c (@cases)
 			{
 				# pages and local_bytes are those of the file now (a growth is reported where it happened).
 				my $size = -s $idx_path;
-				my @w = split /\|/, $want, -1; # -1: a trailing NULL column (last_migration, last_error) stays a field
+				my @w = split /\|/, $want, -1; # -1: a trailing NULL column (last_migration, last_offload, last_gc, last_error) stays a field
 				$want = join('|', @w[ 0 .. 7 ], $size / $BLCKSZ, $size, @w[ 10 .. $#w ]); # then the cold columns
 			}
 			if ($s->{unordered})

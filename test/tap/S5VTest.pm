@@ -7,7 +7,8 @@ use Exporter 'import';
 use Test::More;
 
 our @EXPORT = qw(vec_sql rand_vec_literal lcg_new verify_all_ok index_sweep_count
-  recall_at_k ids_of knn_ids uses_index sqlstate_of poke_file peek_file relation_files);
+  recall_at_k ids_of knn_ids uses_index sqlstate_of poke_file peek_file relation_files
+  s5_node_start s5_node_stop);
 
 # SQL expression for a deterministic pseudo-random vector of $dim components in
 # [-10, 10), keyed by the SQL expression $key (e.g. a generate_series variable).
@@ -178,6 +179,41 @@ sub relation_files
 {
 	my ($path) = @_;
 	return grep { -f $_ } ($path, glob("$path.[0-9]*"), glob("${path}_*"));
+}
+
+# Start an s5vector-node (installed beside postgres) on a free loopback port with a store under $dir. Extra
+# arguments (--auth-token, --fail-rate, ...) are passed on. Returns a hash: {url, pid, store, handle}.
+sub s5_node_start
+{
+	my ($dir, @args) = @_;
+	require IPC::Run;
+	mkdir $dir unless -d $dir;
+	my ($in, $out, $err) = ('', '', '');
+	my @cmd = ('s5vector-node', '--listen', '127.0.0.1:0', '--store', "$dir/store", @args);
+	my $h = IPC::Run::start(\@cmd, \$in, \$out, \$err);
+	my $deadline = time + 20;
+	while ($out !~ m{listening on (http://\S+)} && time < $deadline)
+	{
+		$h->pump_nb;
+		select(undef, undef, undef, 0.05);
+	}
+	die "s5vector-node did not start: $err" unless $out =~ m{listening on (http://\S+)};
+	my $node = { url => $1, handle => $h, store => "$dir/store", args => [@args], dir => $dir };
+	push @S5VTest::started_nodes, $node;
+	return $node;
+}
+
+# Nodes still running when a test script ends (a failed test died before stopping them) are stopped.
+our @started_nodes;
+END { s5_node_stop($_) for @started_nodes; }
+
+# Stop a node started by s5_node_start (SIGTERM, then wait).
+sub s5_node_stop
+{
+	my ($node) = @_;
+	return unless $node->{handle};
+	eval { $node->{handle}->signal('TERM'); $node->{handle}->finish; };
+	delete $node->{handle};
 }
 
 1;

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Offload benchmark (issue 9): a pure cold index offloaded to a local s5vector-node against the same data with its
+# cold tier local. Prints local bytes per cold row (pg_relation_size, and without the pages offload freed), cold-cache
+# and warm-cache query p50 at S5V_BENCH_PROBES, the local-tier p50, offload and fetch MB/s.
+# Starts its own cluster and node in a temporary directory (as user s5vtest when run as root).
+# S5V_BENCH_KEEP=1 leaves the cluster and node running (PGHOST = the work directory, printed) for profiling.
+# Env: S5V_BENCH_ROWS (100000), S5V_BENCH_DIM (128), S5V_BENCH_LISTS (100), S5V_BENCH_QUERIES (30),
+#      S5V_BENCH_PROBES (8), S5V_BENCH_NODE_DELAY_MS (0), PG_CONFIG.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-pg_config}
+BINDIR=$($PG_CONFIG --bindir)
+if [ "$(id -u)" -eq 0 ]; then
+	W=$(mktemp -d /tmp/s5v-offload-bench.XXXXXX)
+	cp "$ROOT/bench/offload_bench.sh" "$W/"
+	chown -R s5vtest "$W"
+	exec runuser -u s5vtest -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORK="$W" \
+		S5V_BENCH_ROWS="${S5V_BENCH_ROWS:-}" S5V_BENCH_DIM="${S5V_BENCH_DIM:-}" S5V_BENCH_LISTS="${S5V_BENCH_LISTS:-}" \
+		S5V_BENCH_QUERIES="${S5V_BENCH_QUERIES:-}" S5V_BENCH_PROBES="${S5V_BENCH_PROBES:-}" \
+		S5V_BENCH_NODE_DELAY_MS="${S5V_BENCH_NODE_DELAY_MS:-}" S5V_BENCH_KEEP="${S5V_BENCH_KEEP:-0}" bash "$W/offload_bench.sh"
+fi
+ROWS=${S5V_BENCH_ROWS:-100000}
+ROWS=${ROWS:-100000}
+DIM=${S5V_BENCH_DIM:-128}
+DIM=${DIM:-128}
+LISTS=${S5V_BENCH_LISTS:-100}
+LISTS=${LISTS:-100}
+NQ=${S5V_BENCH_QUERIES:-30}
+NQ=${NQ:-30}
+PROBES=${S5V_BENCH_PROBES:-8}
+PROBES=${PROBES:-8}
+DELAY=${S5V_BENCH_NODE_DELAY_MS:-0}
+DELAY=${DELAY:-0}
+W=${S5V_BENCH_WORK:-$(mktemp -d /tmp/s5v-offload-bench.XXXXXX)}
+PORT=$((20000 + RANDOM % 20000))
+export PGHOST=$W PGPORT=$PORT PGDATABASE=postgres
+
+"$BINDIR/s5vector-node" --listen 127.0.0.1:0 --store "$W/store" --delay-ms "$DELAY" >"$W/node.out" 2>&1 &
+NODE_PID=$!
+[ "${S5V_BENCH_KEEP:-0}" = 1 ] || trap 'kill $NODE_PID 2>/dev/null || true; "$BINDIR/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 100); do grep -q listening "$W/node.out" && break; sleep 0.1; done
+URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$W/node.out")
+
+"$BINDIR/initdb" -D "$W/data" -A trust >/dev/null
+cat >>"$W/data/postgresql.conf" <<EOF
+port = $PORT
+unix_socket_directories = '$W'
+listen_addresses = ''
+shared_preload_libraries = 's5vector'
+shared_buffers = '512MB'
+maintenance_work_mem = '1GB'
+autovacuum = off
+s5vector.s5_url = '$URL'
+s5vector.cache_size = '4GB'
+EOF
+"$BINDIR/pg_ctl" -D "$W/data" -l "$W/pg.log" -w start >/dev/null
+P() { "$BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 "$@"; }
+
+echo "offload_bench: $ROWS x $DIM, $LISTS lists, probes $PROBES, $NQ queries, node delay ${DELAY} ms"
+P <<EOF
+CREATE EXTENSION s5vector;
+CREATE EXTENSION pg_freespacemap;
+CREATE TABLE r (id int, v vector($DIM));
+INSERT INTO r SELECT i, (SELECT array_agg(sin(i * 0.7 + j * 1.3) * 5 + cos(i * 0.013 * j))::real[]::vector($DIM)
+  FROM generate_series(1, $DIM) j) FROM generate_series(1, $ROWS) i;
+CREATE TABLE l AS SELECT * FROM r;
+EOF
+t0=$(date +%s.%N)
+P -c "CREATE INDEX r_idx ON r USING s5vector (v) WITH (hot_window = '0', lists = $LISTS)"
+t1=$(date +%s.%N)
+P -c "CREATE INDEX l_idx ON l USING s5vector (v) WITH (hot_window = '0', lists = $LISTS, offload = off)"
+before=$(P -c "SELECT pg_relation_size('r_idx')")
+t2=$(date +%s.%N)
+moved=$(P -c "SELECT s5vector_offload('r_idx')")
+t3=$(date +%s.%N)
+read -r size free remote_rows remote_bytes <<<"$(P -F' ' -c "SELECT pg_relation_size('r_idx'), (SELECT count(*) FROM pg_freespace('r_idx') WHERE avail > 0), cold_remote_rows, remote_bytes FROM s5vector_index_stats('r_idx')")"
+awk -v b="$before" -v s="$size" -v f="$free" -v n="$ROWS" -v m="$moved" -v rb="$remote_bytes" -v t="$(echo "$t3 - $t2" | bc)" -v bt="$(echo "$t1 - $t0" | bc)" 'BEGIN {
+	printf "build %.1f s; index before offload %.1f bytes/row\n", bt, b / n;
+	printf "offloaded %d of %d rows in %.1f s: %.1f MB/s of vectors, %.1f MB/s of blobs\n", m, n, t, m * '"$DIM"' * 4 / t / 1e6, rb / t / 1e6;
+	printf "local bytes per cold row: %.1f (pg_relation_size), %.1f without the %d pages offload freed\n", s / n, (s - f * 8192) / n, f }'
+
+# Queries: one psql session per mode, \timing lines parsed.
+run_mode() { # $1 table, $2 reset cache before each query (1/0)
+	local t=$1 reset=$2
+	{
+		echo "SET enable_seqscan = off; SET s5vector.probes = $PROBES;"
+		for i in $(seq 1 "$NQ"); do
+			qid=$((i * 7919 % ROWS + 1))
+			echo "SELECT v AS q FROM $t WHERE id = $qid \\gset"
+			[ "$reset" = 1 ] && echo "SELECT s5vector_cache_reset() \\g /dev/null"
+			echo "\\timing on"
+			echo "SELECT id FROM $t ORDER BY v <-> :'q' LIMIT 10 \\g /dev/null"
+			echo "\\timing off"
+		done
+	} | P 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]}'
+}
+P -c "SELECT s5vector_prewarm('l_idx')" >/dev/null 2>&1 || true
+local_p50=$(run_mode l 0)
+cold_p50=$(run_mode r 1)
+P -c "SELECT s5vector_cache_reset()" >/dev/null
+t4=$(date +%s.%N)
+segs=$(P -c "SELECT s5vector_prewarm('r_idx')")
+t5=$(date +%s.%N)
+warm_p50=$(run_mode r 0)
+awk -v rb="$remote_bytes" -v t="$(echo "$t5 - $t4" | bc)" -v s="$segs" 'BEGIN { printf "prewarm: %d segments, %.1f MB/s fetched (download, verify, decrypt, decode, cache)\n", s, rb / t / 1e6 }'
+echo "query p50 (ms, LIMIT 10, probes $PROBES): local cold tier $local_p50, offloaded cold cache $cold_p50, offloaded warm cache $warm_p50"
+[ "${S5V_BENCH_KEEP:-0}" = 1 ] && echo "kept: PGHOST=$W PGPORT=$PORT (node pid $NODE_PID)"
+exit 0

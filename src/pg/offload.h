@@ -1,0 +1,80 @@
+// Offload of sealed cold parts to S5 and the readers of remote parts (docs/s5.md "Offload", TIERS.md "Seal and
+// offload"). Plain PostgreSQL code (may ereport): call from plain frames, or inside S5V_PG_CALL.
+// Include after the PostgreSQL headers.
+#pragma once
+
+#include "pg/cold_pages.h"
+#include "pg/cold_store.h"
+#include "pg/page_store.h"
+
+namespace s5v::pg {
+
+// One batch of offload, as s5vector_offload runs it and the background worker may: seal up to max_segments list
+// prefixes into parts, upload each as an encrypted segment, swap it in (WAL), wait for the scans, free the local row
+// pages. Returns the rows offloaded. Returns 0 without doing anything when s5vector.s5_url is empty, the index's
+// offload option is off, the index has no trained cold lists, or another session is offloading this index (that
+// one is skipped with a WARNING). Raises on S5 failures (connection failure, data corrupted). Caller holds at least
+// RowExclusiveLock on the index.
+int64 OffloadIndex(Relation index, int64 max_segments);
+
+// Collection: every GC queue entry older than s5vector.gc_grace (upload intents of crashed or refused uploads,
+// unreferenced blobs; nothing a page references is ever queued, since a swap clears its pending entry in the record
+// that references the blob) is deleted on S5, then dropped from the queue (WAL). Skips with a WARNING while an
+// offload of the index runs (its pending entry is about to be referenced); returns 0 with a negative gc_grace or no
+// s5_url. Returns the blobs deleted (a blob the node no longer has counts as collected, not deleted).
+int64 CollectGarbage(Relation index);
+
+// A part page as readers copy it (palloc'd arrays).
+struct PartInfo {
+	BlockNumber blkno;
+	uint32 list;
+	uint32 segment_no;
+	uint32 rows;
+	int64 remote_bytes;
+	uint16 cid_len;
+	uint8 cid[S5V_PART_CID_MAX];
+	ItemPointerData *tids;
+	int64 *ages;
+	uint8 *flags;
+};
+
+// The part item of a page, checked (page header, type, item size, capacity, count, CID length, flags); corruption is
+// XX002.
+S5vColdPart GetColdPart(Relation index, Page page, BlockNumber blkno, S5vPartLayout *layout);
+
+// Every part of the chain from `head` (list `list`), newest first, copied out one page share-locked at a time.
+// Returns how many (*out palloc'd). A chain that leaves the index, loops or holds a part of another list is XX002.
+int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out);
+
+// The vectors of `n` parts (rows * dim floats each, palloc'd in the current context): from the cache or in one
+// parallel download, each verified, decrypted, decoded and identity-checked. A part that cannot be had raises
+// (XX001 for a referenced blob that is missing or wrong, 08006 when the node cannot be reached) unless
+// s5vector.on_s5_error = warning: then its vecs[i] is NULL and one WARNING is raised per call site (*warned).
+void FetchPartVectors(Relation index, const IndexInfoCache &info, const PartInfo *parts, int n, float **vecs,
+                      bool *warned);
+
+// Counters of the remote tier for stats (from the cold metapage) and the GC queue.
+struct RemoteTierStats {
+	int64 remote_rows;
+	int64 segments;
+	int64 remote_bytes;
+	int64 gc_pending;
+};
+void ReadRemoteTierStats(Relation index, const S5vMetaPageData &meta, uint32 dim, RemoteTierStats *out);
+
+// VACUUM of the remote parts: dead heap TIDs are marked in the part pages (no network), one Generic WAL record per
+// page with the cold metapage's dead_rows. Caller holds the cold write lock.
+void VacuumPartChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber head, uint32 list,
+                     IndexBulkDeleteCallback callback, void *callback_state, BufferAccessStrategy strategy,
+                     int64 *removed, int64 *live);
+
+// Every list's remote parts (caller holds the cold write lock).
+void VacuumRemoteParts(Relation index, uint32 dim, const ColdTierInfo &tier, IndexBulkDeleteCallback callback,
+                       void *callback_state, BufferAccessStrategy strategy, int64 *removed, int64 *live);
+
+// s5vector_verify: every referenced blob fetched (no cache) and checked. Returns the parts checked; failures are
+// reported through `fail(detail)` (palloc'd text), at most `max_reported` of them, *failures counts all.
+int64 VerifyRemoteParts(Relation index, const IndexInfoCache &info, void (*fail)(void *arg, const char *detail),
+                        void *arg, int64 max_reported, int64 *failures);
+
+} // namespace s5v::pg

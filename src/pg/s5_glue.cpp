@@ -1,0 +1,411 @@
+// S5 client per backend, the local segment cache and the verified fetch of remote parts (see s5_glue.h).
+extern "C" {
+#include "postgres.h"
+
+#include "miscadmin.h"
+}
+
+#include "pg/gucs.h"
+#include "pg/s5_glue.h"
+
+#include "core/s5/blake3_hash.h"
+
+#include <algorithm>
+#include <list>
+#include <unordered_map>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <memory>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace s5v::pg {
+
+S5FetchCounters s5_fetch_counters;
+
+namespace {
+
+std::unique_ptr<s5::S5Client> backend_client;
+
+// Decoded segments of this backend, most recently used first, at most kMemoryCacheBytes of vectors: a warm query
+// repeated in a session neither reads nor hashes nor decodes its files again. Entries were checked when they came
+// in; a use checks the identity again (list, segment, rows, row ids), since another part page could name the blob.
+constexpr size_t kMemoryCacheBytes = size_t{64} << 20;
+struct MemEntry {
+	s5::Blake3Hash key;
+	uint32_t list;
+	uint32_t segment_no;
+	std::vector<uint64_t> row_ids;
+	std::vector<float> vectors;
+};
+struct HashOf {
+	size_t operator()(const s5::Blake3Hash &h) const noexcept {
+		size_t v;
+		memcpy(&v, h.data(), sizeof(v));
+		return v;
+	}
+};
+std::list<MemEntry> mem_lru;
+std::unordered_map<s5::Blake3Hash, std::list<MemEntry>::iterator, HashOf> mem_index;
+size_t mem_bytes = 0;
+
+bool MemGet(const RemotePartRef &p, std::vector<float> *out) {
+	auto it = mem_index.find(p.cid.encrypted.hash);
+	if (it == mem_index.end())
+		return false;
+	const MemEntry &e = *it->second;
+	if (e.list != p.list || e.segment_no != p.segment_no || e.row_ids.size() != p.rows ||
+	    memcmp(e.row_ids.data(), p.row_ids, sizeof(uint64_t) * p.rows) != 0)
+		return false;
+	*out = e.vectors;
+	mem_lru.splice(mem_lru.begin(), mem_lru, it->second);
+	return true;
+}
+
+void MemPut(const RemotePartRef &p, const std::vector<float> &vectors) {
+	size_t bytes = vectors.size() * sizeof(float) + (size_t)p.rows * sizeof(uint64_t);
+	if (bytes > kMemoryCacheBytes / 4 || mem_index.count(p.cid.encrypted.hash))
+		return;
+	while (mem_bytes + bytes > kMemoryCacheBytes && !mem_lru.empty()) {
+		MemEntry &last = mem_lru.back();
+		mem_bytes -= last.vectors.size() * sizeof(float) + last.row_ids.size() * sizeof(uint64_t);
+		mem_index.erase(last.key);
+		mem_lru.pop_back();
+	}
+	mem_lru.push_front(MemEntry{p.cid.encrypted.hash, p.list, p.segment_no,
+	                            std::vector<uint64_t>(p.row_ids, p.row_ids + p.rows), vectors});
+	mem_index[p.cid.encrypted.hash] = mem_lru.begin();
+	mem_bytes += bytes;
+}
+
+void MemClear() {
+	mem_index.clear();
+	mem_lru.clear();
+	mem_bytes = 0;
+}
+
+s5::S5ClientOptions OptionsFromSettings() {
+	s5::S5ClientOptions o;
+	o.base_url = s5v_s5_url ? s5v_s5_url : "";
+	while (!o.base_url.empty() && o.base_url.back() == '/')
+		o.base_url.pop_back();
+	o.auth_token = s5v_s5_auth_token ? s5v_s5_auth_token : "";
+	o.connect_timeout_ms = s5v_s5_connect_timeout_ms;
+	o.request_timeout_ms = s5v_s5_timeout_ms;
+	o.max_attempts = 1 + s5v_s5_retries;
+	o.max_blob_size = uint64_t{1} << 30;
+	return o;
+}
+
+bool SameOptions(const s5::S5ClientOptions &a, const s5::S5ClientOptions &b) {
+	return a.base_url == b.base_url && a.auth_token == b.auth_token && a.connect_timeout_ms == b.connect_timeout_ms &&
+	       a.request_timeout_ms == b.request_timeout_ms && a.max_attempts == b.max_attempts;
+}
+
+const char kHex[] = "0123456789abcdef";
+
+std::string CacheDir() {
+	return std::string(DataDir) + "/s5vector_cache";
+}
+
+std::string CachePath(const s5::EncryptedCid &cid) {
+	std::string name;
+	name.reserve(64 + 4);
+	for (uint8_t b : cid.encrypted.hash) {
+		name.push_back(kHex[b >> 4]);
+		name.push_back(kHex[b & 15]);
+	}
+	return CacheDir() + "/" + name + ".seg";
+}
+
+bool IsCacheFileName(const char *n) {
+	size_t len = strlen(n);
+	return len == 68 && strcmp(n + 64, ".seg") == 0;
+}
+
+bool IsTempFileName(const char *n) {
+	return strncmp(n, "tmp.", 4) == 0;
+}
+
+uint64_t CacheLimitBytes() {
+	return (uint64_t)s5v_cache_size_kb * 1024;
+}
+
+// Keep the cache under its limit: the least recently used files go first (mtime, refreshed on every hit). Temporary
+// files older than a minute (a backend died mid-write) go too.
+void EvictCache(uint64_t limit) {
+	std::string dir = CacheDir();
+	DIR *d = opendir(dir.c_str());
+	if (d == nullptr)
+		return;
+	struct Entry {
+		std::string path;
+		time_t mtime;
+		uint64_t size;
+	};
+	std::vector<Entry> files;
+	uint64_t total = 0;
+	time_t now = time(nullptr);
+	for (struct dirent *de; (de = readdir(d)) != nullptr;) {
+		bool tmp = IsTempFileName(de->d_name);
+		if (!tmp && !IsCacheFileName(de->d_name))
+			continue;
+		std::string path = dir + "/" + de->d_name;
+		struct stat st;
+		if (stat(path.c_str(), &st) != 0)
+			continue;
+		if (tmp) {
+			if (now - st.st_mtime > 60)
+				(void)unlink(path.c_str());
+			continue;
+		}
+		files.push_back(Entry{std::move(path), st.st_mtime, (uint64_t)st.st_size});
+		total += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	if (total <= limit)
+		return;
+	std::sort(files.begin(), files.end(), [](const Entry &a, const Entry &b) { return a.mtime < b.mtime; });
+	for (const Entry &e : files) {
+		if (total <= limit)
+			break;
+		if (unlink(e.path.c_str()) == 0 || errno == ENOENT)
+			total -= e.size;
+	}
+}
+
+bool ReadWholeFile(const std::string &path, uint64_t expect, std::vector<uint8_t> *out) {
+	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != expect) {
+		close(fd);
+		return false;
+	}
+	out->resize(expect);
+	uint64_t got = 0;
+	while (got < expect) {
+		ssize_t n = read(fd, out->data() + got, expect - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return false;
+		}
+		got += (uint64_t)n;
+	}
+	close(fd);
+	return true;
+}
+
+// Decode a plaintext segment and check it is the part asked for; copy its vectors.
+Status DecodePart(const SegmentIdentity &identity, const RemotePartRef &part, std::span<const uint8_t> plain,
+                  std::vector<float> *vectors) {
+	s5::SegmentView view;
+	S5V_RETURN_IF_ERROR(s5::DecodeSegment(plain, {}, &view));
+	S5V_RETURN_IF_ERROR(s5::CheckSegmentIdentity(view.header, identity.index_id, part.list, part.segment_no,
+	                                             identity.dims, identity.metric));
+	if (view.header.row_count != part.rows)
+		return Status::Corrupt("segment holds " + std::to_string(view.header.row_count) + " rows, its part page " +
+		                       std::to_string(part.rows));
+	for (uint64_t r = 0; r < part.rows; r++)
+		if (view.RowId(r) != part.row_ids[r])
+			return Status::Corrupt("segment row " + std::to_string(r) + " names another heap row than its part page");
+	vectors->resize((size_t)part.rows * identity.dims);
+	view.CopyVectors(std::span<float>(vectors->data(), vectors->size()));
+	return Status::Ok();
+}
+
+std::string PartName(const RemotePartRef &p) {
+	return "segment " + std::to_string(p.segment_no) + " of list " + std::to_string(p.list) + " (blob " +
+	       s5::RawCidText(p.cid.encrypted) + ")";
+}
+
+} // namespace
+
+bool S5Configured() noexcept {
+	return s5v_s5_url != nullptr && s5v_s5_url[0] != '\0';
+}
+
+Status S5ClientForSettings(s5::S5Client **out) noexcept {
+	*out = nullptr;
+	if (!S5Configured())
+		return Status::Unavailable("s5vector.s5_url is not set");
+	try {
+		s5::S5ClientOptions o = OptionsFromSettings();
+		if (backend_client == nullptr || !SameOptions(backend_client->options(), o)) {
+			backend_client.reset();
+			S5V_RETURN_IF_ERROR(s5::S5Client::Create(o, &backend_client));
+		}
+		*out = backend_client.get();
+		return Status::Ok();
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory creating the S5 client");
+	}
+}
+
+bool CacheGet(const s5::EncryptedCid &cid, std::vector<uint8_t> *plain) noexcept {
+	if (CacheLimitBytes() == 0)
+		return false;
+	try {
+		std::string path = CachePath(cid);
+		if (!ReadWholeFile(path, cid.plaintext.size, plain))
+			return false;
+		if (s5::Blake3(*plain) != cid.plaintext.hash) {
+			// Changed behind our back (or a torn write): never used, removed.
+			(void)unlink(path.c_str());
+			plain->clear();
+			return false;
+		}
+		(void)utimensat(AT_FDCWD, path.c_str(), nullptr, 0); // recency
+		return true;
+	} catch (...) {
+		plain->clear();
+		return false;
+	}
+}
+
+void CachePut(const s5::EncryptedCid &cid, std::span<const uint8_t> plain) noexcept {
+	uint64_t limit = CacheLimitBytes();
+	if (limit == 0 || plain.size() > limit)
+		return;
+	try {
+		std::string dir = CacheDir();
+		if (mkdir(dir.c_str(), S_IRWXU) != 0 && errno != EEXIST)
+			return;
+		static uint64_t counter = 0;
+		std::string tmp = dir + "/tmp." + std::to_string(MyProcPid) + "." + std::to_string(++counter);
+		int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, S_IRUSR | S_IWUSR);
+		if (fd < 0)
+			return;
+		size_t done = 0;
+		bool ok = true;
+		while (done < plain.size()) {
+			ssize_t n = write(fd, plain.data() + done, plain.size() - done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				ok = false; // a full disk: the segment is simply not cached
+				break;
+			}
+			done += (size_t)n;
+		}
+		if (close(fd) != 0)
+			ok = false;
+		if (!ok || rename(tmp.c_str(), CachePath(cid).c_str()) != 0) {
+			(void)unlink(tmp.c_str());
+			return;
+		}
+		EvictCache(limit);
+	} catch (...) {
+	}
+}
+
+int64_t CacheReset() noexcept {
+	int64_t removed = 0;
+	try {
+		MemClear();
+		std::string dir = CacheDir();
+		DIR *d = opendir(dir.c_str());
+		if (d == nullptr)
+			return 0;
+		for (struct dirent *de; (de = readdir(d)) != nullptr;) {
+			if (!IsCacheFileName(de->d_name) && !IsTempFileName(de->d_name))
+				continue;
+			std::string path = dir + "/" + de->d_name;
+			if (unlink(path.c_str()) == 0 && IsCacheFileName(de->d_name))
+				removed++;
+		}
+		closedir(d);
+	} catch (...) {
+	}
+	return removed;
+}
+
+Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemotePartRef> parts, bool use_cache,
+                        std::vector<FetchedPart> *out, const CancelToken &cancel) noexcept {
+	try {
+		out->clear();
+		out->resize(parts.size());
+		std::vector<size_t> misses;
+		for (size_t i = 0; i < parts.size(); i++) {
+			std::vector<uint8_t> plain;
+			if (use_cache && MemGet(parts[i], &(*out)[i].vectors)) {
+				(*out)[i].from_cache = true;
+				s5_fetch_counters.cache_hits++;
+				continue;
+			}
+			if (use_cache && CacheGet(parts[i].cid, &plain)) {
+				FetchedPart &f = (*out)[i];
+				f.status = DecodePart(identity, parts[i], plain, &f.vectors);
+				if (f.status.ok()) {
+					f.from_cache = true;
+					s5_fetch_counters.cache_hits++;
+					MemPut(parts[i], f.vectors);
+					continue;
+				}
+				// Right hash but wrong content: the page's CID names a bad segment; the network copy is the same
+				// bytes, so this is the answer (no retry).
+				f.status = Status::Corrupt(PartName(parts[i]) + ": " + f.status.message());
+				continue;
+			}
+			misses.push_back(i);
+		}
+		if (misses.empty())
+			return Status::Ok();
+		s5::S5Client *client = nullptr;
+		Status cs = S5ClientForSettings(&client);
+		if (!cs.ok()) {
+			for (size_t i : misses)
+				(*out)[i].status = cs;
+			return cs;
+		}
+		std::vector<s5::BlobId> ids;
+		ids.reserve(misses.size());
+		for (size_t i : misses)
+			ids.push_back(parts[i].cid.encrypted);
+		std::vector<s5::DownloadResult> results;
+		Status st = client->DownloadMany(ids, &results, cancel);
+		if (st.code() == StatusCode::Cancelled)
+			return st;
+		for (size_t k = 0; k < misses.size(); k++) {
+			size_t i = misses[k];
+			const RemotePartRef &p = parts[i];
+			FetchedPart &f = (*out)[i];
+			s5_fetch_counters.cache_misses++;
+			if (k >= results.size()) {
+				f.status = st.ok() ? Status::Internal("missing download result") : st;
+				continue;
+			}
+			if (!results[k].status.ok()) {
+				Status rs = ReferencedObject(results[k].status);
+				f.status = Status(rs.code(), PartName(p) + ": " + rs.message());
+				continue;
+			}
+			s5_fetch_counters.fetched_bytes += (int64_t)results[k].data.size();
+			std::vector<uint8_t> plain;
+			Status ds = s5::DecryptBlob(results[k].data, p.cid, &plain);
+			if (ds.ok())
+				ds = DecodePart(identity, p, plain, &f.vectors);
+			if (!ds.ok()) {
+				f.status = Status::Corrupt(PartName(p) + ": " + ds.message());
+				continue;
+			}
+			std::vector<uint8_t>().swap(results[k].data);
+			if (use_cache) {
+				CachePut(p.cid, plain);
+				MemPut(p, f.vectors);
+			}
+		}
+		return Status::Ok();
+	} catch (const std::bad_alloc &) {
+		return Status::OutOfMemory("out of memory fetching segments");
+	} catch (...) {
+		return Status::Internal("unexpected exception fetching segments");
+	}
+}
+
+} // namespace s5v::pg
