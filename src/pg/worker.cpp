@@ -50,6 +50,9 @@ extern "C" {
 }
 
 #include "pg/cold_migrate.h"
+#include "pg/cold_pages.h"
+#include "pg/cold_rebalance.h"
+#include "pg/offload.h"
 #include "pg/gucs.h"
 #include "pg/worker.h"
 
@@ -73,6 +76,23 @@ struct WorkerStep {
 };
 const WorkerStep kSteps[] = {
     {"migrate", RowExclusiveLock, [](Relation index, int64 max_rows) { return MigrateIndex(index, max_rows); }},
+    // Only when a list needs it (a cheap look at the list directory); never waits for another step.
+    {"rebalance", RowExclusiveLock,
+     [](Relation index, int64) -> int64 {
+	     if (ColdRebalanceNeeded(index))
+		     (void)ColdRebalance(index, false);
+	     return 0;
+     }},
+    // Nothing without s5vector.s5_url or with the index's offload option off; a failing node fails only this step.
+    {"offload", RowExclusiveLock,
+     [](Relation index, int64 max_rows) {
+	     return OffloadIndex(index, Max((int64)1, max_rows / (int64)RowsPerPart()));
+     }},
+    {"gc", RowExclusiveLock,
+     [](Relation index, int64) -> int64 {
+	     (void)CollectGarbage(index);
+	     return 0;
+     }},
 };
 
 constexpr int kMaxWorkers = 32;      // database workers at once (max_worker_processes bounds them too)
