@@ -10,7 +10,9 @@
 #
 # Environment: PG_CONFIG (pg_config), S5V_BENCH_PORT (55432), S5V_BENCH_USER (pgtest: the user the
 # cluster runs as when this runs as root; created if missing), S5V_BENCH_SHARED_BUFFERS (2GB),
-# S5V_BENCH_KEEP=1 keeps the cluster directory. Install s5vector first (make && make install).
+# S5V_BENCH_KEEP=1 keeps the cluster directory, S5V_BENCH_SCRIPT (hnsw_bench.py) the benchmark run in it
+# (bench/run_ivf_bench.sh sets ivf_bench.py), PYTHON (/usr/bin/python3). Install s5vector first (make && make
+# install).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +22,8 @@ sharedir=$("$pg_config" --sharedir)
 port=${S5V_BENCH_PORT:-55432}
 shared_buffers=${S5V_BENCH_SHARED_BUFFERS:-2GB}
 
-workdir=$(mktemp -d /tmp/s5v_hnsw_bench.XXXXXX)
+script=${S5V_BENCH_SCRIPT:-hnsw_bench.py}
+workdir=$(mktemp -d "/tmp/s5v_${script%.py}.XXXXXX")
 datadir=$workdir/data
 chmod 755 "$workdir"
 
@@ -73,5 +76,5 @@ else
 fi
 
 status=0
-/usr/bin/python3 "$here/hnsw_bench.py" "${args[@]}" "$@" || status=$?
+"${PYTHON:-/usr/bin/python3}" "$here/$script" "${args[@]}" "$@" || status=$?
 exit $status

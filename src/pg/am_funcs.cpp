@@ -27,6 +27,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/open_index.h"
 #include "pg/cold_store.h"
 #include "pg/graph_load.h"
 #include "pg/guard.h"
@@ -54,14 +55,7 @@ namespace {
 
 // Open an index, check that it is an s5vector index and that the caller may read what it tells about its table.
 Relation OpenS5vIndex(Oid relid, LOCKMODE lock) {
-	Relation index = try_relation_open(relid, lock);
-	if (index == nullptr)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("relation with OID %u does not exist", relid)));
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
-		char *name = pstrdup(RelationGetRelationName(index));
-		relation_close(index, lock);
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
-	}
+	Relation index = OpenOurIndex(relid, lock);
 	Oid heapid = index->rd_index->indrelid;
 	Oid user = GetUserId();
 	bool allowed = has_privs_of_role(user, ROLE_PG_STAT_SCAN_TABLES) ||

@@ -21,6 +21,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+#include "pg/open_index.h"
 #include "pg/am.h"
 #include "pg/cold_build.h"
 #include "pg/cold_migrate.h"
@@ -233,17 +234,8 @@ Datum s5vector_migrate(PG_FUNCTION_ARGS) {
 	int64 max_rows = PG_ARGISNULL(1) ? PG_INT64_MAX : PG_GETARG_INT64(1);
 	if (max_rows < 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_rows must not be negative")));
-	if (RecoveryInProgress())
-		ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot migrate rows during recovery"),
-		                errhint("Run s5vector_migrate on the primary.")));
-	Relation index = relation_open(relid, RowExclusiveLock);
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
-		char *name = pstrdup(RelationGetRelationName(index));
-		relation_close(index, RowExclusiveLock);
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
-	}
-	if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	RefuseDuringRecovery("migrate rows", "s5vector_migrate");
+	Relation index = OpenOwnedIndex(relid, RowExclusiveLock);
 	int64 moved = MigrateIndex(index, max_rows);
 	relation_close(index, RowExclusiveLock);
 	PG_RETURN_INT64(moved);

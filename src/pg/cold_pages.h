@@ -86,14 +86,14 @@ typedef struct S5vColdMetaData {
 	uint32 lists_per_page; /* list entries per centroid page */
 	uint32 centroid_pages;
 	BlockNumber centroid_head; /* first centroid page (InvalidBlockNumber while untrained) */
-	uint32 rebalance_pending; /* 1 from a rebalance step's new centroids until its moves are done (cold_rebalance.cpp) */
-	int64 cold_rows;         /* rows in every list and staging, dead ones included */
-	int64 train_rows;        /* staging rows at which the tier is trained (on insert) */
-	int64 dead_rows;         /* rows VACUUM marked dead (included in cold_rows) */
-	int64 remote_rows;       /* rows of sealed parts whose vectors are on S5 (dead ones included) */
-	int64 remote_segments;   /* such parts (one segment, one blob each) */
-	int64 remote_bytes;      /* their encrypted blobs' bytes on S5 */
-	S5vListInfoData staging; /* no centroid */
+	uint32 rebalance_pending;  /* 1 from a rebalance's new centroids until its moves are done (cold_rebalance.cpp) */
+	int64 cold_rows;           /* rows in every list and staging, dead ones included */
+	int64 train_rows;          /* staging rows at which the tier is trained (on insert) */
+	int64 dead_rows;           /* rows VACUUM marked dead (included in cold_rows) */
+	int64 remote_rows;         /* rows of sealed parts whose vectors are on S5 (dead ones included) */
+	int64 remote_segments;     /* such parts (one segment, one blob each) */
+	int64 remote_bytes;        /* their encrypted blobs' bytes on S5 */
+	S5vListInfoData staging;   /* no centroid */
 } S5vColdMetaData;
 typedef S5vColdMetaData *S5vColdMeta;
 

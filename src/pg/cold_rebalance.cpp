@@ -38,6 +38,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/open_index.h"
 #include "pg/cold_pages.h"
 #include "pg/cold_rebalance.h"
 #include "pg/cold_store.h"
@@ -550,17 +551,8 @@ using namespace s5v::pg;
 
 Datum s5vector_rebalance(PG_FUNCTION_ARGS) {
 	Oid relid = PG_GETARG_OID(0);
-	if (RecoveryInProgress())
-		ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot rebalance an index during recovery"),
-		                errhint("Run s5vector_rebalance on the primary.")));
-	Relation index = relation_open(relid, RowExclusiveLock);
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
-		char *name = pstrdup(RelationGetRelationName(index));
-		relation_close(index, RowExclusiveLock);
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
-	}
-	if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	RefuseDuringRecovery("rebalance an index", "s5vector_rebalance");
+	Relation index = OpenOwnedIndex(relid, RowExclusiveLock);
 	int changed = ColdRebalance(index, true);
 	relation_close(index, RowExclusiveLock);
 	PG_RETURN_INT32(changed);
@@ -572,12 +564,7 @@ Datum s5vector_list_stats(PG_FUNCTION_ARGS) {
 	Oid relid = PG_GETARG_OID(0);
 	InitMaterializedSRF(fcinfo, 0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
-	Relation index = relation_open(relid, AccessShareLock);
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
-		char *name = pstrdup(RelationGetRelationName(index));
-		relation_close(index, AccessShareLock);
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
-	}
+	Relation index = OpenOurIndex(relid, AccessShareLock);
 	Oid heapid = index->rd_index->indrelid;
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_STAT_SCAN_TABLES) &&
 	    pg_class_aclcheck(heapid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)

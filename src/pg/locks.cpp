@@ -13,6 +13,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+#include "pg/open_index.h"
 #include "pg/locks.h"
 
 extern "C" {
@@ -67,12 +68,7 @@ void WaitForScans(Relation index) {
 // operators and tests.
 Datum s5vector_wait_for_scans(PG_FUNCTION_ARGS) {
 	Oid relid = PG_GETARG_OID(0);
-	Relation index = relation_open(relid, AccessShareLock);
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
-		char *name = pstrdup(RelationGetRelationName(index));
-		relation_close(index, AccessShareLock);
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
-	}
+	Relation index = s5v::pg::OpenOurIndex(relid, AccessShareLock);
 	s5v::pg::WaitForScans(index);
 	relation_close(index, AccessShareLock);
 	PG_RETURN_VOID();

@@ -32,6 +32,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/open_index.h"
 #include "pg/cold_store.h"
 #include "pg/guard.h"
 #include "pg/gucs.h"
@@ -471,14 +472,6 @@ void SetLastOffload(Relation index) {
 	S5vPageGetMeta(mpage)->worker.last_offload = GetCurrentTimestamp();
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(metabuf);
-}
-
-void CheckOurIndex(Relation index) {
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != get_am_oid("s5vector", false)) {
-		char *name = pstrdup(RelationGetRelationName(index));
-		relation_close(index, NoLock);
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an s5vector index", name)));
-	}
 }
 
 } // namespace
@@ -969,13 +962,8 @@ Datum s5vector_offload(PG_FUNCTION_ARGS) {
 	if (!S5Configured())
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("s5vector.s5_url is not set"),
 		                errhint("Set s5vector.s5_url to an S5 node or portal to offload cold segments.")));
-	if (RecoveryInProgress())
-		ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot offload during recovery"),
-		                errhint("Run s5vector_offload on the primary.")));
-	Relation index = relation_open(relid, RowExclusiveLock);
-	CheckOurIndex(index);
-	if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	RefuseDuringRecovery("offload", "s5vector_offload");
+	Relation index = OpenOwnedIndex(relid, RowExclusiveLock);
 	if (!OptionOffload(index))
 		ereport(NOTICE,
 		        (errmsg("index \"%s\" has offload = off: its cold tier stays local", RelationGetRelationName(index))));
@@ -987,10 +975,7 @@ Datum s5vector_offload(PG_FUNCTION_ARGS) {
 // Fill the cache with every remote part of the index; returns the parts now cached.
 Datum s5vector_prewarm(PG_FUNCTION_ARGS) {
 	Oid relid = PG_GETARG_OID(0);
-	Relation index = relation_open(relid, AccessShareLock);
-	CheckOurIndex(index);
-	if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	Relation index = OpenOwnedIndex(relid, AccessShareLock);
 	if (s5v_cache_size_kb == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("s5vector.cache_size is 0")));
 	const IndexInfoCache &info = GetIndexInfo(index);
@@ -1024,10 +1009,7 @@ Datum s5vector_gc(PG_FUNCTION_ARGS) {
 	Oid relid = PG_GETARG_OID(0);
 	if (!S5Configured())
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("s5vector.s5_url is not set")));
-	Relation index = relation_open(relid, RowExclusiveLock);
-	CheckOurIndex(index);
-	if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	Relation index = OpenOwnedIndex(relid, RowExclusiveLock);
 	int64 n = CollectGarbage(index);
 	relation_close(index, RowExclusiveLock);
 	PG_RETURN_INT64(n);
