@@ -3,7 +3,8 @@
 # library preloaded (so the background worker runs), load Fashion-MNIST (60k images as 784-d vectors, upload
 # times spread over 30 days), run exact nearest-neighbour queries, build an s5vector index with a 7-day hot
 # window (older rows go to the cold tier), watch the worker move 6000 rows to the cold tier as they turn 7 days
-# old, run the same queries through the index (timings, recall), a time-restricted query, and print a summary.
+# old and offload the cold lists' vectors to a local S5 node (s5vector-node on loopback), run the same queries
+# through the index (timings, recall), a time-restricted query, and print a summary.
 # Everything is removed at exit.
 #
 # Usage: bash scripts/demo.sh
@@ -58,11 +59,25 @@ cleanup() {
 	if [ -f "$PGDATA/postmaster.pid" ]; then
 		"${AS[@]}" "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
 	fi
+	[ -z "${NODE_PID:-}" ] || kill "$NODE_PID" 2>/dev/null || true
 	rm -rf "$TMP"
 	exit $status
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+heading "Starting a local S5 node (s5vector-node, loopback; the cold tier's vectors go there, encrypted)"
+"${AS[@]}" mkdir -p "$TMP/s5store"
+"${AS[@]}" "$BINDIR/s5vector-node" --listen 127.0.0.1:0 --store "$TMP/s5store" >"$TMP/node.out" 2>&1 &
+NODE_PID=$!
+NODE_URL=""
+for _ in $(seq 1 100); do
+	NODE_URL=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$TMP/node.out" | head -n 1)
+	[ -n "$NODE_URL" ] && break
+	sleep 0.1
+done
+[ -n "$NODE_URL" ] || { cat "$TMP/node.out"; echo "s5vector-node did not start"; exit 1; }
+echo "S5 node at $NODE_URL, store $TMP/s5store"
 
 heading "Starting a throwaway PostgreSQL 15 cluster (127.0.0.1:$PORT, socket in $SOCK)"
 "${AS[@]}" mkdir -p "$SOCK"
@@ -83,7 +98,9 @@ jit = off
 # The background worker (docs/worker.md): a round every 2 s for the demo (the default is 1 min).
 shared_preload_libraries = 's5vector'
 s5vector.naptime = 2
-s5vector.max_rows_per_round = 2000
+s5vector.max_rows_per_round = 10000
+# S5 offload (docs/s5.md): the worker's offload step uploads sealed cold parts to this node.
+s5vector.s5_url = '$NODE_URL'
 EOF
 if ! "${AS[@]}" "$BINDIR/pg_ctl" -D "$PGDATA" -l "$TMP/server.log" -w start >/dev/null; then
 	tail -n 30 "$TMP/server.log"
@@ -247,8 +264,35 @@ HOT_AFTER=$(stat hot_elements)
 COLD_AFTER=$(stat cold_rows)
 BYTES_AFTER=$(stat "pg_size_pretty(local_bytes)")
 MOVED=$((HOT_BEFORE - HOT_AFTER)) # nothing else moves rows in this cluster
-# The next chapter of the story, offloading the cold lists' vectors to S5 (local bytes becoming remote bytes),
-# comes with the S5 offload (issue 9): not yet.
+
+heading "The worker offloads the cold lists' sealed parts to S5 (vectors leave the index; TIDs and ages stay)"
+t=$(now)
+last=""
+stable=0
+for _ in $(seq 1 40); do
+	row=$("${PSQL[@]}" -At -F ' ' -c "SELECT cold_rows, cold_remote_rows, segments, pg_size_pretty(remote_bytes)
+		FROM s5vector_index_stats('fashion_embedding_idx')")
+	read -r cold remote segs rbytes rbunit <<<"$row"
+	printf '  after %6s: cold rows %6s  offloaded %6s in %4s segments, %s %s on S5\n' "$(elapsed "$t")" "$cold" \
+		"$remote" "$segs" "$rbytes" "$rbunit"
+	if [ "$remote" = "$last" ] && [ "$remote" != 0 ]; then
+		stable=$((stable + 1))
+		[ "$stable" -ge 2 ] && break
+	else
+		stable=0
+	fi
+	last=$remote
+	sleep 3
+done
+OFFLOAD_TIME=$(elapsed "$t")
+"${PSQL[@]}" -P footer=off -c "SELECT cold_rows, cold_remote_rows AS \"offloaded rows\", segments,
+	pg_size_pretty(remote_bytes) AS \"remote bytes\", pg_size_pretty(local_bytes) AS \"index file\", last_offload
+	FROM s5vector_index_stats('fashion_embedding_idx')"
+echo "  The node's store holds only ciphertext: $(du -sh "$TMP/s5store" | cut -f1) in $(find "$TMP/s5store" -type f | wc -l) files."
+echo "  (Offloaded parts' row pages are freed for reuse; the index file does not shrink, later inserts fill it.)"
+REMOTE_ROWS=$(stat cold_remote_rows)
+SEGMENTS=$(stat segments)
+REMOTE_BYTES=$(stat "pg_size_pretty(remote_bytes)")
 
 heading "EXPLAIN: the planner uses the index for ORDER BY ... LIMIT"
 "${PSQL[@]}" <<'EOF'
@@ -348,7 +392,7 @@ SELECT item AS measure, value AS result FROM (VALUES
 	(3, 'after the build: hot / cold rows', '$HOT_BEFORE / $COLD_BEFORE, $BYTES_BEFORE local'),
 	(4, 'background worker', '$MOVED rows moved hot -> cold in $WORKER_TIME, no function called'),
 	(5, 'after the worker: hot / cold rows', '$HOT_AFTER / $COLD_AFTER, $BYTES_AFTER local'),
-	(6, 'remote bytes (S5 offload)', 'not yet (the offload step comes with issue 9)'),
+	(6, 'S5 offload by the worker', '$REMOTE_ROWS cold rows in $SEGMENTS segments, $REMOTE_BYTES on S5 (watched for $OFFLOAD_TIME)'),
 	(7, 'recall@10 over everything, ef_search 40', (SELECT "recall@10" || ' at ' || "ms per query" || ' ms a query' FROM recall_results WHERE ef_search = 40)),
 	(8, 'recall@10 over everything, ef_search 100', (SELECT "recall@10" || ' at ' || "ms per query" || ' ms a query' FROM recall_results WHERE ef_search = 100)),
 	(10, 'last day, through the index', (SELECT "recall@10" || ' recall@10 at ' || index_ms || ' ms a query' FROM day)),
