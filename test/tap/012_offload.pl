@@ -27,6 +27,8 @@ s5vector.s5_timeout = '5s'
 s5vector.s5_connect_timeout = '2s'
 log_min_messages = debug1
 shared_preload_libraries = 's5vector'
+# This test drives offload by hand; the worker's own offload step is turned on near the end.
+s5vector.worker_enabled = off
 });
 $primary->start;
 $primary->backup('bk');
@@ -265,6 +267,24 @@ is($primary->safe_psql('postgres', "SELECT gc_pending || '/' || (last_gc IS NOT 
 is(blob_files(), $segments, 'after gc: exactly the referenced blobs are left on the node (orphans gone)');
 $primary->safe_psql('postgres', "SELECT s5vector_cache_reset()");
 verify_all_ok($primary, 't_idx', 'verify after gc: every referenced blob still fetches');
+
+# The background worker offloads on its own (its offload step): new cold rows are sealed and uploaded with no
+# function called.
+$primary->safe_psql('postgres', "INSERT INTO t SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(20001, 24000) i");
+my $remote_before = $primary->safe_psql('postgres', "SELECT cold_remote_rows FROM s5vector_index_stats('t_idx')");
+$primary->safe_psql('postgres',
+	"ALTER SYSTEM SET s5vector.naptime = 1; ALTER SYSTEM SET s5vector.worker_enabled = on; SELECT pg_reload_conf()");
+my $remote_after = $remote_before;
+for (1 .. 120)
+{
+	$remote_after = $primary->safe_psql('postgres', "SELECT cold_remote_rows FROM s5vector_index_stats('t_idx')");
+	last if $remote_after > $remote_before;
+	select(undef, undef, undef, 0.5);
+}
+cmp_ok($remote_after, '>', $remote_before, "the worker offloads new cold rows by itself ($remote_before -> $remote_after)");
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()");
+is(index_sweep_count($primary, 't', 'v', $queries[0]), '11600', 'after the worker\'s offload every row is found once');
+verify_all_ok($primary, 't_idx', 'verify after the worker\'s offload');
 
 # Cancel: statement_timeout stops a fetch from a slow node promptly.
 s5_node_stop($s5);
