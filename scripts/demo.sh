@@ -237,13 +237,14 @@ AGED=0
 for _ in $(seq 1 30); do
 	sleep 5
 	row=$("${PSQL[@]}" -At -F ' ' -c "SELECT hot_elements, cold_rows,
-		(SELECT coalesce(sum(rows_moved), 0) FROM s5vector_worker_status()),
-		(SELECT count(*) FROM fashion WHERE uploaded_at > now() - interval '7 days')
+		(SELECT count(*) FROM fashion WHERE uploaded_at > now() - interval '7 days'),
+		(SELECT count(*) FROM fashion WHERE id % 10 = 0 AND uploaded_at > now() - interval '7 days')
 		FROM s5vector_index_stats('fashion_embedding_idx')")
-	read -r hot cold moved inside <<<"$row"
-	printf '  after %6s: hot %6s  cold %6s  moved by the worker %6s  (rows inside the window: %s)\n' \
-		"$(elapsed "$t")" "$hot" "$cold" "$moved" "$inside"
-	if [ "$hot" = "$inside" ]; then
+	read -r hot cold inside waiting <<<"$row"
+	printf '  after %6s: hot %6s  cold %6s  moved by the worker %6s  (rows inside the window: %s, of the 6000: %s)\n' \
+		"$(elapsed "$t")" "$hot" "$cold" "$((HOT_BEFORE - hot))" "$inside" "$waiting"
+	# Done when the last of the 6000 has aged out and the worker has moved it.
+	if [ "$waiting" = 0 ] && [ "$hot" = "$inside" ]; then
 		AGED=1
 		break
 	fi
