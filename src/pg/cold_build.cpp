@@ -314,11 +314,7 @@ bool ChainHasTid(Relation index, uint32 dim, BlockNumber head, uint32 list, cons
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber walked = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber && !found;) {
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-			                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
-			                       RelationGetRelationName(index), blk, "list chain leaves the index or loops"),
-			                errhint("Please REINDEX it.")));
+		CheckChainStep(index, blk, nblocks, &walked, "list chain leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vRowsLayout l;

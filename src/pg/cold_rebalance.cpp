@@ -76,10 +76,7 @@ void ReadEntries(Relation index, uint32 dim, const ColdTierInfo &tier, S5vListIn
 		uint32 expect = Min(tier.lists_per_page, tier.lists - p * tier.lists_per_page);
 		if (c->first_list != p * tier.lists_per_page || c->count != expect) {
 			UnlockReleaseBuffer(buf);
-			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-			                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
-			                       RelationGetRelationName(index), blk, "centroid page does not hold its lists"),
-			                errhint("Please REINDEX it.")));
+			ReportCorruptCold(index, blk, "centroid page does not hold its lists");
 		}
 		for (uint32 s = 0; s < c->count; s++) {
 			S5vListInfo e = CentroidEntry(c, s, dim);
@@ -145,21 +142,14 @@ template <typename Fn> void WalkList(Relation index, uint32 dim, uint32 list, Bl
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
 		CHECK_FOR_INTERRUPTS();
 		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-			                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
-			                       RelationGetRelationName(index), blk, "list chain leaves the index or loops"),
-			                errhint("Please REINDEX it.")));
+		CheckChainStep(index, blk, nblocks, &walked, "list chain leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vRowsLayout l;
 		S5vColdRows rows = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
 		if (rows->list != list) {
 			UnlockReleaseBuffer(buf);
-			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-			                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
-			                       RelationGetRelationName(index), blk, "row page of another list"),
-			                errhint("Please REINDEX it.")));
+			ReportCorruptCold(index, blk, "row page of another list");
 		}
 		uint16 count = rows->count;
 		memcpy(tids, RowsTids(rows, l), sizeof(ItemPointerData) * count);

@@ -21,15 +21,20 @@ namespace s5v::pg {
 
 // ---- page checks -------------------------------------------------------------------------------------------------
 
-namespace {
-
-[[noreturn]] void ReportCorruptCold(Relation index, BlockNumber blk, const char *what) {
+void ReportCorruptCold(Relation index, BlockNumber blk, const char *what) {
 	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
 	                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
 	                       RelationGetRelationName(index), blk, what),
 	                errhint("Please REINDEX it.")));
 	pg_unreachable();
 }
+
+void CheckChainStep(Relation index, BlockNumber blk, BlockNumber nblocks, BlockNumber *walked, const char *what) {
+	if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++*walked > nblocks)
+		ReportCorruptCold(index, blk, what);
+}
+
+namespace {
 
 void ResetEntry(S5vListInfo e) {
 	e->rows = 0;
@@ -278,8 +283,7 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 		BlockNumber room = InvalidBlockNumber;
 		BlockNumber walked = 0;
 		for (BlockNumber blk = entry->tail_head; blk != InvalidBlockNumber && blk != tail;) {
-			if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-				ReportCorruptCold(index, blk, "list chain leaves the index or loops");
+			CheckChainStep(index, blk, nblocks, &walked, "list chain leaves the index or loops");
 			Buffer b = ReadBuffer(index, blk);
 			LockBuffer(b, BUFFER_LOCK_SHARE);
 			S5vRowsLayout l;

@@ -38,6 +38,18 @@ struct ColdTierInfo {
 
 // Plain PostgreSQL code below (may ereport): call from plain frames, or inside S5V_PG_CALL.
 
+// XX002 "index ... contains a corrupted cold-tier page at block <blk>: <what>", hint REINDEX.
+[[noreturn]] void ReportCorruptCold(Relation index, BlockNumber blk, const char *what);
+// One step of a walk along a chain of pages (nextblkno): `blk` must be a data page below `nblocks`, and the walk
+// may not take more steps than the index has pages (a loop); otherwise ReportCorruptCold(what).
+void CheckChainStep(Relation index, BlockNumber blk, BlockNumber nblocks, BlockNumber *walked, const char *what);
+// VACUUM's record of one cold page, a list's row page (`part` false) or a sealed part's page (`part` true): the
+// slots `dead` of the page in `buf` (pinned, unlocked) are flagged dead and the cold metapage's dead_rows grows by as
+// many, in one record. The page is checked again under its exclusive lock; slots past its count or already dead
+// are skipped. Returns the rows marked. Caller holds the cold write lock.
+int MarkColdRowsDead(Relation index, uint32 dim, BlockNumber meta_blkno, Buffer buf, BlockNumber blk, bool part,
+                     const uint16 *dead, int ndead);
+
 void LockColdWrite(Relation index);
 void UnlockColdWrite(Relation index);
 

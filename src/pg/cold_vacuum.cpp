@@ -22,18 +22,6 @@ namespace s5v::pg {
 
 namespace {
 
-[[noreturn]] void ReportBadChain(Relation index, BlockNumber blk) {
-	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-	                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
-	                       RelationGetRelationName(index), blk, "list chain leaves the index, loops or mixes lists"),
-	                errhint("Please REINDEX it.")));
-	pg_unreachable();
-}
-
-// Mark the dead rows of one chain. A page is read share-locked to ask the callback; a page with dead rows is then
-// changed in one Generic WAL record together with the cold metapage's dead_rows (locked first, as every cold
-// record does), so the counter never disagrees with the pages after a crash. Under the cold write lock nothing
-// else changes a row page meanwhile.
 // Compact row page `blk` of list `list` (dead rows dropped, live rows slid down in their order), in one Generic WAL
 // record with the cold metapage (cold_rows and dead_rows less the dropped rows) and the list's entry (its rows
 // counter; the staging entry is in the cold metapage): at most 3 pages, locked in the documented order (cold
@@ -50,7 +38,7 @@ int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 lis
 	uint32 slot = 0;
 	if (!staging) {
 		if (list >= tier.lists)
-			ReportBadChain(index, blk);
+			ReportCorruptCold(index, blk, "list chain leaves the index, loops or mixes lists");
 		cblk = tier.centroid_head + list / tier.lists_per_page;
 		slot = list % tier.lists_per_page;
 		cbuf = ReadBuffer(index, cblk);
@@ -60,7 +48,7 @@ int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 lis
 		if (c->first_list != list - slot || slot >= c->count) {
 			UnlockReleaseBuffer(cbuf);
 			UnlockReleaseBuffer(metabuf);
-			ReportBadChain(index, cblk);
+			ReportCorruptCold(index, cblk, "list chain leaves the index, loops or mixes lists");
 		}
 	}
 	Buffer buf = ReadBuffer(index, blk);
@@ -116,6 +104,47 @@ int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 lis
 	return dropped;
 }
 
+} // namespace
+
+int MarkColdRowsDead(Relation index, uint32 dim, BlockNumber meta_blkno, Buffer buf, BlockNumber blk, bool part,
+                     const uint16 *dead, int ndead) {
+	Buffer metabuf = ReadBuffer(index, meta_blkno);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	(void)GetColdMeta(index, BufferGetPage(metabuf), meta_blkno, dim, RelationGetNumberOfBlocks(index));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	// Checked again under the exclusive lock; the flags and count are those of the page as registered below.
+	S5vRowsLayout rl;
+	S5vPartLayout pl;
+	if (part)
+		(void)GetColdPart(index, BufferGetPage(buf), blk, &pl);
+	else
+		(void)GetColdRows(index, BufferGetPage(buf), blk, dim, &rl);
+	GenericXLogState *state = GenericXLogStart(index);
+	Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+	Page page = GenericXLogRegisterBuffer(state, buf, 0);
+	S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
+	Item item = PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+	uint8 *wflags = part ? PartFlags((S5vColdPart)item, pl) : RowsFlags((S5vColdRows)item, rl);
+	uint16 count = part ? ((S5vColdPart)item)->count : ((S5vColdRows)item)->count;
+	int marked = 0;
+	for (int i = 0; i < ndead; i++)
+		if (dead[i] < count && !(wflags[dead[i]] & S5V_COLD_ROW_DEAD)) {
+			wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
+			marked++;
+		}
+	cm->dead_rows = Min(cm->cold_rows, cm->dead_rows + marked);
+	GenericXLogFinish(state);
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	UnlockReleaseBuffer(metabuf);
+	return marked;
+}
+
+namespace {
+
+// Mark the dead rows of one chain. A page is read share-locked to ask the callback; a page with dead rows is then
+// changed by MarkColdRowsDead: one Generic WAL record with the cold metapage's dead_rows (locked first, as every cold
+// record does), so the counter never disagrees with the pages after a crash. Under the cold write lock nothing
+// else changes a row page meanwhile.
 void VacuumChain(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber head, uint32 list,
                  IndexBulkDeleteCallback callback, void *callback_state, BufferAccessStrategy strategy, int64 *removed,
                  int64 *live, int64 *compacted) {
@@ -124,15 +153,14 @@ void VacuumChain(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumb
 	BlockNumber walked = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
 		vacuum_delay_point();
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-			ReportBadChain(index, blk);
+		CheckChainStep(index, blk, nblocks, &walked, "list chain leaves the index, loops or mixes lists");
 		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vRowsLayout l;
 		S5vColdRows rows = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
 		if (rows->list != list) {
 			UnlockReleaseBuffer(buf);
-			ReportBadChain(index, blk);
+			ReportCorruptCold(index, blk, "list chain leaves the index, loops or mixes lists");
 		}
 		ItemPointer tids = RowsTids(rows, l);
 		uint8 *flags = RowsFlags(rows, l);
@@ -152,30 +180,8 @@ void VacuumChain(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumb
 		}
 		BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-		if (ndead > 0) {
-			Buffer metabuf = ReadBuffer(index, meta_blkno);
-			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-			(void)GetColdMeta(index, BufferGetPage(metabuf), meta_blkno, dim, RelationGetNumberOfBlocks(index));
-			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-			(void)GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
-			GenericXLogState *state = GenericXLogStart(index);
-			Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
-			Page page = GenericXLogRegisterBuffer(state, buf, 0);
-			S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
-			S5vColdRows wrows = (S5vColdRows)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
-			uint8 *wflags = RowsFlags(wrows, l);
-			int marked = 0;
-			for (int i = 0; i < ndead; i++)
-				if (dead[i] < wrows->count && !(wflags[dead[i]] & S5V_COLD_ROW_DEAD)) {
-					wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
-					marked++;
-				}
-			cm->dead_rows = Min(cm->cold_rows, cm->dead_rows + marked);
-			GenericXLogFinish(state);
-			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-			UnlockReleaseBuffer(metabuf);
-			*removed += marked;
-		}
+		if (ndead > 0)
+			*removed += MarkColdRowsDead(index, dim, meta_blkno, buf, blk, false, dead, ndead);
 		ReleaseBuffer(buf);
 		if (ndead > 0 || already_dead > 0)
 			*compacted += CompactPage(index, dim, tier, list, blk);

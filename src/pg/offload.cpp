@@ -62,14 +62,6 @@ namespace s5v::pg {
 
 namespace {
 
-[[noreturn]] void ReportCorruptPart(Relation index, BlockNumber blk, const char *what) {
-	ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-	                errmsg("index \"%s\" contains a corrupted cold-tier page at block %u: %s",
-	                       RelationGetRelationName(index), blk, what),
-	                errhint("Please REINDEX it.")));
-	pg_unreachable();
-}
-
 uint64 TidKeyOf(const ItemPointerData *t) {
 	return ((uint64)ItemPointerGetBlockNumberNoCheck(t) << 16) | ItemPointerGetOffsetNumberNoCheck(t);
 }
@@ -112,7 +104,7 @@ void ReadEntry(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list
 	    (S5vCentroids)GetColdItem(index, BufferGetPage(buf), out->cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
 	if (c->first_list != list - out->slot || out->slot >= c->count) {
 		UnlockReleaseBuffer(buf);
-		ReportCorruptPart(index, out->cblk, "centroid page does not hold the list it should");
+		ReportCorruptCold(index, out->cblk, "centroid page does not hold the list it should");
 	}
 	out->e = *CentroidEntry(c, out->slot, dim);
 	UnlockReleaseBuffer(buf);
@@ -155,7 +147,7 @@ Buffer AllocPage(Relation index) {
 S5vGcQueue GetGcQueue(Relation index, Page page, BlockNumber blk) {
 	S5vGcQueue q = (S5vGcQueue)GetColdItem(index, page, blk, S5V_PAGE_COLD_PART, S5V_TUPLE_GC_QUEUE);
 	if (q->capacity != GcEntriesPerPage() || q->count > q->capacity)
-		ReportCorruptPart(index, blk, "collection queue page with an impossible count");
+		ReportCorruptCold(index, blk, "collection queue page with an impossible count");
 	return q;
 }
 
@@ -272,14 +264,14 @@ bool FindSealable(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 l
 	BlockNumber blk = ref.e.tail_head;
 	while (blk != InvalidBlockNumber && blk != ref.e.tail_tail) {
 		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || (uint32)c->npages >= maxpages)
-			ReportCorruptPart(index, blk, "list chain leaves the index or loops");
+			ReportCorruptCold(index, blk, "list chain leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vRowsLayout l;
 		S5vColdRows rows = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
 		if (rows->list != list) {
 			UnlockReleaseBuffer(buf);
-			ReportCorruptPart(index, blk, "row page of another list");
+			ReportCorruptCold(index, blk, "row page of another list");
 		}
 		if (c->rows + rows->count > cap) {
 			UnlockReleaseBuffer(buf);
@@ -464,12 +456,13 @@ void EncodeAndUpload(Relation index, const IndexInfoCache &info, const S5vMetaPa
 	pfree(ids);
 }
 
-void SetLastOffload(Relation index) {
+// When a step last ran (last_offload, last_gc): one Generic WAL record of the metapage.
+void StampWorkerTime(Relation index, TimestampTz S5vWorkerStateData::*field) {
 	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	GenericXLogState *state = GenericXLogStart(index);
 	Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
-	S5vPageGetMeta(mpage)->worker.last_offload = GetCurrentTimestamp();
+	S5vPageGetMeta(mpage)->worker.*field = GetCurrentTimestamp();
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(metabuf);
 }
@@ -482,12 +475,12 @@ S5vColdPart GetColdPart(Relation index, Page page, BlockNumber blkno, S5vPartLay
 	S5vColdPart p = (S5vColdPart)GetColdItem(index, page, blkno, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
 	if (p->capacity != RowsPerPart() || p->count == 0 || p->count > p->capacity || p->cid_len == 0 ||
 	    p->cid_len > S5V_PART_CID_MAX || p->remote_bytes <= 0)
-		ReportCorruptPart(index, blkno, "part page with an impossible count, capacity or CID");
+		ReportCorruptCold(index, blkno, "part page with an impossible count, capacity or CID");
 	*layout = PartLayoutFor(p->capacity);
 	uint8 *flags = PartFlags(p, *layout);
 	for (uint16 r = 0; r < p->count; r++)
 		if (flags[r] & ~S5V_COLD_ROW_FLAGS)
-			ReportCorruptPart(index, blkno, "unknown row flags");
+			ReportCorruptCold(index, blkno, "unknown row flags");
 	return p;
 }
 
@@ -498,8 +491,7 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 	BlockNumber walked = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
 		CHECK_FOR_INTERRUPTS();
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-			ReportCorruptPart(index, blk, "part chain leaves the index or loops");
+		CheckChainStep(index, blk, nblocks, &walked, "part chain leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
@@ -507,7 +499,7 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 		S5vColdPart p = GetColdPart(index, page, blk, &l);
 		if (p->list != list) {
 			UnlockReleaseBuffer(buf);
-			ReportCorruptPart(index, blk, "part page of another list");
+			ReportCorruptCold(index, blk, "part page of another list");
 		}
 		if (n == cap) {
 			cap *= 2;
@@ -692,7 +684,7 @@ int64 OffloadIndex(Relation index, int64 max_segments) {
 	MemoryContextDelete(cxt);
 	if (segments > 0) {
 		IndexFreeSpaceMapVacuum(index);
-		SetLastOffload(index);
+		StampWorkerTime(index, &S5vWorkerStateData::last_offload);
 	}
 	LockRelease(&tag, ExclusiveLock, false);
 	return rows_done;
@@ -726,8 +718,7 @@ int64 CollectGarbage(Relation index) {
 	BlockNumber *pages = (BlockNumber *)palloc(sizeof(BlockNumber) * cap);
 	BlockNumber walked = 0;
 	for (BlockNumber blk = meta.worker.gc_queue_head; blk != InvalidBlockNumber;) {
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-			ReportCorruptPart(index, blk, "collection queue leaves the index or loops");
+		CheckChainStep(index, blk, nblocks, &walked, "collection queue leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vGcQueue q = GetGcQueue(index, BufferGetPage(buf), blk);
@@ -782,13 +773,7 @@ int64 CollectGarbage(Relation index) {
 		if (gone)
 			deleted++;
 	}
-	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
-	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	GenericXLogState *state = GenericXLogStart(index);
-	Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
-	S5vPageGetMeta(mpage)->worker.last_gc = GetCurrentTimestamp();
-	GenericXLogFinish(state);
-	UnlockReleaseBuffer(metabuf);
+	StampWorkerTime(index, &S5vWorkerStateData::last_gc);
 	LockRelease(&tag, ExclusiveLock, false);
 	return deleted;
 }
@@ -809,8 +794,7 @@ void ReadRemoteTierStats(Relation index, const S5vMetaPageData &meta, uint32 dim
 	}
 	BlockNumber walked = 0;
 	for (BlockNumber blk = meta.worker.gc_queue_head; blk != InvalidBlockNumber;) {
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-			ReportCorruptPart(index, blk, "collection queue leaves the index or loops");
+		CheckChainStep(index, blk, nblocks, &walked, "collection queue leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vGcQueue q = GetGcQueue(index, BufferGetPage(buf), blk);
@@ -828,15 +812,14 @@ void VacuumPartChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNu
 	BlockNumber walked = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
 		vacuum_delay_point();
-		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || ++walked > nblocks)
-			ReportCorruptPart(index, blk, "part chain leaves the index or loops");
+		CheckChainStep(index, blk, nblocks, &walked, "part chain leaves the index or loops");
 		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vPartLayout l;
 		S5vColdPart p = GetColdPart(index, BufferGetPage(buf), blk, &l);
 		if (p->list != list) {
 			UnlockReleaseBuffer(buf);
-			ReportCorruptPart(index, blk, "part page of another list");
+			ReportCorruptCold(index, blk, "part page of another list");
 		}
 		ItemPointer tids = PartTids(p, l);
 		uint8 *flags = PartFlags(p, l);
@@ -852,30 +835,8 @@ void VacuumPartChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNu
 		}
 		BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-		if (ndead > 0) {
-			Buffer metabuf = ReadBuffer(index, meta_blkno);
-			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-			(void)GetColdMeta(index, BufferGetPage(metabuf), meta_blkno, dim, RelationGetNumberOfBlocks(index));
-			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-			(void)GetColdPart(index, BufferGetPage(buf), blk, &l);
-			GenericXLogState *state = GenericXLogStart(index);
-			Page mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
-			Page page = GenericXLogRegisterBuffer(state, buf, 0);
-			S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
-			S5vColdPart wp = (S5vColdPart)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
-			uint8 *wflags = PartFlags(wp, l);
-			int marked = 0;
-			for (int i = 0; i < ndead; i++)
-				if (dead[i] < wp->count && !(wflags[dead[i]] & S5V_COLD_ROW_DEAD)) {
-					wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
-					marked++;
-				}
-			cm->dead_rows = Min(cm->cold_rows, cm->dead_rows + marked);
-			GenericXLogFinish(state);
-			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-			UnlockReleaseBuffer(metabuf);
-			*removed += marked;
-		}
+		if (ndead > 0)
+			*removed += MarkColdRowsDead(index, dim, meta_blkno, buf, blk, true, dead, ndead);
 		pfree(dead);
 		ReleaseBuffer(buf);
 		blk = next;
