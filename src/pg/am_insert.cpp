@@ -21,6 +21,11 @@ extern "C" {
 
 namespace s5v::pg {
 
+namespace {
+// Vectors one insert keeps in memory (about 1.5 MB are read at 128 dimensions, m = 16, ef_construction = 64).
+constexpr std::size_t kInsertVectorCacheBytes = 16 * 1024 * 1024;
+} // namespace
+
 bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, Relation heap,
             IndexUniqueCheck checkUnique, bool indexUnchanged, IndexInfo *indexInfo) {
 	if (isnull[0])
@@ -59,6 +64,8 @@ bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, R
 		}
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, info);
+			// Neighbour selection computes distances among the candidates the search read: keep their vectors.
+			store.EnableVectorCache(kInsertVectorCacheBytes);
 			InterruptToken cancel;
 			hnsw::NodeId id;
 			S5V_RETURN_IF_ERROR(store.AddElement(&tid, age, flags, vec, level, id));

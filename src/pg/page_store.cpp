@@ -15,6 +15,9 @@ extern "C" {
 #include "pg/guard.h"
 #include "pg/page_store.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace s5v::pg {
 
 using hnsw::NodeId;
@@ -108,7 +111,7 @@ void CheckStoredVector(Relation index, BlockNumber blk, OffsetNumber off, const 
 
 void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nblocks, s5v::Metric metric, uint32 dim,
                       const AgeFilter *filter, const float *query, const NodeId *nodes, size_t n, float *out,
-                      uint8 *pass, ElementRef *refs) {
+                      uint8 *pass, ElementRef *refs, float *vecs) {
 	Buffer buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
 	Page page = nullptr;
@@ -142,12 +145,17 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 		refs[i].level = etup->level;
 		refs[i].flags = etup->flags;
 		refs[i].age = etup->age;
+		refs[i].tid_checked = false;
 		if (pass) {
 			pass[i] = !(etup->flags & S5V_ELEMENT_DELETED) && filter->Matches(etup->age, etup->flags);
 			// A returnable element's heap TID goes to the executor: it must lie inside the table.
-			if (pass[i])
+			if (pass[i]) {
 				CheckHeapTidFast(index, &etup->heaptid, heap_nblocks);
+				refs[i].tid_checked = true;
+			}
 		}
+		if (vecs != nullptr)
+			memcpy(vecs + i * dim, etup->x, sizeof(float) * dim);
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
@@ -523,28 +531,83 @@ Status PageGraphStore::EntryPoint(NodeId &node, int &level) {
 	return st;
 }
 
-Status PageGraphStore::Distances(const float *query, std::span<const NodeId> nodes, std::span<float> out,
-                                 std::span<std::uint8_t> pass) {
-	if (scratch_.size() < nodes.size())
-		scratch_.resize(nodes.size());
-	std::vector<ElementRef> &refs = scratch_;
+void PageGraphStore::EnableVectorCache(std::size_t max_bytes) {
+	vcache_cap_ = max_bytes / (sizeof(float) * std::max<uint32>(info_.dimensions, 1));
+	vcache_.reserve(std::min<std::size_t>(vcache_cap_, 1024) * info_.dimensions);
+}
+
+int32 PageGraphStore::KeepVector(const float *vec) {
+	uint32 dim = info_.dimensions;
+	std::size_t kept = vcache_.size() / dim;
+	if (kept >= vcache_cap_ || kept >= (std::size_t)PG_INT32_MAX)
+		return -1;
+	vcache_.insert(vcache_.end(), vec, vec + dim);
+	return (int32)kept;
+}
+
+// Distances read from the pages (every element seen is remembered; its vector kept when the cache is on).
+Status PageGraphStore::ReadDistances(const float *query, const NodeId *ids, std::size_t n, float *o, uint8 *p) {
+	if (scratch_.size() < n)
+		scratch_.resize(n);
+	bool keep = vcache_cap_ > 0;
+	uint32 dim = info_.dimensions;
+	if (keep && vtmp_.size() < n * dim)
+		vtmp_.resize(n * dim);
 	Status st;
 	Relation index = index_;
 	s5v::Metric metric = info_.metric;
-	uint32 dim = info_.dimensions;
 	const AgeFilter *filter = &filter_;
-	const NodeId *ids = nodes.data();
-	size_t n = nodes.size();
-	float *o = out.data();
-	uint8 *p = pass.empty() ? nullptr : pass.data();
-	ElementRef *r = refs.data();
-	S5V_STORE_CALL(st, ComputeDistances(index, nblocks, heap_nblocks, metric, dim, filter, query, ids, n, o, p, r));
+	ElementRef *r = scratch_.data();
+	float *vecs = keep ? vtmp_.data() : nullptr;
+	S5V_STORE_CALL(st,
+	               ComputeDistances(index, nblocks, heap_nblocks, metric, dim, filter, query, ids, n, o, p, r, vecs));
 	if (!st.ok())
 		return st;
 	for (size_t i = 0; i < n; i++) {
-		if (!refs[i].valid)
+		if (!scratch_[i].valid)
 			continue;
-		seen_.Put(ids[i], refs[i]);
+		const NodeMeta *old = keep ? seen_.Find(ids[i]) : nullptr;
+		scratch_[i].vslot = !keep ? -1 : old != nullptr && old->vslot >= 0 ? old->vslot : KeepVector(vecs + i * dim);
+		seen_.Put(ids[i], scratch_[i]);
+	}
+	return Status::Ok();
+}
+
+Status PageGraphStore::Distances(const float *query, std::span<const NodeId> nodes, std::span<float> out,
+                                 std::span<std::uint8_t> pass) {
+	uint8 *p = pass.empty() ? nullptr : pass.data();
+	if (vcache_cap_ == 0)
+		return ReadDistances(query, nodes.data(), nodes.size(), out.data(), p);
+	// Kept vectors first; the rest (in their order, which is the caller's block order) from the pages.
+	uint32 dim = info_.dimensions;
+	miss_ids_.clear();
+	miss_pos_.clear();
+	for (std::size_t i = 0; i < nodes.size(); i++) {
+		const NodeMeta *m = seen_.Find(nodes[i]);
+		if (m != nullptr && m->vslot >= 0 && (p == nullptr || m->tid_checked || (m->flags & S5V_ELEMENT_DELETED))) {
+			float d = s5v::IndexDistance(info_.metric, query, vcache_.data() + (std::size_t)m->vslot * dim, dim);
+			if (likely(std::isfinite(d))) { // else the page read below checks the stored vector
+				out[i] = d;
+				if (p != nullptr)
+					p[i] = !(m->flags & S5V_ELEMENT_DELETED) && filter_.Matches(m->age, m->flags);
+				continue;
+			}
+		}
+		miss_ids_.push_back(nodes[i]);
+		miss_pos_.push_back((std::uint32_t)i);
+	}
+	if (miss_ids_.empty())
+		return Status::Ok();
+	if (miss_ids_.size() == nodes.size())
+		return ReadDistances(query, nodes.data(), nodes.size(), out.data(), p);
+	miss_out_.resize(miss_ids_.size());
+	miss_pass_.resize(miss_ids_.size());
+	S5V_RETURN_IF_ERROR(ReadDistances(query, miss_ids_.data(), miss_ids_.size(), miss_out_.data(),
+	                                  p != nullptr ? miss_pass_.data() : nullptr));
+	for (std::size_t j = 0; j < miss_ids_.size(); j++) {
+		out[miss_pos_[j]] = miss_out_[j];
+		if (p != nullptr)
+			p[miss_pos_[j]] = miss_pass_[j];
 	}
 	return Status::Ok();
 }
@@ -590,15 +653,28 @@ Status PageGraphStore::Neighbors(NodeId node, int level, std::vector<NodeId> &ou
 }
 
 Status PageGraphStore::Vector(NodeId node, std::vector<float> &out) {
-	out.resize(info_.dimensions);
+	uint32 dim = info_.dimensions;
+	out.resize(dim);
+	if (vcache_cap_ > 0) {
+		if (const NodeMeta *m = seen_.Find(node); m != nullptr && m->vslot >= 0) {
+			memcpy(out.data(), vcache_.data() + (std::size_t)m->vslot * dim, sizeof(float) * dim);
+			return Status::Ok();
+		}
+	}
 	ElementRef ref{};
 	Status st;
 	Relation index = index_;
 	float *v = out.data();
-	uint32 dim = info_.dimensions;
 	S5V_STORE_CALL(st, ReadElementRef(index, nblocks, node, &ref, v, dim));
 	if (st.ok() && !ref.valid)
 		return Status::Corrupt("element referenced by the graph is missing");
+	if (st.ok() && vcache_cap_ > 0) {
+		// Keep it (its flags as read now; the heap TID unchecked, so a pass-asking distance reads the page once).
+		if (NodeMeta *m = seen_.Find(node); m != nullptr)
+			ref.tid_checked = m->tid_checked;
+		ref.vslot = KeepVector(v);
+		seen_.Put(node, ref);
+	}
 	return st;
 }
 

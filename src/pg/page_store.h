@@ -47,6 +47,12 @@ public:
 
 	void SetAgeFilter(const AgeFilter &filter) { filter_ = filter; }
 
+	// Keep a copy of the vectors this store reads (at most max_bytes of them) for the rest of its life, so that
+	// the distances among the same elements that neighbour selection computes again and again read no page again.
+	// For short-lived stores only (one insert, one repair): an element's vector never changes while it exists
+	// (VACUUM removes elements only after the inserts in flight), and its flags are taken as first read.
+	void EnableVectorCache(std::size_t max_bytes);
+
 	Status EntryPoint(hnsw::NodeId &node, int &level) override;
 	Status Distances(const float *query, std::span<const hnsw::NodeId> nodes, std::span<float> out,
 	                 std::span<std::uint8_t> pass) override;
@@ -68,12 +74,16 @@ public:
 		ItemPointerData neighbortid;
 		uint8 level;
 		uint8 flags;
-		bool valid; // false when the slot holds no element (removed or reused)
+		bool valid;               // false when the slot holds no element (removed or reused)
+		bool tid_checked = false; // heaptid was checked against the table's size when it was read
 		int64 age;
+		int32 vslot = -1; // its vector in vcache_ (EnableVectorCache), -1 = not kept
 	};
 
 private:
 	Status Lookup(hnsw::NodeId node, NodeMeta &meta);
+	Status ReadDistances(const float *query, const hnsw::NodeId *ids, std::size_t n, float *out, std::uint8_t *pass);
+	int32 KeepVector(const float *vec);
 
 	// What Distances() saw of each element, by node id: open addressing, no allocation per entry (a search
 	// records one entry per distance it computes).
@@ -98,6 +108,15 @@ private:
 	AgeFilter filter_;
 	SeenMap seen_;
 	std::vector<NodeMeta> scratch_;
+	// EnableVectorCache: the kept vectors (dimensions floats each), their budget in vectors, and the misses of one
+	// Distances() call.
+	std::vector<float> vcache_;
+	std::size_t vcache_cap_ = 0;
+	std::vector<float> vtmp_;
+	std::vector<hnsw::NodeId> miss_ids_;
+	std::vector<std::uint32_t> miss_pos_;
+	std::vector<float> miss_out_;
+	std::vector<std::uint8_t> miss_pass_;
 };
 
 } // namespace s5v::pg
