@@ -42,6 +42,8 @@ int s5v_naptime = 60;
 bool s5v_worker_enabled = true;
 int s5v_max_rows_per_round = 10000;
 int s5v_worker_lock_timeout = 1000;
+double s5v_worker_cost_delay = -1;
+int s5v_worker_cost_limit = -1;
 // S5.
 char *s5v_s5_url = nullptr;
 char *s5v_s5_auth_token = nullptr;
@@ -177,6 +179,16 @@ void InitGucs() {
 	                        "and the next round finishes it.",
 	                        &s5v_worker_lock_timeout, 1000, 1, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
 	                        nullptr);
+	DefineCustomRealVariable("s5vector.worker_cost_delay",
+	                         "Cost-based delay of the background worker's steps, as autovacuum's.",
+	                         "The steps sleep this long each time their page accesses reach worker_cost_limit, so "
+	                         "that searches and inserts keep the CPU and the disks. -1: "
+	                         "autovacuum_vacuum_cost_delay; 0: no delay.",
+	                         &s5v_worker_cost_delay, -1, -1, 100, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("s5vector.worker_cost_limit",
+	                        "Cost limit of the background worker's steps, as autovacuum's.",
+	                        "-1: autovacuum_vacuum_cost_limit (whose -1 is vacuum_cost_limit).", &s5v_worker_cost_limit,
+	                        -1, -1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	// S5 (docs/s5.md "Settings"). The URL and the token are for superusers; the token is never shown to others
 	// (GUC_SUPERUSER_ONLY hides it from SHOW and pg_settings) and never put in a message.
 	DefineCustomStringVariable("s5vector.s5_url", "Address of the S5 node or portal that holds offloaded segments.",

@@ -30,6 +30,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
+#include "postmaster/autovacuum.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -347,10 +348,34 @@ void RecordError(int slot_no, const IndexEntry &index, const char *step, const c
 	LWLockRelease(shared->lock);
 }
 
+// The worker's cost-based delay, resolved as autovacuum resolves its own (ApplyWorkerSettings).
+double worker_cost_delay = 0;
+int worker_cost_limit = 200;
+
 void ApplyWorkerSettings() {
 	char value[32];
 	snprintf(value, sizeof(value), "%d", s5v_worker_lock_timeout);
 	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
+	worker_cost_delay = s5v_worker_cost_delay >= 0 ? s5v_worker_cost_delay : autovacuum_vac_cost_delay;
+	if (worker_cost_delay < 0)
+		worker_cost_delay = VacuumCostDelay;
+	worker_cost_limit = s5v_worker_cost_limit > 0 ? s5v_worker_cost_limit : autovacuum_vac_cost_limit;
+	if (worker_cost_limit <= 0)
+		worker_cost_limit = VacuumCostLimit;
+}
+
+// A step's page accesses count against the cost limit, and its loops' vacuum_delay_point() sleep (never while
+// holding a lock that others wait on: the steps call it between pages and between rows, outside buffer locks).
+void StartCostDelay() {
+	VacuumCostDelay = worker_cost_delay;
+	VacuumCostLimit = Max(worker_cost_limit, 1);
+	VacuumCostBalance = 0;
+	VacuumCostActive = worker_cost_delay > 0;
+}
+
+void StopCostDelay() {
+	VacuumCostActive = false;
+	VacuumCostBalance = 0;
 }
 
 void ReloadIfPending() {
@@ -426,7 +451,9 @@ StepOutcome RunStep(int slot_no, const char *dbname, const IndexEntry &entry, co
 			relation_close(index, step.lock);
 			outcome = kGone;
 		} else {
+			StartCostDelay();
 			*moved = step.run(index, s5v_max_rows_per_round);
+			StopCostDelay();
 			relation_close(index, step.lock);
 		}
 		PopActiveSnapshot();
@@ -434,6 +461,7 @@ StepOutcome RunStep(int slot_no, const char *dbname, const IndexEntry &entry, co
 	}
 	PG_CATCH();
 	{
+		StopCostDelay();
 		MemoryContextSwitchTo(caller);
 		ErrorData *edata = CopyErrorData();
 		FlushErrorState();

@@ -1,7 +1,7 @@
 # Offload of cold segments to a real s5vector-node on loopback (docs/s5.md "Offload"): answers identical before and
 # after (probes = every list), cold and warm cache, the node stopped / answering 500 / dropping connections /
 # returning corrupt bytes or a wrong CID (right SQLSTATE, or a WARNING and reachable rows only), VACUUM of remote
-# parts, kill -9 during an offload, the token kept from non-superusers and the log, no plaintext vector bytes on
+# parts, kill -9 during an offload (a session's and the worker's) and during a collection, the token kept from non-superusers and the log, no plaintext vector bytes on
 # the node, a standby answering from the same blobs.
 use strict;
 use warnings;
@@ -285,6 +285,75 @@ cmp_ok($remote_after, '>', $remote_before, "the worker offloads new cold rows by
 $primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()");
 is(index_sweep_count($primary, 't', 'v', $queries[0]), '11600', 'after the worker\'s offload every row is found once');
 verify_all_ok($primary, 't_idx', 'verify after the worker\'s offload');
+
+# The postmaster after a kill -9 of one of its processes (restart_after_crash = off in the tests: it stops; start
+# it again, which runs crash recovery).
+sub restart_after_kill
+{
+	my ($node) = @_;
+	my $pidfile = $node->data_dir . '/postmaster.pid';
+	for (1 .. 300) { last unless -f $pidfile; select(undef, undef, undef, 0.1); }
+	$node->_update_pid(0);
+	$node->start;
+}
+sub use_node
+{
+	my (@args) = @_;
+	s5_node_stop($s5);
+	$s5 = s5_node_start($nodedir, '--auth-token', $token, @args);
+	$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf();");
+}
+
+# kill -9 of the worker inside its offload step (a slow node: the upload is in flight): after crash recovery no row
+# is lost, verify is clean, and the next rounds finish the offload.
+$primary->safe_psql('postgres', "INSERT INTO t SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(24001, 28000) i");
+my $nrows = $primary->safe_psql('postgres', 'SELECT count(*) FROM t');
+$remote_before = $primary->safe_psql('postgres', "SELECT cold_remote_rows FROM s5vector_index_stats('t_idx')");
+use_node('--delay-ms', '1500');
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = on; SELECT pg_reload_conf()");
+ok($primary->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM s5vector_worker_status() WHERE current_step = 'offload' AND current_index = 'public.t_idx'"),
+	'the worker is inside its offload step');
+sleep 1; # its first upload is in flight (the node answers after 1.5 s)
+$victim = $primary->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE backend_type = 's5vector worker'");
+ok($victim =~ /^\d+$/, 'the worker runs');
+kill 'KILL', $victim;
+restart_after_kill($primary);
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()");
+use_node();
+is(index_sweep_count($primary, 't', 'v', $queries[0]), $nrows, 'kill -9 of the worker during offload: no row lost');
+verify_all_ok($primary, 't_idx', 'kill -9 of the worker during offload: verify clean');
+cmp_ok($primary->safe_psql('postgres', "SELECT gc_pending FROM s5vector_index_stats('t_idx')"), '>=', 1,
+	'the interrupted upload is an orphan in the collection queue');
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = on; SELECT pg_reload_conf()");
+ok($primary->poll_query_until('postgres', "SELECT cold_remote_rows > $remote_before FROM s5vector_index_stats('t_idx')"),
+	'the next rounds finish the offload');
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()");
+is(index_sweep_count($primary, 't', 'v', $queries[0]), $nrows, 'after the resumed offload every row is found once');
+
+# kill -9 during a collection (a slow node: a delete is in flight): after recovery verify is clean, and a second
+# collection deletes the rest; every referenced blob stays.
+use_node('--delay-ms', '1500');
+$bg = $primary->background_psql('postgres', on_error_stop => 0);
+$bg->query_until(qr/collecting/, "\\echo collecting\nSET s5vector.gc_grace = 0;\nSELECT s5vector_gc('t_idx');\n");
+ok($primary->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT s5vector_gc%' AND pid <> pg_backend_pid()"),
+	'the collection is running');
+sleep 1;
+$victim = $primary->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT s5vector_gc%' AND pid <> pg_backend_pid()");
+kill 'KILL', $victim;
+eval { $bg->quit; };
+restart_after_kill($primary);
+use_node();
+$primary->safe_psql('postgres', "SELECT s5vector_cache_reset()");
+verify_all_ok($primary, 't_idx', 'kill -9 during gc: verify clean (no referenced blob deleted)');
+$primary->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc('t_idx')");
+is($primary->safe_psql('postgres', "SELECT gc_pending FROM s5vector_index_stats('t_idx')"), '0',
+	'a second collection empties the queue');
+$segments = $primary->safe_psql('postgres', "SELECT segments FROM s5vector_index_stats('t_idx')");
+is(blob_files(), $segments, 'after it exactly the referenced blobs are on the node');
+is(index_sweep_count($primary, 't', 'v', $queries[0]), $nrows, 'kill -9 during gc: no row lost');
 
 # Cancel: statement_timeout stops a fetch from a slow node promptly.
 s5_node_stop($s5);
