@@ -9,7 +9,7 @@
 # window 20 s later, all at once, so the worker (enabled only then) starts with `rows` rows to move. The cold
 # tier starts empty: its first 10000 rows wait in staging and then train the lists (lists = 0: automatic), inside
 # the first rounds, as in production.
-# S5V_BENCH_WORKER_COST_DELAY (default -1 = autovacuum_vacuum_cost_delay, 2 ms): s5vector.worker_cost_delay.
+# S5V_BENCH_WORKER_COST_DELAY (default 0 = none; -1 = autovacuum_vacuum_cost_delay, 2 ms): s5vector.worker_cost_delay.
 # As root it re-runs itself as the user s5vtest (PostgreSQL refuses to run as root).
 set -euo pipefail
 
@@ -23,7 +23,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
 	cp "${BASH_SOURCE[0]}" /tmp/s5v_worker_bench.sh
 	chmod 755 /tmp/s5v_worker_bench.sh
-	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORKER_COST_DELAY="${S5V_BENCH_WORKER_COST_DELAY:--1}" S5V_BENCH_PORT="${S5V_BENCH_PORT:-55433}" bash /tmp/s5v_worker_bench.sh "$@"
+	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORKER_COST_DELAY="${S5V_BENCH_WORKER_COST_DELAY:-0}" S5V_BENCH_PORT="${S5V_BENCH_PORT:-55433}" bash /tmp/s5v_worker_bench.sh "$@"
 fi
 export PATH="$BINDIR:$PATH"
 
@@ -44,7 +44,7 @@ shared_preload_libraries = 's5vector'
 s5vector.worker_enabled = off
 s5vector.naptime = 1
 s5vector.max_rows_per_round = $BATCH
-s5vector.worker_cost_delay = ${S5V_BENCH_WORKER_COST_DELAY:--1}
+s5vector.worker_cost_delay = ${S5V_BENCH_WORKER_COST_DELAY:-0}
 EOF
 pg_ctl -D "$DATA/pg" -l "$DATA/log" -w start >/dev/null
 export PGHOST=$DATA PGPORT=$PORT PGDATABASE=postgres

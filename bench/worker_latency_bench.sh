@@ -9,7 +9,7 @@
 # (the installed s5vector is used).
 # Usage: bench/worker_latency_bench.sh [cold rows (40000)] [hot rows (20000)] [dimensions (128)] [seconds (60)]
 #        [rows aging out a second (150)]
-# S5V_BENCH_WORKER_COST_DELAY (default -1 = autovacuum_vacuum_cost_delay, 2 ms): s5vector.worker_cost_delay.
+# S5V_BENCH_WORKER_COST_DELAY (default 0 = none; -1 = autovacuum_vacuum_cost_delay, 2 ms): s5vector.worker_cost_delay.
 # As root it re-runs itself as the user s5vtest (PostgreSQL refuses to run as root).
 set -euo pipefail
 
@@ -24,7 +24,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
 	cp "${BASH_SOURCE[0]}" /tmp/s5v_worker_latency_bench.sh
 	chmod 755 /tmp/s5v_worker_latency_bench.sh
-	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORKER_COST_DELAY="${S5V_BENCH_WORKER_COST_DELAY:--1}" S5V_BENCH_PORT="${S5V_BENCH_PORT:-55434}" bash /tmp/s5v_worker_latency_bench.sh "$@"
+	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORKER_COST_DELAY="${S5V_BENCH_WORKER_COST_DELAY:-0}" S5V_BENCH_PORT="${S5V_BENCH_PORT:-55434}" bash /tmp/s5v_worker_latency_bench.sh "$@"
 fi
 export PATH="$BINDIR:$PATH"
 
@@ -45,7 +45,7 @@ shared_preload_libraries = 's5vector'
 s5vector.worker_enabled = off
 s5vector.naptime = 1
 s5vector.max_rows_per_round = 100000
-s5vector.worker_cost_delay = ${S5V_BENCH_WORKER_COST_DELAY:--1}
+s5vector.worker_cost_delay = ${S5V_BENCH_WORKER_COST_DELAY:-0}
 EOF
 pg_ctl -D "$DATA/pg" -l "$DATA/log" -w start >/dev/null
 export PGHOST=$DATA PGPORT=$PORT PGDATABASE=postgres
@@ -75,12 +75,16 @@ q "ALTER SYSTEM SET s5vector.worker_enabled = on"
 q "SELECT pg_reload_conf()" >/dev/null
 hot0=$(q "SELECT hot_elements FROM s5vector_index_stats('t_v_idx')")
 # The worker's state every 50 ms: epoch ms and the step running ('-' = none).
-psql -XAtq -c "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint || ' ' || coalesce(nullif(current_step, ''), '-') FROM s5vector_worker_status() WHERE database = 'postgres'" -c '\watch 0.05' >"$DATA/states" 2>/dev/null &
+while :; do
+	echo "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint || ' ' || coalesce(nullif(current_step, ''), '-') FROM s5vector_worker_status() WHERE database = 'postgres';"
+	sleep 0.05
+done | psql -XAtq >"$DATA/states" 2>/dev/null &
 spid=$!
 sleep 2
 pgbench -n -c 2 -j 2 -T "$SECS" -f "$DATA/search.sql" -l --log-prefix="$DATA/lat" >"$DATA/pgbench.out" 2>&1 ||
 	{ cat "$DATA/pgbench.out"; exit 1; }
 kill $spid 2>/dev/null || true
+pkill -P $$ sleep 2>/dev/null || true
 hot1=$(q "SELECT hot_elements FROM s5vector_index_stats('t_v_idx')")
 q "ALTER SYSTEM SET s5vector.worker_enabled = off"
 q "SELECT pg_reload_conf()" >/dev/null

@@ -9,6 +9,8 @@ SHOW s5vector.naptime;
 SHOW s5vector.worker_enabled;
 SHOW s5vector.max_rows_per_round;
 SHOW s5vector.worker_lock_timeout;
+SHOW s5vector.worker_cost_delay;
+SHOW s5vector.worker_cost_limit;
 -- Server-wide: not settable in a session.
 SET s5vector.naptime = '10s';
 SET s5vector.worker_enabled = off;
@@ -18,6 +20,8 @@ ALTER SYSTEM SET s5vector.naptime = '2d';
 ALTER SYSTEM SET s5vector.max_rows_per_round = 0;
 ALTER SYSTEM SET s5vector.worker_lock_timeout = '20min';
 ALTER SYSTEM SET s5vector.worker_enabled = 'sometimes';
+ALTER SYSTEM SET s5vector.worker_cost_delay = '1s';
+ALTER SYSTEM SET s5vector.worker_cost_limit = 20000;
 -- The status names other databases' indexes: pg_read_all_stats only.
 CREATE ROLE s5v_wk_user;
 SET ROLE s5v_wk_user;

@@ -42,7 +42,7 @@ int s5v_naptime = 60;
 bool s5v_worker_enabled = true;
 int s5v_max_rows_per_round = 10000;
 int s5v_worker_lock_timeout = 1000;
-double s5v_worker_cost_delay = -1;
+double s5v_worker_cost_delay = 0;
 int s5v_worker_cost_limit = -1;
 // S5.
 char *s5v_s5_url = nullptr;
@@ -182,9 +182,9 @@ void InitGucs() {
 	DefineCustomRealVariable("s5vector.worker_cost_delay",
 	                         "Cost-based delay of the background worker's steps, as autovacuum's.",
 	                         "The steps sleep this long each time their page accesses reach worker_cost_limit, so "
-	                         "that searches and inserts keep the CPU and the disks. -1: "
-	                         "autovacuum_vacuum_cost_delay; 0: no delay.",
-	                         &s5v_worker_cost_delay, -1, -1, 100, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+	                         "that searches and inserts keep the CPU and the disks. 0 (the default): no delay; -1: "
+	                         "autovacuum_vacuum_cost_delay.",
+	                         &s5v_worker_cost_delay, 0, -1, 100, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("s5vector.worker_cost_limit",
 	                        "Cost limit of the background worker's steps, as autovacuum's.",
 	                        "-1: autovacuum_vacuum_cost_limit (whose -1 is vacuum_cost_limit).", &s5v_worker_cost_limit,

@@ -16,7 +16,7 @@ extern int s5v_naptime; // seconds between rounds
 extern bool s5v_worker_enabled;
 extern int s5v_max_rows_per_round;   // rows a step may move per index per round
 extern int s5v_worker_lock_timeout;  // milliseconds: the worker's lock_timeout
-extern double s5v_worker_cost_delay; // milliseconds: the worker's cost-based delay (-1: autovacuum's)
+extern double s5v_worker_cost_delay; // milliseconds: the worker's cost-based delay (0: none, -1: autovacuum's)
 extern int s5v_worker_cost_limit;    // the worker's cost limit (-1: autovacuum's)
 
 // S5 (offload, docs/s5.md "Settings").

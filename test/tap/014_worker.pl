@@ -3,7 +3,7 @@
 # again; a kill -9 of the worker while it is inside a migration step (waiting for an open cursor's scan, rows
 # already added cold) restarts the server, and the next round finishes the job; the extension dropped and the
 # database dropped while their worker runs; pgbench clients inserting and searching for 60 s while the worker
-# migrates; a standby runs no worker and answers like the primary.
+# migrates; worker_cost_delay makes its steps sleep; a standby runs no worker and answers like the primary.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -210,6 +210,18 @@ is(index_sweep_count($primary, 't', 'v', rand_vec_literal(lcg_new(5), $dim)), $t
 my $found = $primary->safe_psql('postgres', $self_found);
 diag("own nearest neighbour found for $found of $total rows");
 cmp_ok($found, '>=', $total - int($total / 100), 'every inserted row is found by a search for its own vector');
+
+# --- throttling: with a cost delay the worker's steps sleep as autovacuum's do (wait event VacuumDelay) ---
+$primary->safe_psql('postgres',
+	"ALTER SYSTEM SET s5vector.worker_cost_delay = 50; ALTER SYSTEM SET s5vector.worker_cost_limit = 1; SELECT pg_reload_conf()");
+$primary->safe_psql('postgres', "INSERT INTO t (v) SELECT @{[ vec_sql('i', $dim, 16) ]} FROM generate_series(1, 300) i");
+ok($primary->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 's5vector worker' AND wait_event = 'VacuumDelay'"),
+	'with worker_cost_delay set, the worker sleeps inside its steps (VacuumDelay)');
+$primary->safe_psql('postgres',
+	"ALTER SYSTEM RESET s5vector.worker_cost_delay; ALTER SYSTEM RESET s5vector.worker_cost_limit; SELECT pg_reload_conf()");
+$total = $primary->safe_psql('postgres', 'SELECT count(*) FROM t');
+ok($primary->poll_query_until('postgres', "SELECT ($stats) = '0/$total'"), 'and still moves every row');
 
 # --- the standby: no worker, the same answers ---
 $primary->wait_for_catchup($standby);
