@@ -415,14 +415,14 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 		                         RelationGetRelationName(index))));
 		return 0;
 	}
-	int64 rows_done = 0, runs = 0;
+	int64 rows_done = 0, rows_read = 0, runs = 0;
 	bool budget_hit = false;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector compact", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	for (uint32 list = 0; list < tier.lists && !budget_hit; list++) {
 		// Each rewrite drops dead rows or parts, so a list's runs run out; the bound is a guard.
 		for (int iter = 0; iter < 4096; iter++) {
-			if (runs >= max_segments || rows_done >= max_rows) {
+			if (runs >= max_segments || rows_read >= max_rows) {
 				budget_hit = true;
 				break;
 			}
@@ -460,6 +460,8 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 			for (int i = 0; i < nfree; i++)
 				FreeColdPage(index, free_blocks[i], S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
 			rows_done += c->live;
+			for (int t = 0; t < c->k; t++)
+				rows_read += c->parts[t].rows;
 			runs++;
 		}
 	}

@@ -17,12 +17,13 @@ constexpr uint32 kCompactSmallDivisor = 4;
 constexpr int kCompactMaxRunParts = 8;
 
 // One batch of compaction, as s5vector_compact runs it and the background worker does: rewrite at most max_segments
-// runs, stopping once max_rows live rows were rewritten (a run started is finished). Returns the live rows rewritten
-// into new segments. Returns 0 without doing anything when s5vector.s5_url is empty, the index's offload option is
-// off, it has no remote part, or another session holds the offload lock (offload, compaction or collection of this
-// index: skipped with a WARNING). With `skip_unchanged` (the worker) an index whose cold counters (rows, dead rows,
-// remote rows and segments) are those of this backend's last pass that found nothing to do is not read at all.
-// Raises on S5 failures (connection failure, data corrupted). Caller holds at least RowExclusiveLock on the index.
+// runs, and start no new run once the runs done held max_rows rows (old rows, dead ones included: what was fetched;
+// a run holds at most kCompactMaxRunParts * RowsPerPart() rows). Returns the live rows rewritten into new segments.
+// Returns 0 without doing anything when s5vector.s5_url is empty, the index's offload option is off, it has no remote
+// part, or another session holds the offload lock (offload, compaction or collection of this index: skipped with a
+// WARNING). With `skip_unchanged` (the worker) an index whose cold counters (rows, dead rows, remote rows and segments)
+// are those of this backend's last pass that found nothing to do is not read at all. Raises on S5 failures (connection
+// failure, data corrupted). Caller holds at least RowExclusiveLock on the index.
 int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip_unchanged);
 
 } // namespace s5v::pg

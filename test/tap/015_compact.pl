@@ -155,10 +155,16 @@ $node->safe_psql('postgres', 'ALTER SYSTEM SET s5vector.worker_enabled = on; SEL
 ok($node->poll_query_until('postgres',
 		"SELECT cold_remote_rows < $remote_w AND gc_pending > $pending_w FROM s5vector_index_stats('t_idx')"),
 	'the worker compacts by itself (dead rows dropped, old blobs queued)');
+# Two more whole rounds (the one that was running may have been mid-way), then two more: nothing changes.
+my $rounds = "SELECT rounds FROM s5vector_worker_status() WHERE database = 'postgres'";
+my $r0 = $node->safe_psql('postgres', $rounds);
+ok($node->poll_query_until('postgres', "SELECT ($rounds) >= $r0 + 2"), 'two more rounds');
 my $seg_w = stat_of('segments');
-sleep 3;    # a few more rounds: nothing more worth it, nothing changes
+ok($node->poll_query_until('postgres', "SELECT ($rounds) >= $r0 + 4"), 'and two more');
 is(stat_of('segments'), $seg_w, 'later rounds leave the compacted index alone');
 $node->safe_psql('postgres', 'ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM s5vector_worker_status()"), 'the worker stopped');
+is($node->safe_psql('postgres', "SELECT s5vector_compact('t_idx')"), '0', 'the worker left nothing worth compacting');
 is(answers('index'), $exact, "after the worker's compaction: answers identical");
 verify_all_ok($node, 't_idx', "verify after the worker's compaction");
 my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
