@@ -416,7 +416,7 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 		return 0;
 	}
 	int64 rows_done = 0, rows_read = 0, runs = 0;
-	bool budget_hit = false;
+	bool budget_hit = false, skipped_list = false;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector compact", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	for (uint32 list = 0; list < tier.lists && !budget_hit; list++) {
@@ -454,8 +454,10 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 				qblk = GcQueuePageWithRoom(index, (uint32)c->k);
 			bool swapped = SwapRun(index, dim, c, cid, cid_len, blob, qblk, free_blocks, &nfree);
 			UnlockColdWrite(index);
-			if (!swapped)
-				break; // the list changed under us (VACUUM does not change a chain; a rebalance may): a later call
+			if (!swapped) {
+				skipped_list = true; // the list changed under us: left to a later call
+				break;
+			}
 			WaitForScans(index);
 			for (int i = 0; i < nfree; i++)
 				FreeColdPage(index, free_blocks[i], S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
@@ -469,7 +471,7 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 	MemoryContextDelete(cxt);
 	if (runs > 0)
 		IndexFreeSpaceMapVacuum(index);
-	else if (!budget_hit)
+	else if (!budget_hit && !skipped_list)
 		MemoSet(start); // nothing worth it at these counters
 	LockRelease(&tag, ExclusiveLock, false);
 	return rows_done;

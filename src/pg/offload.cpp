@@ -509,12 +509,34 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 	PartInfo *parts = (PartInfo *)palloc(sizeof(PartInfo) * cap);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber walked = 0;
+	int restarts = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
 		CHECK_FOR_INTERRUPTS();
 		CheckChainStep(index, blk, nblocks, &walked, "part chain leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
+		if (IsFreePage(page) && restarts < 16) {
+			// A page a compaction freed: the chain (or the head the caller read) is older than a swap that a hot
+			// standby replayed (its scans are not waited for) or that a reader without the scan interlock missed.
+			// Walk again from the list's entry as it is now.
+			UnlockReleaseBuffer(buf);
+			restarts++;
+			uint32 dim = GetIndexInfo(index).dimensions;
+			S5vMetaPageData meta;
+			ReadMetaPage(index, &meta);
+			ColdTierInfo tier;
+			ReadColdTier(index, meta, dim, &tier);
+			if (tier.meta_blkno == InvalidBlockNumber || list >= tier.lists)
+				ReportCorruptCold(index, blk, "part chain reaches a free page");
+			EntryRef ref;
+			ReadEntry(index, dim, tier, list, &ref);
+			blk = ref.e.parts_head;
+			n = 0;
+			walked = 0;
+			nblocks = RelationGetNumberOfBlocks(index);
+			continue;
+		}
 		S5vPartLayout l;
 		S5vColdPart p = GetColdPart(index, page, blk, &l);
 		if (p->list != list) {

@@ -17,7 +17,7 @@ my $nodedir = PostgreSQL::Test::Utils::tempdir();
 my $s5 = s5_node_start($nodedir, '--auth-token', $token);
 
 my $node = PostgreSQL::Test::Cluster->new('compact');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 autovacuum = off
 s5vector.s5_url = '$s5->{url}'
@@ -237,6 +237,43 @@ $node->safe_psql('postgres', 'SELECT s5vector_cache_reset()');
 is(index_sweep_count($node, 't', 'v', $queries[0]), $live, 'every live row once after gc');
 verify_all_ok($node, 't_idx', 'verify at the end (every blob fetched)');
 
+# --- a hot standby's scan across a compaction that unlinks whole dead runs (the primary's WaitForScans does not
+# see it): the part chain head it read at its start is a freed page when it gets there; it walks the list's chain
+# again from the list entry as replayed, and still returns every live row once ---
+$node->safe_psql('postgres', qq{
+CREATE TABLE u (id int PRIMARY KEY, v vector($dim));
+INSERT INTO u SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 3000) i;
+CREATE INDEX u_idx ON u USING s5vector (v) WITH (hot_window = '0', lists = 8);
+SELECT s5vector_offload('u_idx');
+INSERT INTO u SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(3001, 5000) i;
+DELETE FROM u WHERE id <= 3000;
+VACUUM u;
+});
+cmp_ok($node->safe_psql('postgres', "SELECT segments FROM s5vector_index_stats('u_idx')"), '>=', 8,
+	'a second index: every remote row dead, the live rows in local tails');
+$node->backup('bk');
+my $standby = PostgreSQL::Test::Cluster->new('compact_standby');
+$standby->init_from_backup($node, 'bk', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby);
+my $sb = $standby->background_psql('postgres');
+$sb->query_safe("SET enable_seqscan = off; SET s5vector.probes = 1; SET s5vector.max_scan_tuples = 100000000; "
+	  . "BEGIN; DECLARE c CURSOR FOR SELECT id FROM u ORDER BY v <-> '$queries[2]';");
+my $sfirst = $sb->query_safe('FETCH 1 FROM c');
+$node->safe_psql('postgres', "SELECT s5vector_compact('u_idx')");
+is($node->safe_psql('postgres', "SELECT segments || '/' || cold_rows FROM s5vector_index_stats('u_idx')"), '0/2000',
+	'the dead runs are unlinked: no segment left, the 2000 live rows');
+$node->wait_for_catchup($standby);
+my ($sret, $srest, $serr) = (0, '', '');
+eval { $srest = $sb->query_safe('FETCH ALL FROM c'); };
+is($@, '', 'the standby scan goes on across the replayed compaction');
+my @srest = grep { length } split /\n/, $srest;
+my %sseen = map { $_ => 1 } ($sfirst, @srest);
+is(scalar(@srest) + 1 . '/' . scalar(keys %sseen), '2000/2000', 'standby scan across a compaction: every live row once');
+eval { $sb->query_safe('COMMIT'); $sb->quit; };
+verify_all_ok($node, 'u_idx', 'verify the second index');
+
 s5_node_stop($s5);
+$standby->stop;
 $node->stop;
 done_testing();
