@@ -108,14 +108,17 @@ struct CompactRun {
 	uint16 *src_row;
 };
 
-// Step 1 (caller holds the cold write lock). False when the list has no run worth rewriting.
-bool FindCompactRun(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, CompactRun *c) {
+// Step 1 (caller holds the cold write lock). False when the list has no run worth rewriting. *scanned grows by the
+// rows of the part pages read.
+bool FindCompactRun(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, CompactRun *c, int64 *scanned) {
 	EntryRef ref;
 	ReadEntry(index, dim, tier, list, &ref);
 	if (ref.e.parts_head == InvalidBlockNumber)
 		return false;
 	PartInfo *parts;
 	int n = ReadPartChain(index, ref.e.parts_head, list, &parts);
+	for (int i = 0; i < n; i++)
+		*scanned += parts[i].rows;
 	int first, count;
 	if (!FindRun(parts, n, &first, &count))
 		return false;
@@ -334,24 +337,16 @@ bool SwapRun(Relation index, uint32 dim, CompactRun *c, const uint8 *cid, uint16
 	return true;
 }
 
-// The cold counters a pass starts from; the worker skips an index whose counters are those of its last pass that
-// found nothing to do (no part page read, no network).
+// The cold counters of an index (cold metapage).
 struct CompactCounters {
-	Oid relid;
-	Oid relfilenode;
 	int64 cold_rows;
 	int64 dead_rows;
 	int64 remote_rows;
 	int64 remote_segments;
 };
-constexpr int kMemo = 64;
-CompactCounters memo[kMemo];
-int memo_next = 0;
 
 bool ReadCompactCounters(Relation index, const ColdTierInfo &tier, uint32 dim, CompactCounters *out) {
 	memset(out, 0, sizeof(*out));
-	out->relid = RelationGetRelid(index);
-	out->relfilenode = index->rd_node.relNode;
 	if (tier.meta_blkno == InvalidBlockNumber)
 		return false;
 	Buffer buf = ReadBuffer(index, tier.meta_blkno);
@@ -365,25 +360,45 @@ bool ReadCompactCounters(Relation index, const ColdTierInfo &tier, uint32 dim, C
 	return true;
 }
 
-CompactCounters *MemoFind(const CompactCounters &c) {
-	for (int i = 0; i < kMemo; i++)
-		if (memo[i].relid == c.relid && memo[i].relfilenode == c.relfilenode && c.relid != InvalidOid)
-			return &memo[i];
-	return nullptr;
+bool SameCounters(const CompactCounters &a, const CompactCounters &b) {
+	return a.cold_rows == b.cold_rows && a.dead_rows == b.dead_rows && a.remote_rows == b.remote_rows &&
+	       a.remote_segments == b.remote_segments;
 }
 
-void MemoSet(const CompactCounters &c) {
-	CompactCounters *m = MemoFind(c);
-	if (m == nullptr) {
-		m = &memo[memo_next];
-		memo_next = (memo_next + 1) % kMemo;
-	}
-	*m = c;
+// The worker's sweep over an index's lists (this process's memory): it resumes at next_list, and a wrap (list 0 to
+// the last) that found nothing worth it while the counters stayed those of its start makes the index idle: later
+// passes stop after reading the counters, until they change.
+struct CompactSweep {
+	Oid relid;
+	Oid relfilenode;
+	uint32 next_list;
+	bool clean;           // this wrap has rewritten nothing, skipped no list, seen no counter change
+	bool idle;            // the last wrap was clean: nothing to do while the counters are `wrap`
+	CompactCounters wrap; // counters when this wrap started
+};
+constexpr int kSweeps = 64;
+CompactSweep sweeps[kSweeps];
+int sweep_next = 0;
+
+CompactSweep *SweepFor(Relation index, const CompactCounters &now) {
+	Oid relid = RelationGetRelid(index), node = index->rd_node.relNode;
+	for (int i = 0; i < kSweeps; i++)
+		if (sweeps[i].relid == relid && sweeps[i].relfilenode == node)
+			return &sweeps[i];
+	CompactSweep *s = &sweeps[sweep_next];
+	sweep_next = (sweep_next + 1) % kSweeps;
+	s->relid = relid;
+	s->relfilenode = node;
+	s->next_list = 0;
+	s->clean = true;
+	s->idle = false;
+	s->wrap = now;
+	return s;
 }
 
 } // namespace
 
-int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip_unchanged) {
+int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool worker) {
 	if (!S5Configured() || !OptionOffload(index) || max_segments <= 0 || max_rows <= 0)
 		return 0;
 	if (RecoveryInProgress())
@@ -398,13 +413,22 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 	ReadMetaPage(index, &meta);
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, dim, &tier);
-	CompactCounters start;
-	if (!ReadCompactCounters(index, tier, dim, &start) || tier.lists == 0 || start.remote_segments == 0)
+	CompactCounters counters;
+	if (!ReadCompactCounters(index, tier, dim, &counters) || tier.lists == 0 || counters.remote_segments == 0)
 		return 0;
-	if (skip_unchanged) {
-		CompactCounters *m = MemoFind(start);
-		if (m != nullptr && memcmp(m, &start, sizeof(start)) == 0)
-			return 0;
+	CompactSweep *sweep = nullptr;
+	if (worker) {
+		sweep = SweepFor(index, counters);
+		if (sweep->idle && SameCounters(sweep->wrap, counters))
+			return 0; // nothing changed since a wrap found nothing worth it: no part page read, no network
+		if (sweep->idle) {
+			sweep->idle = false;
+			sweep->next_list = 0;
+			sweep->clean = true;
+			sweep->wrap = counters;
+		} else if (!SameCounters(sweep->wrap, counters)) {
+			sweep->clean = false; // changed during this wrap: lists behind the cursor may have work now
+		}
 	}
 	LOCKTAG tag;
 	OffloadLockTag(index, &tag);
@@ -415,11 +439,22 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 		                         RelationGetRelationName(index))));
 		return 0;
 	}
-	int64 rows_done = 0, rows_read = 0, runs = 0;
+	// Budgets: rewrites (max_segments), rows of the rewritten runs (max_rows), and for the worker the part-page rows
+	// read to look for runs (kCompactScanFactor * max_rows).
+	int64 rows_done = 0, rows_read = 0, runs = 0, scanned = 0;
+	int64 max_scanned =
+	    worker && max_rows < PG_INT64_MAX / kCompactScanFactor ? max_rows * kCompactScanFactor : PG_INT64_MAX;
 	bool budget_hit = false, skipped_list = false;
+	uint32 list = worker ? sweep->next_list : 0;
+	if (list >= tier.lists)
+		list = 0;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector compact", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	for (uint32 list = 0; list < tier.lists && !budget_hit; list++) {
+	for (; list < tier.lists && !budget_hit; list++) {
+		if (scanned >= max_scanned) {
+			budget_hit = true; // this list next time
+			break;
+		}
 		// Each rewrite drops dead rows or parts, so a list's runs run out; the bound is a guard.
 		for (int iter = 0; iter < 4096; iter++) {
 			if (runs >= max_segments || rows_read >= max_rows) {
@@ -433,8 +468,8 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 			ReadMetaPage(index, &meta);
 			ColdTierInfo now;
 			ReadColdTier(index, meta, dim, &now);
-			bool found =
-			    now.meta_blkno != InvalidBlockNumber && list < now.lists && FindCompactRun(index, dim, now, list, c);
+			bool found = now.meta_blkno != InvalidBlockNumber && list < now.lists &&
+			             FindCompactRun(index, dim, now, list, c, &scanned);
 			UnlockColdWrite(index);
 			if (!found)
 				break;
@@ -466,13 +501,31 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip
 				rows_read += c->parts[t].rows;
 			runs++;
 		}
+		if (budget_hit)
+			break; // this list again next time (it may have more runs)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	if (runs > 0)
 		IndexFreeSpaceMapVacuum(index);
-	else if (!budget_hit && !skipped_list)
-		MemoSet(start); // nothing worth it at these counters
+	if (worker) {
+		if (runs > 0 || skipped_list)
+			sweep->clean = false;
+		if (list >= tier.lists) {
+			// A wrap ended: idle when it found nothing; else the next wrap starts from the counters now.
+			if (sweep->clean) {
+				sweep->idle = true;
+			} else {
+				ReadMetaPage(index, &meta);
+				ReadColdTier(index, meta, dim, &tier);
+				(void)ReadCompactCounters(index, tier, dim, &sweep->wrap);
+				sweep->clean = true;
+			}
+			sweep->next_list = 0;
+		} else {
+			sweep->next_list = list;
+		}
+	}
 	LockRelease(&tag, ExclusiveLock, false);
 	return rows_done;
 }

@@ -16,14 +16,20 @@ constexpr uint32 kCompactDeadPercent = 20;
 constexpr uint32 kCompactSmallDivisor = 4;
 constexpr int kCompactMaxRunParts = 8;
 
+// The worker reads at most kCompactScanFactor * max_rows_per_round rows of part pages (15 bytes a row) per round
+// to look for runs, resuming where its last round stopped.
+constexpr int64 kCompactScanFactor = 16;
+
 // One batch of compaction, as s5vector_compact runs it and the background worker does: rewrite at most max_segments
 // runs, and start no new run once the runs done held max_rows rows (old rows, dead ones included: what was fetched;
 // a run holds at most kCompactMaxRunParts * RowsPerPart() rows). Returns the live rows rewritten into new segments.
-// Returns 0 without doing anything when s5vector.s5_url is empty, the index's offload option is off, it has no remote
-// part, or another session holds the offload lock (offload, compaction or collection of this index: skipped with a
-// WARNING). With `skip_unchanged` (the worker) an index whose cold counters (rows, dead rows, remote rows and segments)
-// are those of this backend's last pass that found nothing to do is not read at all. Raises on S5 failures (connection
-// failure, data corrupted). Caller holds at least RowExclusiveLock on the index.
-int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool skip_unchanged);
+// Returns 0 without doing anything when s5vector.s5_url is empty, the index's offload option is off, it has no
+// remote part, or another session holds the offload lock (offload, compaction or collection of this index: skipped
+// with a WARNING). With `worker` (the worker's step) the lists are swept a bounded piece per call (part-page rows
+// read at most kCompactScanFactor * max_rows), resuming where the last call stopped (this process's memory), and an
+// index whose whole sweep found nothing worth it is not read again (beyond its metapages) until its cold counters
+// (rows, dead rows, remote rows, segments) change. Without it every list is examined. Raises on S5 failures
+// (connection failure, data corrupted). Caller holds at least RowExclusiveLock on the index.
+int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool worker);
 
 } // namespace s5v::pg
