@@ -182,6 +182,9 @@ my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
 # iterative scan reads further lists as it goes); the compaction swaps, then waits for the cursor's scan ---
 $node->safe_psql('postgres', "DELETE FROM t WHERE id % 8 = 3; VACUUM t;");
 $live = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
+is($node->safe_psql('postgres', "ALTER INDEX t_idx SET (offload = off); SELECT s5vector_compact('t_idx')"), '0',
+	'offload = off: nothing compacted');
+$node->safe_psql('postgres', 'ALTER INDEX t_idx SET (offload = on)');
 my $cur = $node->background_psql('postgres');
 $cur->query_safe("SET enable_seqscan = off; SET s5vector.probes = 1; SET s5vector.max_scan_tuples = 100000000; "
 	  . "BEGIN; DECLARE c CURSOR FOR SELECT id FROM t ORDER BY v <-> '$queries[1]';");
