@@ -131,8 +131,6 @@ cmp_ok($pending2, '>', $pending1, "more old blobs queued ($pending2)");
 my $hashes1 = blob_hashes();
 my @gone = grep { !exists $hashes1->{$_} } keys %$hashes0;
 is(scalar(@gone), 0, 'before gc the node still has every old blob');
-my ($old) = sort keys %$hashes0;
-is(node_serves($old, $hashes0->{$old}), 200, 'control: the node serves an old blob before gc');
 is($node->safe_psql('postgres', "SELECT s5vector_gc('t_idx')"), '0', 'gc_grace = -1: nothing deleted');
 is($node->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc('t_idx')"), $pending2,
 	'gc_grace = 0: every queued blob deleted');
@@ -141,7 +139,10 @@ my $hashes2 = blob_hashes();
 is(scalar(keys %$hashes2), $seg2, 'the node keeps exactly the referenced blobs');
 my @old_gone = grep { !exists $hashes2->{$_} } keys %$hashes0;
 cmp_ok(scalar(@old_gone), '>=', $seg0 - $seg2, 'the old blobs are gone from the store');
-is(node_serves($old, $hashes0->{$old}), 404, 'the node no longer serves an old blob');
+my ($gone1) = sort @old_gone;
+my ($kept1) = sort keys %$hashes2;
+is(node_serves($kept1, $hashes2->{$kept1}), 200, 'control: the node serves a referenced blob');
+is(node_serves($gone1, $hashes0->{$gone1}), 404, 'the node no longer serves an old blob');
 $node->safe_psql('postgres', 'SELECT s5vector_cache_reset()');
 is(answers('index'), $exact, 'after gc (cold cache): answers identical');
 verify_all_ok($node, 't_idx', 'verify after gc');
@@ -248,6 +249,33 @@ is(scalar(keys %{ blob_hashes() }), stat_of('segments'), 'the node keeps exactly
 $node->safe_psql('postgres', 'SELECT s5vector_cache_reset()');
 is(index_sweep_count($node, 't', 'v', $queries[0]), $live, 'every live row once after gc');
 verify_all_ok($node, 't_idx', 'verify at the end (every blob fetched)');
+
+# --- VACUUM while a compaction's upload is in flight: the rows it marks dead in the old parts are dead in the new
+# part too (re-read at the swap), so the counters and the pages agree and the index never holds a row for a heap
+# TID that VACUUM freed ---
+$node->safe_psql('postgres', "DELETE FROM t WHERE id % 16 = 7; VACUUM (INDEX_CLEANUP ON) t;");
+answers('index');    # every segment cached: the compaction goes to the node only to upload
+s5_node_stop($s5);
+$s5 = s5_node_start($nodedir, '--auth-token', $token, '--delay-ms', '4000');
+set_url($s5->{url});
+# Deleted before the compaction starts (so that its snapshot does not hold the tuples back), vacuumed while its
+# upload is in flight.
+$node->safe_psql('postgres', "DELETE FROM t WHERE id % 32 = 15");
+my $vbg = $node->background_psql('postgres');
+$vbg->query_until(qr/started/, "\\echo started\nSELECT s5vector_compact('t_idx', 1);\n");
+sleep 1;
+$node->safe_psql('postgres', "VACUUM (INDEX_CLEANUP ON) t");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'SELECT s5vector_compact%' AND state = 'active'"),
+	'the compaction finished after the VACUUM');
+$vbg->quit;
+s5_node_stop($s5);
+$s5 = s5_node_start($nodedir, '--auth-token', $token);
+set_url($s5->{url});
+$live = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
+is(stat_of('cold_rows'), $live, 'live rows counted = rows in the table (the rows VACUUM marked meanwhile are dead)');
+is(index_sweep_count($node, 't', 'v', $queries[0]), $live, 'every live row once');
+verify_all_ok($node, 't_idx', 'verify after a VACUUM during a compaction (dead flags and counters agree)');
 
 # --- a hot standby's scan across a compaction that unlinks whole dead runs (the primary's WaitForScans does not
 # see it): the part chain head it read at its start is a freed page when it gets there; it walks the list's chain
