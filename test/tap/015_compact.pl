@@ -1,8 +1,10 @@
 # Compaction of remote parts against a real s5vector-node on loopback (docs/s5.md "Compaction"): small parts merged,
 # rows VACUUM marked dead dropped, answers identical before and after (probes = every list: the exact answer),
 # fewer segments, the old blobs queued and deleted by s5vector_gc (the node no longer serves them), the worker
-# compacting on its own, two sessions at once (one skips), and a kill -9 while a compaction's upload is in flight
-# (no row lost or duplicated, verify clean, the orphan upload collected).
+# compacting on its own (a bounded piece a round), a cursor open across a swap, two sessions at once (one skips),
+# a kill -9 while a compaction's upload is in flight (no row lost or duplicated, verify clean, the orphan upload
+# collected), a VACUUM during the upload (its dead flags carried into the new part), and a hot standby's scan
+# across a replayed compaction that unlinks dead runs.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
