@@ -279,6 +279,30 @@ is(stat_of('cold_rows'), $live, 'live rows counted = rows in the table (the rows
 is(index_sweep_count($node, 't', 'v', $queries[0]), $live, 'every live row once');
 verify_all_ok($node, 't_idx', 'verify after a VACUUM during a compaction (dead flags and counters agree)');
 
+# --- a lying node (wrong CID on upload) and a node answering 500: the compaction fails with the right SQLSTATE,
+# nothing is swapped, nothing lost; the intents are queued for gc ---
+$node->safe_psql('postgres', "DELETE FROM t WHERE id % 64 = 47; VACUUM (INDEX_CLEANUP ON) t;");
+$live = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
+$exact = answers('exact');
+answers('index');    # cached: only the upload meets the bad node
+my %bad = ('--corrupt-rate' => 'XX001', '--fail-rate' => '08006');
+for my $flag (sort keys %bad)
+{
+	my $segs = stat_of('segments');
+	my $badnode = s5_node_start("$nodedir/bad", '--auth-token', $token, $flag, '1');
+	set_url($badnode->{url});
+	my ($r, $o, $e) = $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT s5vector_compact('t_idx')");
+	my ($code) = sqlstate_of($e);
+	is($code // 'none', $bad{$flag}, "node with $flag 1: compaction fails with $bad{$flag}");
+	s5_node_stop($badnode);
+	set_url($s5->{url});
+	is(stat_of('segments'), $segs, '... nothing swapped');
+	is(index_sweep_count($node, 't', 'v', $queries[0]), $live, '... no row lost');
+}
+cmp_ok($node->safe_psql('postgres', "SELECT s5vector_compact('t_idx')"), '>', 0, 'with a good node it succeeds');
+is(answers('index'), $exact, 'answers identical');
+verify_all_ok($node, 't_idx', 'verify after the failed compactions');
+
 # --- a hot standby's scan across a compaction that unlinks whole dead runs (the primary's WaitForScans does not
 # see it): the part chain head it read at its start is a freed page when it gets there; it walks the list's chain
 # again from the list entry as replayed, and still returns every live row once ---
