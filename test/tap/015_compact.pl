@@ -229,6 +229,8 @@ like($err, qr/skipped/, '... and skips with a WARNING');
 my $victim = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT s5vector_compact%' AND pid <> pg_backend_pid()");
 ok($victim =~ /^\d+$/, 'the compaction is running');
+ok($node->poll_query_until('postgres', "SELECT gc_pending = $pending_k + 1 FROM s5vector_index_stats('t_idx')"),
+	'its intent is queued (durable) while the upload is in flight');
 kill 'KILL', $victim;
 eval { $bg->quit; };
 my $pidfile = $node->data_dir . '/postmaster.pid';
