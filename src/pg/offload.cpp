@@ -66,6 +66,8 @@ uint64 TidKeyOf(const ItemPointerData *t) {
 	return ((uint64)ItemPointerGetBlockNumberNoCheck(t) << 16) | ItemPointerGetOffsetNumberNoCheck(t);
 }
 
+} // namespace
+
 bool SegmentMetricFor(s5v::Metric m, s5::SegmentMetric *out) {
 	switch (m) {
 	case s5v::Metric::L2:
@@ -82,18 +84,9 @@ bool SegmentMetricFor(s5v::Metric m, s5::SegmentMetric *out) {
 	}
 }
 
-// The offload lock: a tuple lock on (index, block 0, offset 2), like the scan interlock's tag (offset 0); two
-// offloads of one index never run at once (the second skips).
 void OffloadLockTag(Relation index, LOCKTAG *tag) {
 	SET_LOCKTAG_TUPLE(*tag, index->rd_lockInfo.lockRelId.dbId, index->rd_lockInfo.lockRelId.relId, 0, 2);
 }
-
-// A list's entry, read from its centroid page.
-struct EntryRef {
-	BlockNumber cblk;
-	uint32 slot;
-	S5vListInfoData e;
-};
 
 void ReadEntry(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, EntryRef *out) {
 	out->cblk = tier.centroid_head + list / tier.lists_per_page;
@@ -109,6 +102,8 @@ void ReadEntry(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list
 	out->e = *CentroidEntry(c, out->slot, dim);
 	UnlockReleaseBuffer(buf);
 }
+
+namespace {
 
 bool IsFreePage(Page page) {
 	if (PageIsNew(page))
@@ -144,6 +139,8 @@ Buffer AllocPage(Relation index) {
 	return buf;
 }
 
+} // namespace
+
 S5vGcQueue GetGcQueue(Relation index, Page page, BlockNumber blk) {
 	S5vGcQueue q = (S5vGcQueue)GetColdItem(index, page, blk, S5V_PAGE_COLD_PART, S5V_TUPLE_GC_QUEUE);
 	if (q->capacity != GcEntriesPerPage() || q->count > q->capacity)
@@ -151,34 +148,21 @@ S5vGcQueue GetGcQueue(Relation index, Page page, BlockNumber blk) {
 	return q;
 }
 
-// Queue a blob (GC state, WAL). Caller holds the cold write lock. Returns the queue page that holds the entry.
-BlockNumber QueueBlob(Relation index, const s5::BlobId &blob, uint32 kind) {
+BlockNumber GcQueuePageWithRoom(Relation index, uint32 room) {
+	room = Max(room, 1u);
 	S5vMetaPageData meta;
 	ReadMetaPage(index, &meta);
 	BlockNumber head = meta.worker.gc_queue_head;
 	if (head != InvalidBlockNumber) {
 		Buffer buf = ReadBuffer(index, head);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		S5vGcQueue q = GetGcQueue(index, BufferGetPage(buf), head);
-		if (q->count < q->capacity) {
-			GenericXLogState *state = GenericXLogStart(index);
-			Page page = GenericXLogRegisterBuffer(state, buf, 0);
-			q = (S5vGcQueue)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
-			S5vGcEntryData *e = &q->entries[q->count++];
-			memset(e, 0, sizeof(*e));
-			memcpy(e->hash, blob.hash.data(), 32);
-			e->size = blob.size;
-			e->queued = GetCurrentTimestamp();
-			e->kind = kind;
-			XLogRecPtr lsn = GenericXLogFinish(state);
-			UnlockReleaseBuffer(buf);
-			// Durable before the upload starts: a crash after the upload must find the intent (no silent orphan).
-			XLogFlush(lsn);
-			return head;
-		}
+		bool fits = (uint32)q->count + room <= q->capacity;
 		UnlockReleaseBuffer(buf);
+		if (fits)
+			return head;
 	}
-	// A new queue page becomes the head (one record with the index metapage).
+	// A new, empty queue page becomes the head (one record with the index metapage).
 	Buffer nbuf = AllocPage(index);
 	BlockNumber nblk = BufferGetBlockNumber(nbuf);
 	Buffer metabuf = ReadBuffer(index, S5V_METAPAGE_BLKNO);
@@ -189,20 +173,38 @@ BlockNumber QueueBlob(Relation index, const s5::BlobId &blob, uint32 kind) {
 	S5vGcQueue q = (S5vGcQueue)InitColdPage(page, S5V_PAGE_COLD_PART, S5V_TUPLE_GC_QUEUE);
 	q->capacity = (uint16)GcEntriesPerPage();
 	S5vPageGetOpaque(page)->nextblkno = S5vPageGetMeta(mpage)->worker.gc_queue_head;
+	S5vPageGetMeta(mpage)->worker.gc_queue_head = nblk;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(metabuf);
+	UnlockReleaseBuffer(nbuf);
+	return nblk;
+}
+
+BlockNumber QueueBlob(Relation index, const s5::BlobId &blob, uint32 kind, uint32 room) {
+	BlockNumber blk = GcQueuePageWithRoom(index, room);
+	Buffer buf = ReadBuffer(index, blk);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	S5vGcQueue q = GetGcQueue(index, BufferGetPage(buf), blk);
+	if (q->count >= q->capacity) {
+		UnlockReleaseBuffer(buf);
+		ReportCorruptCold(index, blk, "collection queue page full after room was made");
+	}
+	GenericXLogState *state = GenericXLogStart(index);
+	Page page = GenericXLogRegisterBuffer(state, buf, 0);
+	q = (S5vGcQueue)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
 	S5vGcEntryData *e = &q->entries[q->count++];
+	memset(e, 0, sizeof(*e));
 	memcpy(e->hash, blob.hash.data(), 32);
 	e->size = blob.size;
 	e->queued = GetCurrentTimestamp();
 	e->kind = kind;
-	S5vPageGetMeta(mpage)->worker.gc_queue_head = nblk;
 	XLogRecPtr lsn = GenericXLogFinish(state);
-	UnlockReleaseBuffer(metabuf);
-	UnlockReleaseBuffer(nbuf);
+	UnlockReleaseBuffer(buf);
+	// Durable before the upload starts: a crash after the upload must find the intent (no silent orphan).
 	XLogFlush(lsn);
-	return nblk;
+	return blk;
 }
 
-// Index of the pending entry of `blob` on a queue page, or -1.
 int FindGcEntry(S5vGcQueue q, const s5::BlobId &blob, uint32 kind) {
 	for (int i = 0; i < q->count; i++)
 		if (q->entries[i].kind == kind && q->entries[i].size == blob.size &&
@@ -211,7 +213,6 @@ int FindGcEntry(S5vGcQueue q, const s5::BlobId &blob, uint32 kind) {
 	return -1;
 }
 
-// Turn a pending entry into an unreferenced one (the swap could not be done: the blob is garbage).
 void AbandonPending(Relation index, BlockNumber qblk, const s5::BlobId &blob) {
 	Buffer buf = ReadBuffer(index, qblk);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -227,6 +228,8 @@ void AbandonPending(Relation index, BlockNumber qblk, const s5::BlobId &blob) {
 	}
 	UnlockReleaseBuffer(buf);
 }
+
+namespace {
 
 // A sealed prefix of one list, copied (palloc'd).
 struct SealCandidate {
@@ -387,47 +390,54 @@ bool SwapInPart(Relation index, uint32 dim, const ColdTierInfo &tier, SealCandid
 
 // Step 6: the sealed row pages become free pages (WAL) and go to the FSM.
 void FreeRowPages(Relation index, uint32 dim, const SealCandidate *c) {
-	for (int i = 0; i < c->npages; i++) {
-		Buffer buf = ReadBuffer(index, c->blocks[i]);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		Page page = BufferGetPage(buf);
-		bool ok = !PageIsNew(page) && S5vPageGetOpaque(page)->page_type == S5V_PAGE_COLD_ROWS;
-		if (ok) {
-			GenericXLogState *state = GenericXLogStart(index);
-			Page w = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
-			(void)InitColdPage(w, S5V_PAGE_COLD_PART, S5V_TUPLE_FREE);
-			GenericXLogFinish(state);
-		}
-		UnlockReleaseBuffer(buf);
-		if (ok)
-			RecordFreeIndexPage(index, c->blocks[i]);
-	}
+	for (int i = 0; i < c->npages; i++)
+		FreeColdPage(index, c->blocks[i], S5V_PAGE_COLD_ROWS, -1);
 }
 
-// Steps 2-4 for one candidate, C++ inside: encode, encrypt, intent (a PostgreSQL call), upload. Fills the
-// encrypted CID bytes and the blob id. Raises on failure (after the C++ objects are gone).
-void EncodeAndUpload(Relation index, const IndexInfoCache &info, const S5vMetaPageData &meta, SealCandidate *c,
-                     uint8 *cid_out, uint16 *cid_len, s5::BlobId *blob, BlockNumber *qblk) {
+} // namespace
+
+void FreeColdPage(Relation index, BlockNumber blk, uint16 page_type, int tuple_type) {
+	Buffer buf = ReadBuffer(index, blk);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Page page = BufferGetPage(buf);
+	bool ok = !PageIsNew(page) && S5vPageGetOpaque(page)->page_type == page_type;
+	if (ok && tuple_type >= 0)
+		ok = PageGetMaxOffsetNumber(page) == FirstOffsetNumber &&
+		     (uint8)((char *)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber)))[0] == (uint8)tuple_type;
+	if (ok) {
+		GenericXLogState *state = GenericXLogStart(index);
+		Page w = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+		(void)InitColdPage(w, S5V_PAGE_COLD_PART, S5V_TUPLE_FREE);
+		GenericXLogFinish(state);
+	}
+	UnlockReleaseBuffer(buf);
+	if (ok)
+		RecordFreeIndexPage(index, blk);
+}
+
+void EncodeAndUploadSegment(Relation index, const IndexInfoCache &info, const S5vMetaPageData &meta, uint32 list,
+                            uint32 segment_no, uint32 rows, const ItemPointerData *tids, const float *vecs,
+                            uint32 queue_room, uint8 *cid_out, uint16 *cid_len, s5::BlobId *blob, BlockNumber *qblk) {
 	s5::SegmentMetric metric;
 	if (!SegmentMetricFor(info.metric, &metric))
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 		                errmsg("cannot offload index \"%s\": its metric has no segment format",
 		                       RelationGetRelationName(index))));
-	uint64 *ids = (uint64 *)palloc(sizeof(uint64) * c->rows);
-	for (uint32 i = 0; i < c->rows; i++)
-		ids[i] = TidKeyOf(&c->tids[i]);
+	uint64 *ids = (uint64 *)palloc(sizeof(uint64) * rows);
+	for (uint32 i = 0; i < rows; i++)
+		ids[i] = TidKeyOf(&tids[i]);
 	Guarded([&]() -> Status {
 		InterruptToken cancel;
 		s5::SegmentHeader h;
 		h.dims = info.dimensions;
 		h.metric = metric;
 		memcpy(h.index_id.data(), meta.index_id, 16);
-		h.list_no = c->list;
-		h.segment_no = c->segment_no;
-		h.row_count = c->rows;
+		h.list_no = list;
+		h.segment_no = segment_no;
+		h.row_count = rows;
 		std::vector<uint8_t> plain, cipher;
-		S5V_RETURN_IF_ERROR(s5::EncodeSegment(h, std::span<const float>(c->vecs, (size_t)c->rows * info.dimensions),
-		                                      std::span<const uint64_t>(ids, c->rows), {}, &plain));
+		S5V_RETURN_IF_ERROR(s5::EncodeSegment(h, std::span<const float>(vecs, (size_t)rows * info.dimensions),
+		                                      std::span<const uint64_t>(ids, rows), {}, &plain));
 		s5::EncryptedCid ecid;
 		S5V_RETURN_IF_ERROR(s5::EncryptBlob(plain, &cipher, &ecid));
 		std::vector<uint8_t> bytes = s5::EncodeEncryptedCidBytes(ecid);
@@ -441,7 +451,8 @@ void EncodeAndUpload(Relation index, const IndexInfoCache &info, const S5vMetaPa
 		// 3. The intent, durable before the upload.
 		Status st;
 		s5::BlobId b = ecid.encrypted;
-		S5V_PG_CALL(st, LockColdWrite(index); *qblk = QueueBlob(index, b, S5V_GC_PENDING); UnlockColdWrite(index));
+		S5V_PG_CALL(st, LockColdWrite(index); *qblk = QueueBlob(index, b, S5V_GC_PENDING, queue_room);
+		            UnlockColdWrite(index));
 		S5V_RETURN_IF_ERROR(st);
 		// 4. Upload; Upload checks the node's CID against ours (Corrupt otherwise).
 		s5::BlobId uploaded;
@@ -454,6 +465,15 @@ void EncodeAndUpload(Relation index, const IndexInfoCache &info, const S5vMetaPa
 		return Status::Ok();
 	});
 	pfree(ids);
+}
+
+namespace {
+
+// Steps 2-4 for one candidate: encode, encrypt, intent, upload (EncodeAndUploadSegment).
+void EncodeAndUpload(Relation index, const IndexInfoCache &info, const S5vMetaPageData &meta, SealCandidate *c,
+                     uint8 *cid_out, uint16 *cid_len, s5::BlobId *blob, BlockNumber *qblk) {
+	EncodeAndUploadSegment(index, info, meta, c->list, c->segment_no, c->rows, c->tids, c->vecs, 1, cid_out, cid_len,
+	                       blob, qblk);
 }
 
 // When a step last ran (last_offload, last_gc): one Generic WAL record of the metapage.
@@ -489,12 +509,34 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 	PartInfo *parts = (PartInfo *)palloc(sizeof(PartInfo) * cap);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber walked = 0;
+	int restarts = 0;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
 		CHECK_FOR_INTERRUPTS();
 		CheckChainStep(index, blk, nblocks, &walked, "part chain leaves the index or loops");
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
+		if (IsFreePage(page) && restarts < 16) {
+			// A page a compaction freed: the chain (or the head the caller read) is older than a swap that a hot
+			// standby replayed (its scans are not waited for) or that a reader without the scan interlock missed.
+			// Walk again from the list's entry as it is now.
+			UnlockReleaseBuffer(buf);
+			restarts++;
+			uint32 dim = GetIndexInfo(index).dimensions;
+			S5vMetaPageData meta;
+			ReadMetaPage(index, &meta);
+			ColdTierInfo tier;
+			ReadColdTier(index, meta, dim, &tier);
+			if (tier.meta_blkno == InvalidBlockNumber || list >= tier.lists)
+				ReportCorruptCold(index, blk, "part chain reaches a free page");
+			EntryRef ref;
+			ReadEntry(index, dim, tier, list, &ref);
+			blk = ref.e.parts_head;
+			n = 0;
+			walked = 0;
+			nblocks = RelationGetNumberOfBlocks(index);
+			continue;
+		}
 		S5vPartLayout l;
 		S5vColdPart p = GetColdPart(index, page, blk, &l);
 		if (p->list != list) {

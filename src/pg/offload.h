@@ -7,6 +7,13 @@
 #include "pg/cold_store.h"
 #include "pg/page_store.h"
 
+extern "C" {
+#include "storage/lock.h"
+}
+
+#include "core/s5/cid.h"
+#include "core/s5/segment.h"
+
 namespace s5v::pg {
 
 // One batch of offload, as s5vector_offload runs it and the background worker may: seal up to max_segments list
@@ -23,6 +30,49 @@ int64 OffloadIndex(Relation index, int64 max_segments);
 // offload of the index runs (its pending entry is about to be referenced); returns 0 with a negative gc_grace or no
 // s5_url. Returns the blobs deleted (a blob the node no longer has counts as collected, not deleted).
 int64 CollectGarbage(Relation index);
+
+// ---- helpers shared with compaction (compact.cpp) -----------------------------------------------------------------
+
+// The segment format's metric for an index metric; false for L1 (no segment format).
+bool SegmentMetricFor(s5v::Metric m, s5::SegmentMetric *out);
+
+// The offload lock: a tuple lock on (index, block 0, offset 2), like the scan interlock's tag (offset 0). Offload,
+// compaction and collection of one index take it in ExclusiveLock without waiting (the second skips with a WARNING),
+// from before an upload intent to after its swap.
+void OffloadLockTag(Relation index, LOCKTAG *tag);
+
+// A list's entry, read from its centroid page (copied; one page share-locked).
+struct EntryRef {
+	BlockNumber cblk;
+	uint32 slot;
+	S5vListInfoData e;
+};
+void ReadEntry(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, EntryRef *out);
+
+// A GC queue page's item, checked (XX002).
+S5vGcQueue GetGcQueue(Relation index, Page page, BlockNumber blk);
+// A queue page with `room` free slots: the head page if it has them, else a new empty head page (one record with the
+// index metapage). Caller holds the cold write lock (queue pages change only under it).
+BlockNumber GcQueuePageWithRoom(Relation index, uint32 room);
+// Queue a blob (GC state, WAL, flushed). The entry goes to the head queue page when it has `room` free slots (this
+// entry included), else to a new head page. Caller holds the cold write lock. Returns the queue page of the entry.
+BlockNumber QueueBlob(Relation index, const s5::BlobId &blob, uint32 kind, uint32 room = 1);
+// Index of the entry of `blob` with `kind` on a queue page, or -1.
+int FindGcEntry(S5vGcQueue q, const s5::BlobId &blob, uint32 kind);
+// Turn a pending entry into an unreferenced one (the swap could not be done: the blob is garbage).
+void AbandonPending(Relation index, BlockNumber qblk, const s5::BlobId &blob);
+
+// Steps 2-4 of an offload for one segment of `rows` rows (tids, rows * dim vecs) of list `list`: encode, encrypt
+// with a fresh key, log the intent (QueueBlob PENDING with `queue_room`, durable), upload and check the node's CID.
+// No lock held by the caller. Fills the encrypted CID bytes, the blob and the intent's queue page. Raises on
+// failure (the intent then stays queued: an orphan for GC).
+void EncodeAndUploadSegment(Relation index, const IndexInfoCache &info, const S5vMetaPageData &meta, uint32 list,
+                            uint32 segment_no, uint32 rows, const ItemPointerData *tids, const float *vecs,
+                            uint32 queue_room, uint8 *cid_out, uint16 *cid_len, s5::BlobId *blob, BlockNumber *qblk);
+
+// A page that nothing references any more becomes a free page (WAL) in the FSM, if it still is of `page_type` (and
+// its item of `tuple_type`, unless negative). Call after WaitForScans.
+void FreeColdPage(Relation index, BlockNumber blk, uint16 page_type, int tuple_type);
 
 // A part page as readers copy it (palloc'd arrays).
 struct PartInfo {

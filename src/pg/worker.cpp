@@ -53,6 +53,7 @@ extern "C" {
 #include "pg/cold_migrate.h"
 #include "pg/cold_pages.h"
 #include "pg/cold_rebalance.h"
+#include "pg/compact.h"
 #include "pg/offload.h"
 #include "pg/gucs.h"
 #include "pg/worker.h"
@@ -89,6 +90,9 @@ const WorkerStep kSteps[] = {
      [](Relation index, int64 max_rows) {
 	     return OffloadIndex(index, Max((int64)1, max_rows / (int64)RowsPerPart()));
      }},
+    // Only when the cold counters changed since this worker's last pass that found nothing (compact.h).
+    {"compact", RowExclusiveLock,
+     [](Relation index, int64 max_rows) { return CompactIndex(index, PG_INT64_MAX, max_rows, true); }},
     {"gc", RowExclusiveLock,
      [](Relation index, int64) -> int64 {
 	     (void)CollectGarbage(index);

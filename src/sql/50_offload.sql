@@ -17,3 +17,9 @@ REVOKE ALL ON FUNCTION s5vector_cache_reset() FROM PUBLIC;
 -- unreferenced blobs); returns the blobs deleted. The caller must own the table.
 CREATE FUNCTION s5vector_gc(index regclass) RETURNS bigint
 	AS 'MODULE_PATHNAME', 's5vector_gc' LANGUAGE C STRICT VOLATILE;
+
+-- Rewrite remote segments worth it (docs/s5.md "Compaction": dead share >= 20 %, or small parts merged), at most
+-- max_segments rewrites (NULL = all); returns the live rows rewritten. The old blobs go to the GC queue. The caller
+-- must own the table; 0 without s5vector.s5_url or with the index's offload option off.
+CREATE FUNCTION s5vector_compact(index regclass, max_segments integer DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 's5vector_compact' LANGUAGE C VOLATILE;
