@@ -49,6 +49,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/blob_ledger.h"
 #include "pg/cold_migrate.h"
 #include "pg/cold_pages.h"
 #include "pg/cold_rebalance.h"
@@ -456,7 +457,51 @@ StepOutcome RunStep(int slot_no, const char *dbname, const IndexEntry &entry, co
 	return outcome;
 }
 
-// One round: every step on every index. True when a step moved its whole budget (work is left).
+// Blobs of dropped or rebuilt indexes one round collects at most (the database's blob ledger, once per round).
+constexpr int64 kDroppedBlobsPerRound = 256;
+
+// The database step after the index steps: collect the blob ledger (CollectDroppedBlobs; nothing without s5_url or
+// with a negative gc_grace, one small query on an empty ledger). Its own transaction; a failure is logged in one
+// line and kept as the worker's last error. True when it used its whole budget (work is left).
+bool RunLedgerStep(int slot_no, const char *dbname) {
+	MemoryContext caller = CurrentMemoryContext;
+	volatile int64 done = 0;
+	SetSlotStep(slot_no, "", "gc_dropped");
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "s5vector worker: gc_dropped");
+		done = CollectDroppedBlobs(kDroppedBlobsPerRound);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		ErrorData *edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+		        (errcode(edata->sqlerrcode),
+		         errmsg("s5vector worker: step \"gc_dropped\" failed in database \"%s\": %s", dbname, edata->message)));
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		WorkerSlot *slot = &shared->slots[slot_no];
+		snprintf(slot->last_error, sizeof(slot->last_error), "gc_dropped: %s", edata->message);
+		slot->last_error_time = GetCurrentTimestamp();
+		LWLockRelease(shared->lock);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	pgstat_report_activity(STATE_IDLE, nullptr);
+	SetSlotStep(slot_no, "", "");
+	return done >= kDroppedBlobsPerRound;
+}
+
+// One round: every step on every index, then the database's blob ledger. True when a step moved its whole budget
+// (work is left).
 bool RunRound(int slot_no, const char *dbname, List *indexes) {
 	WorkerSlot *slot = &shared->slots[slot_no];
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -482,6 +527,10 @@ bool RunRound(int slot_no, const char *dbname, List *indexes) {
 				break; // the next index
 		}
 	}
+	CHECK_FOR_INTERRUPTS();
+	ReloadIfPending();
+	if (s5v_worker_enabled && !RecoveryInProgress() && RunLedgerStep(slot_no, dbname))
+		more = true;
 done:
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	slot->last_round_end = GetCurrentTimestamp();
