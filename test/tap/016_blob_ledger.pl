@@ -220,9 +220,23 @@ is(scalar(@left), 0, 'and deleted every tracked blob on the node');
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.worker_enabled = off; ALTER SYSTEM RESET s5vector.gc_grace; SELECT pg_reload_conf();');
 
+# A corrupt index (its metapage's magic overwritten while the server is down) can still be rebuilt: its blobs cannot
+# be read, so they are not tracked, and REINDEX says so in a WARNING instead of failing.
+my $h11 = make_offloaded('t11');
+my $file11 = $node->data_dir . '/' . $node->safe_psql('postgres', "SELECT pg_relation_filepath('t11_idx')");
+
 # --- without shared_preload_libraries ---
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
-$node->restart;
+$node->stop;
+poke_file($file11, 24, pack('V', 0xdeadbeef));
+$node->start;
+my ($ret, $out, $err) = $node->psql('postgres', 'REINDEX INDEX t11_idx');
+is($ret, 0, 'REINDEX of an index with a corrupt metapage succeeds');
+like($err, qr/WARNING:  index "public.t11_idx": its blobs on S5 are not tracked: .*bad magic number/,
+	'with a WARNING that its blobs are not tracked');
+is($node->safe_psql('postgres', "SELECT count(*) FROM s5vector_dropped_blobs WHERE index_name = 'public.t11_idx'"), '0',
+	'nothing of it in the ledger');
+is(answers('t11', 'index'), answers('t11', 'exact'), 'the rebuilt index answers exactly');
 my $h7 = make_offloaded('t7');
 my $h8 = make_offloaded('t8');
 my $h9 = make_offloaded('t9');
@@ -245,7 +259,7 @@ my $h10 = make_offloaded('t10');
 is(state_of($node, 'DROP EXTENSION s5vector CASCADE'), '55000',
 	'DROP EXTENSION CASCADE with an offloaded index is refused');
 # (The worker offloaded the rebuilt indexes meanwhile: dropping their tables tracks those blobs too.)
-$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10');
+$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11');
 cmp_ok($node->safe_psql('postgres', $ledger_count), '>=', 4, 'the dropped tables\' blobs are tracked');
 $node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()');
 $node->safe_psql('postgres', 'DROP EXTENSION s5vector');
