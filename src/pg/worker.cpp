@@ -5,6 +5,7 @@
 // stays and runs rounds. A round runs, for each s5vector index of the database, the steps of kSteps in order, each
 // in a transaction of its own under s5vector.worker_lock_timeout, moving at most s5vector.max_rows_per_round
 // rows; a step that fails is logged in one line (index, step, error) and the round goes on with the next index.
+// After the indexes, one database step collects the blob ledger (gc_dropped, blob_ledger.h).
 // Shared memory holds one slot per worker (s5vector_worker_status) and the last error per index
 // (s5vector_index_stats.last_error).
 extern "C" {
