@@ -220,6 +220,32 @@ is(scalar(@left), 0, 'and deleted every tracked blob on the node');
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.worker_enabled = off; ALTER SYSTEM RESET s5vector.gc_grace; SELECT pg_reload_conf();');
 
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 's5vector worker'"),
+	'the worker stopped');
+
+# A DROP INDEX CONCURRENTLY that fails after its first transaction: the ledger has the blobs (copied when that
+# transaction committed), the index is left invalid and still references them. An invalid index gets no new blob
+# (offload skips it) and the entries are not collected while their storage lives.
+my $h12 = make_offloaded('t12');
+my $bg = $node->background_psql('postgres');
+$bg->query_safe('BEGIN; SELECT count(*) FROM t12;');    # a reader the drop waits for
+is(state_of($node, "SET statement_timeout = '1s';\nDROP INDEX CONCURRENTLY t12_idx;"), '57014',
+	'DROP INDEX CONCURRENTLY cancelled while it waits for a reader');
+$bg->query_safe('COMMIT;');
+$bg->quit;
+is($node->safe_psql('postgres', "SELECT indisvalid FROM pg_index WHERE indexrelid = 't12_idx'::regclass"), 'f',
+	'the index is left invalid');
+is(ledger_hashes("index_name = 'public.t12_idx'"), $h12, 'the ledger has its blobs (copied at the first commit)');
+$node->safe_psql('postgres', "INSERT INTO t12 SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(2001, 4000) i");
+is($node->safe_psql('postgres', "SELECT s5vector_offload('t12_idx')"), '0', 'an invalid index is not offloaded');
+is($node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()'), '0',
+	'entries whose storage still exists are not collected');
+is(scalar(grep { store_set($s5->{store})->{$_} } split /,/, $h12), 4, 'the node keeps the invalid index\'s blobs');
+$node->safe_psql('postgres', 'DROP INDEX t12_idx');
+is($node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()'), '4',
+	'dropped for good: its blobs are collected (each once)');
+is($node->safe_psql('postgres', $ledger_count), '0', 'ledger empty');
+
 # A corrupt index (its metapage's magic overwritten while the server is down) can still be rebuilt: its blobs cannot
 # be read, so they are not tracked, and REINDEX says so in a WARNING instead of failing.
 my $h11 = make_offloaded('t11');
@@ -259,7 +285,7 @@ my $h10 = make_offloaded('t10');
 is(state_of($node, 'DROP EXTENSION s5vector CASCADE'), '55000',
 	'DROP EXTENSION CASCADE with an offloaded index is refused');
 # (The worker offloaded the rebuilt indexes meanwhile: dropping their tables tracks those blobs too.)
-$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11');
+$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12');
 cmp_ok($node->safe_psql('postgres', $ledger_count), '>=', 4, 'the dropped tables\' blobs are tracked');
 $node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()');
 $node->safe_psql('postgres', 'DROP EXTENSION s5vector');
