@@ -56,6 +56,7 @@ extern "C" {
 #include "pg/cold_rebalance.h"
 #include "pg/offload.h"
 #include "pg/gucs.h"
+#include "pg/s5_glue.h"
 #include "pg/worker.h"
 
 extern "C" {
@@ -465,6 +466,8 @@ constexpr int64 kDroppedBlobsPerRound = 256;
 // with a negative gc_grace, one small query on an empty ledger). Its own transaction; a failure is logged in one
 // line and kept as the worker's last error. True when it used its whole budget (work is left).
 bool RunLedgerStep(int slot_no, const char *dbname) {
+	if (!S5Configured() || s5v_gc_grace_s < 0)
+		return false; // nothing would be deleted: not even a transaction
 	MemoryContext caller = CurrentMemoryContext;
 	volatile int64 done = 0;
 	SetSlotStep(slot_no, "", "gc_dropped");

@@ -181,12 +181,40 @@ my $h4 = make_offloaded('t4');
 $node->safe_psql('postgres', 'DROP TABLE t4');
 is(ledger_hashes("index_name = 'public.t4_idx' AND reason = 'DROP TABLE'"), $h4, 'DROP TABLE: exactly its index\'s blobs');
 
+my $before;
+# --- VACUUM FULL, CLUSTER, REINDEX TABLE: every command that rebuilds the index through its build ---
+my $h13 = make_offloaded('t13');
+$node->safe_psql('postgres', 'VACUUM FULL t13');
+is(ledger_hashes("index_name = 'public.t13_idx' AND reason = 'VACUUM'"), $h13, 'VACUUM FULL: exactly the old blobs');
+for my $cmd ('CLUSTER t13 USING t13_pkey', 'REINDEX TABLE t13')
+{
+	my $b = store_set($s5->{store});
+	$node->safe_psql('postgres', "SELECT s5vector_offload('t13_idx')");
+	my $h = join(',', sort grep { !$b->{$_} } keys %{ store_set($s5->{store}) });
+	$node->safe_psql('postgres', $cmd);
+	my ($tag) = $cmd =~ /^(\w+)/;
+	is(ledger_hashes("index_name = 'public.t13_idx' AND reason = '$tag'"), $h, "$cmd: exactly the old blobs");
+}
+is(answers('t13', 'index'), answers('t13', 'exact'), 'the rebuilt index answers exactly');
+# REINDEX SCHEMA runs each table in a transaction of its own: each rebuild copies in its own.
+$node->safe_psql('postgres', qq{
+CREATE SCHEMA rs;
+CREATE TABLE rs.t14 (id int PRIMARY KEY, v vector($dim));
+INSERT INTO rs.t14 SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 2000) i;
+CREATE INDEX t14_idx ON rs.t14 USING s5vector (v) WITH (hot_window = '0', lists = 4);
+});
+$before = store_set($s5->{store});
+$node->safe_psql('postgres', "SELECT s5vector_offload('rs.t14_idx')");
+my $h14 = join(',', sort grep { !$before->{$_} } keys %{ store_set($s5->{store}) });
+$node->safe_psql('postgres', 'REINDEX SCHEMA rs');
+is(ledger_hashes("index_name = 'rs.t14_idx' AND reason = 'REINDEX'"), $h14, 'REINDEX SCHEMA: exactly the old blobs');
+
 # --- REINDEX CONCURRENTLY (the old index is dropped), DROP INDEX CONCURRENTLY ---
 my $h5 = make_offloaded('t5');
 $node->safe_psql('postgres', 'REINDEX INDEX CONCURRENTLY t5_idx');
 is(ledger_hashes("index_name LIKE 'public.t5_idx%'"), $h5, 'REINDEX CONCURRENTLY: exactly the old index\'s blobs');
 is(answers('t5', 'index'), answers('t5', 'exact'), 'the new index answers exactly');
-my $before = store_set($s5->{store});
+$before = store_set($s5->{store});
 $node->safe_psql('postgres', "SELECT s5vector_offload('t5_idx')");
 my $h5b = join(',', sort grep { !$before->{$_} } keys %{ store_set($s5->{store}) });
 ok(length $h5b, 'the new index offloaded again');
@@ -211,11 +239,11 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pg_extension WHERE extname
 
 # --- the worker collects on its own ---
 my $tracked = $node->safe_psql('postgres', $ledger_count);
-cmp_ok($tracked, '>=', 16, "the ledger tracks $tracked blobs");
+cmp_ok($tracked, '>=', 32, "the ledger tracks $tracked blobs");
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.gc_grace = 0; ALTER SYSTEM SET s5vector.worker_enabled = on; SELECT pg_reload_conf();');
 ok($node->poll_query_until('postgres', "SELECT ($ledger_count) = 0"), 'the worker emptied the ledger');
-my @left = grep { store_set($s5->{store})->{$_} } map { split /,/ } ($h2, $h3, $h4, $h5, $h5b, $h6);
+my @left = grep { store_set($s5->{store})->{$_} } map { split /,/ } ($h2, $h3, $h4, $h5, $h5b, $h6, $h13, $h14);
 is(scalar(@left), 0, 'and deleted every tracked blob on the node');
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.worker_enabled = off; ALTER SYSTEM RESET s5vector.gc_grace; SELECT pg_reload_conf();');
@@ -285,7 +313,7 @@ my $h10 = make_offloaded('t10');
 is(state_of($node, 'DROP EXTENSION s5vector CASCADE'), '55000',
 	'DROP EXTENSION CASCADE with an offloaded index is refused');
 # (The worker offloaded the rebuilt indexes meanwhile: dropping their tables tracks those blobs too.)
-$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12');
+$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12, t13; DROP SCHEMA rs CASCADE');
 cmp_ok($node->safe_psql('postgres', $ledger_count), '>=', 4, 'the dropped tables\' blobs are tracked');
 $node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()');
 $node->safe_psql('postgres', 'DROP EXTENSION s5vector');
