@@ -149,8 +149,11 @@ const char *StateName(uint32 kind) {
 	}
 }
 
-// Run fn(arg) in an internal subtransaction. A data or index corruption error is caught (the subtransaction rolled
-// back, buffers and locks released): false, with the message in *msg. Any other error (cancel included) is raised.
+// Run fn(arg), a read of the index's pages, in an internal subtransaction. An error of the index (corruption, a
+// format this build does not read, ...) is caught (the subtransaction rolled back, buffers and locks released):
+// false, with the message in *msg. A cancel, a shutdown or a lack of resources is raised again once the
+// subtransaction is rolled back, so that a caller's own subtransaction (a PL/pgSQL exception block around the DROP)
+// is the current one when it catches it.
 bool ReadGuarded(void (*fn)(void *), void *arg, char **msg) {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -168,14 +171,13 @@ bool ReadGuarded(void (*fn)(void *), void *arg, char **msg) {
 	{
 		MemoryContextSwitchTo(cxt);
 		ErrorData *ed = CopyErrorData();
-		if (ed->sqlerrcode != ERRCODE_INDEX_CORRUPTED && ed->sqlerrcode != ERRCODE_DATA_CORRUPTED) {
-			FreeErrorData(ed);
-			PG_RE_THROW();
-		}
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		int category = ERRCODE_TO_CATEGORY(ed->sqlerrcode);
+		if (category == ERRCODE_OPERATOR_INTERVENTION || category == ERRCODE_INSUFFICIENT_RESOURCES)
+			ReThrowError(ed);
 		*msg = pstrdup(ed->message);
 		FreeErrorData(ed);
 		ok = false;
@@ -256,8 +258,8 @@ void WriteBlobs(LedgerWriter *w, const RemoteBlob *blobs, int n) {
 }
 
 // Copy every blob `index` references or queues into the ledger. `index` may be a view of old storage (rebuilds).
-// Pages that cannot be read (corruption) are skipped with one WARNING: a corrupt index can always be dropped or
-// rebuilt (REINDEX is the cure the corruption errors suggest). Without the ledger (being dropped in this command) an
+// Pages that cannot be read (corruption, an older format) are skipped with one WARNING: such an index can always be
+// dropped or rebuilt (REINDEX is the cure their errors suggest). Without the ledger (being dropped in this command) an
 // index that has blobs is refused.
 void TrackIndexBlobs(Relation index, const char *index_name, Oid relfilenode, const char *reason) {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector blob ledger", ALLOCSET_DEFAULT_SIZES);
@@ -269,9 +271,11 @@ void TrackIndexBlobs(Relation index, const char *index_name, Oid relfilenode, co
 	int failed = 0;
 	char *first_failure = nullptr;
 	if (!ReadGuarded(ReadHeader, &u, &msg)) {
-		ereport(WARNING, (errcode(ERRCODE_INDEX_CORRUPTED),
-		                  errmsg("index \"%s\": its blobs on S5 are not tracked: %s", index_name, msg),
-		                  errdetail("Blobs it referenced stay on S5 until deleted by hand.")));
+		ereport(WARNING,
+		        (errcode(ERRCODE_INDEX_CORRUPTED),
+		         errmsg("index \"%s\": its pages could not be read, so the blobs it may have on S5 are not tracked: %s",
+		                index_name, msg),
+		         errdetail("Such blobs stay on S5 until deleted by hand.")));
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 		return;
