@@ -196,6 +196,14 @@ for my $cmd ('CLUSTER t13 USING t13_pkey', 'REINDEX TABLE t13')
 	is(ledger_hashes("index_name = 'public.t13_idx' AND reason = '$tag'"), $h, "$cmd: exactly the old blobs");
 }
 is(answers('t13', 'index'), answers('t13', 'exact'), 'the rebuilt index answers exactly');
+# REINDEX (TABLESPACE ...): PostgreSQL schedules the old relfilenode twice (new tablespace, no file; old one).
+my $tsdir = PostgreSQL::Test::Utils::tempdir();
+my $h15 = make_offloaded('t15');
+$node->safe_psql('postgres', "CREATE TABLESPACE ledger_ts LOCATION '$tsdir'");
+$node->safe_psql('postgres', 'REINDEX (TABLESPACE ledger_ts) INDEX t15_idx');
+is(ledger_hashes("index_name = 'public.t15_idx' AND reason = 'REINDEX'"), $h15,
+	'REINDEX (TABLESPACE ...): exactly the old blobs');
+is(answers('t15', 'index'), answers('t15', 'exact'), 'the index moved and rebuilt answers exactly');
 # REINDEX SCHEMA runs each table in a transaction of its own: each rebuild copies in its own.
 $node->safe_psql('postgres', qq{
 CREATE SCHEMA rs;
@@ -239,11 +247,11 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pg_extension WHERE extname
 
 # --- the worker collects on its own ---
 my $tracked = $node->safe_psql('postgres', $ledger_count);
-cmp_ok($tracked, '>=', 32, "the ledger tracks $tracked blobs");
+cmp_ok($tracked, '>=', 36, "the ledger tracks $tracked blobs");
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.gc_grace = 0; ALTER SYSTEM SET s5vector.worker_enabled = on; SELECT pg_reload_conf();');
 ok($node->poll_query_until('postgres', "SELECT ($ledger_count) = 0"), 'the worker emptied the ledger');
-my @left = grep { store_set($s5->{store})->{$_} } map { split /,/ } ($h2, $h3, $h4, $h5, $h5b, $h6, $h13, $h14);
+my @left = grep { store_set($s5->{store})->{$_} } map { split /,/ } ($h2, $h3, $h4, $h5, $h5b, $h6, $h13, $h14, $h15);
 is(scalar(@left), 0, 'and deleted every tracked blob on the node');
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.worker_enabled = off; ALTER SYSTEM RESET s5vector.gc_grace; SELECT pg_reload_conf();');
@@ -313,7 +321,7 @@ my $h10 = make_offloaded('t10');
 is(state_of($node, 'DROP EXTENSION s5vector CASCADE'), '55000',
 	'DROP EXTENSION CASCADE with an offloaded index is refused');
 # (The worker offloaded the rebuilt indexes meanwhile: dropping their tables tracks those blobs too.)
-$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12, t13; DROP SCHEMA rs CASCADE');
+$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12, t13, t15; DROP SCHEMA rs CASCADE');
 cmp_ok($node->safe_psql('postgres', $ledger_count), '>=', 4, 'the dropped tables\' blobs are tracked');
 $node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()');
 $node->safe_psql('postgres', 'DROP EXTENSION s5vector');
