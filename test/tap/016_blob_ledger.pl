@@ -282,6 +282,27 @@ is($node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_d
 	'dropped for good: its blobs are collected (each once)');
 is($node->safe_psql('postgres', $ledger_count), '0', 'ledger empty');
 
+# A collection cancelled midway (statement_timeout, against a slow node): the deletes done stay done, the rows stay
+# (the transaction aborted); the next collection removes every row and counts only the blobs still there.
+my $h16 = make_offloaded('t16');
+$node->safe_psql('postgres', 'DROP INDEX t16_idx');
+my $slow = s5_node_start($nodedir, '--auth-token', $token, '--delay-ms', '400');
+$node->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$slow->{url}'; SELECT pg_reload_conf();");
+is(state_of($node, "SET s5vector.gc_grace = 0;\nSET statement_timeout = '1s';\nSELECT s5vector_gc_dropped();"), '57014',
+	'a collection cancelled midway (slow node)');
+my $gone = 4 - scalar(grep { store_set($s5->{store})->{$_} } split /,/, $h16);
+ok($gone >= 1 && $gone <= 3, "some blobs were deleted before the cancel ($gone of 4)");
+is($node->safe_psql('postgres', "SELECT count(*) FROM s5vector_dropped_blobs WHERE index_name = 'public.t16_idx'"), '4',
+	'the rows stay (the collection aborted)');
+$node->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf();");
+s5_node_stop($slow);
+# (The request the cancel cut short may still have been carried out by the node: count what is left now.)
+my $left = scalar(grep { store_set($s5->{store})->{$_} } split /,/, $h16);
+is($node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()'), $left,
+	"the next collection deletes the $left left (the ones already gone are not counted)");
+is($node->safe_psql('postgres', $ledger_count), '0', 'and removes every row');
+is(scalar(grep { store_set($s5->{store})->{$_} } split /,/, $h16), 0, 'none of the blobs is left');
+
 # A corrupt index (its metapage's magic overwritten while the server is down) can still be rebuilt: its blobs cannot
 # be read, so they are not tracked, and REINDEX says so in a WARNING instead of failing.
 my $h11 = make_offloaded('t11');
@@ -321,7 +342,7 @@ my $h10 = make_offloaded('t10');
 is(state_of($node, 'DROP EXTENSION s5vector CASCADE'), '55000',
 	'DROP EXTENSION CASCADE with an offloaded index is refused');
 # (The worker offloaded the rebuilt indexes meanwhile: dropping their tables tracks those blobs too.)
-$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12, t13, t15; DROP SCHEMA rs CASCADE');
+$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12, t13, t15, t16; DROP SCHEMA rs CASCADE');
 cmp_ok($node->safe_psql('postgres', $ledger_count), '>=', 4, 'the dropped tables\' blobs are tracked');
 $node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()');
 $node->safe_psql('postgres', 'DROP EXTENSION s5vector');
