@@ -11,7 +11,8 @@
 //     needed (ambuild is ours).
 // Each entry carries the relfilenode of the storage that referenced it; collection skips an entry while a relation
 // still has that storage (DROP INDEX CONCURRENTLY copies at its start and commits in between; ALTER TABLE may hand
-// an index's storage to its replacement).
+// an index's storage to its replacement). A TRUNCATE that truncates in place (a table created or truncated in the
+// same subtransaction) is caught by the same hook (OAT_TRUNCATE).
 extern "C" {
 #include "postgres.h"
 
@@ -37,6 +38,7 @@ extern "C" {
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "storage/smgr.h"
 #include "tcop/cmdtag.h"
 #include "tcop/pquery.h"
@@ -454,10 +456,45 @@ void DeferDroppedIndex(Oid indexoid) {
 	strlcpy(d->reason, ReasonTag("DROP INDEX"), sizeof(d->reason));
 }
 
+// TRUNCATE of a table created, or given new storage, in the current subtransaction truncates its indexes in place
+// (no rebuild, the same relfilenode): their blobs are copied here, before that, with no storage check (relfilenode
+// 0: the storage lives on with new contents). Such a table is locked AccessExclusiveLock by us already; any other
+// TRUNCATE rebuilds the indexes (TrackRebuiltIndexBlobs) and is left alone here.
+void TrackTruncatedInPlace(Oid relid) {
+	if (!CheckRelationOidLockedByMe(relid, AccessExclusiveLock, false))
+		return;
+	Relation rel = table_open(relid, NoLock);
+	SubTransactionId sub = GetCurrentSubTransactionId();
+	bool in_place = rel->rd_createSubid == sub || rel->rd_newRelfilenodeSubid == sub;
+	List *indexes = in_place ? RelationGetIndexList(rel) : NIL;
+	table_close(rel, NoLock);
+	Oid am = get_am_oid("s5vector", true);
+	ListCell *lc;
+	foreach (lc, indexes) {
+		Oid indexoid = lfirst_oid(lc);
+		HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(indexoid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		bool ours = OidIsValid(am) && ((Form_pg_class)GETSTRUCT(tup))->relam == am;
+		ReleaseSysCache(tup);
+		if (!ours)
+			continue;
+		Relation index = index_open(indexoid, AccessExclusiveLock); // TRUNCATE takes it next anyway
+		TrackIndexBlobs(index, QualifiedName(indexoid), InvalidOid, ReasonTag("TRUNCATE TABLE"));
+		index_close(index, NoLock);
+	}
+}
+
 void LedgerObjectAccess(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg) {
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
-	if (access != OAT_DROP || subId != 0 || RecoveryInProgress() || !IsTransactionState())
+	if (RecoveryInProgress() || !IsTransactionState())
+		return;
+	if (access == OAT_TRUNCATE) {
+		TrackTruncatedInPlace(objectId);
+		return;
+	}
+	if (access != OAT_DROP || subId != 0)
 		return;
 	if (classId == RelationRelationId) {
 		HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
@@ -567,8 +604,8 @@ int64 CollectDroppedBlobs(int64 max_blobs) {
 	Oid sel_types[2] = {TIMESTAMPTZOID, INT8OID};
 	SPIPlanPtr sel = SPI_prepare(
 	    psprintf("SELECT l.ctid, l.cid, l.index_name FROM %s l WHERE l.queued_at OPERATOR(pg_catalog.<=) $1 "
-	             "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
-	             "WHERE c.relfilenode OPERATOR(pg_catalog.=) l.relfilenode) "
+	             "AND (l.relfilenode OPERATOR(pg_catalog.=) 0 OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+	             "WHERE c.relfilenode OPERATOR(pg_catalog.=) l.relfilenode)) "
 	             "LIMIT $2 FOR UPDATE OF l SKIP LOCKED",
 	             rel),
 	    2, sel_types);

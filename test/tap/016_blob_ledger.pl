@@ -282,6 +282,24 @@ is($node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_d
 	'dropped for good: its blobs are collected (each once)');
 is($node->safe_psql('postgres', $ledger_count), '0', 'ledger empty');
 
+# TRUNCATE of a table created in the same transaction truncates its index in place (no rebuild): the hook copies.
+$before = store_set($s5->{store});
+$node->safe_psql('postgres', qq{
+BEGIN;
+CREATE TABLE t17 (id int PRIMARY KEY, v vector($dim));
+INSERT INTO t17 SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 2000) i;
+CREATE INDEX t17_idx ON t17 USING s5vector (v) WITH (hot_window = '0', lists = 4);
+SELECT s5vector_offload('t17_idx');
+TRUNCATE t17;
+COMMIT;
+});
+my $h17 = join(',', sort grep { !$before->{$_} } keys %{ store_set($s5->{store}) });
+ok(length $h17, 'offloaded inside the transaction that created the table');
+is(ledger_hashes("index_name = 'public.t17_idx' AND reason = 'TRUNCATE TABLE'"), $h17,
+	'TRUNCATE in place (table created in the same transaction): exactly its blobs');
+is($node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()'), '4',
+	'collected although the index keeps its relfilenode');
+
 # A collection cancelled midway (statement_timeout, against a slow node): the deletes done stay done, the rows stay
 # (the transaction aborted); the next collection removes every row and counts only the blobs still there.
 my $h16 = make_offloaded('t16');
@@ -342,7 +360,7 @@ my $h10 = make_offloaded('t10');
 is(state_of($node, 'DROP EXTENSION s5vector CASCADE'), '55000',
 	'DROP EXTENSION CASCADE with an offloaded index is refused');
 # (The worker offloaded the rebuilt indexes meanwhile: dropping their tables tracks those blobs too.)
-$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12, t13, t15, t16; DROP SCHEMA rs CASCADE');
+$node->safe_psql('postgres', 'DROP TABLE t1, t2, t3, t5, t6, t7, t8, t9, t10, t11, t12, t13, t15, t16, t17; DROP SCHEMA rs CASCADE');
 cmp_ok($node->safe_psql('postgres', $ledger_count), '>=', 4, 'the dropped tables\' blobs are tracked');
 $node->safe_psql('postgres', 'SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()');
 $node->safe_psql('postgres', 'DROP EXTENSION s5vector');
