@@ -346,6 +346,19 @@ $node->safe_psql('postgres', 'DROP INDEX t7_idx');
 is(ledger_hashes("index_name = 'public.t7_idx'"), $h7, 'no preload, fresh session: DROP INDEX tracked (event trigger)');
 $node->safe_psql('postgres', 'TRUNCATE t8');
 is(ledger_hashes("index_name = 'public.t8_idx'"), $h8, 'no preload, fresh session: TRUNCATE tracked (ambuild)');
+# A temporary index is dropped at the end of its session (no DDL command): its session loaded the library to make it.
+$before = store_set($s5->{store});
+$node->safe_psql('postgres', qq{
+CREATE TEMP TABLE t18 (id int PRIMARY KEY, v vector($dim));
+INSERT INTO t18 SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 2000) i;
+CREATE INDEX t18_idx ON t18 USING s5vector (v) WITH (hot_window = '0', lists = 4);
+SELECT s5vector_offload('t18_idx');
+});
+my $h18 = join(',', sort grep { !$before->{$_} } keys %{ store_set($s5->{store}) });
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 4 FROM s5vector_dropped_blobs WHERE index_name LIKE 'pg_temp%.t18_idx'"),
+	'no preload: a temporary index dropped at session end is tracked');
+is(ledger_hashes("index_name LIKE 'pg_temp%.t18_idx'"), $h18, 'exactly its blobs');
 # Control: without the event trigger a fresh session's DROP INDEX does not see the hook.
 $node->safe_psql('postgres', 'ALTER EVENT TRIGGER s5vector_track_blobs DISABLE');
 $node->safe_psql('postgres', 'DROP INDEX t9_idx');
