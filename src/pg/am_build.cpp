@@ -19,6 +19,7 @@ extern "C" {
 }
 
 #include "pg/am.h"
+#include "pg/blob_ledger.h"
 #include "pg/cold_build.h"
 #include "pg/guard.h"
 #include "pg/index.h"
@@ -380,6 +381,8 @@ Status ReconnectInMemory(hnsw::InMemoryGraph &graph, const hnsw::Params &params,
 IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+	// A rebuild (REINDEX, TRUNCATE, CLUSTER, ...): the old storage's blobs go to the ledger first.
+	TrackRebuiltIndexBlobs(index);
 
 	BuildState *bs = (BuildState *)palloc0(sizeof(BuildState));
 	bs->heap = heap;

@@ -31,6 +31,7 @@ extern "C" {
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -437,6 +438,12 @@ int64 CompactIndex(Relation index, int64 max_segments, int64 max_rows, bool work
 		                  errmsg("index \"%s\" is being offloaded, compacted or collected by another session; "
 		                         "compaction skipped",
 		                         RelationGetRelationName(index))));
+		return 0;
+	}
+	// As offload: an index that is not valid (DROP INDEX CONCURRENTLY under way) gets no new blob, since the blob
+	// ledger copied what it referenced when the drop began.
+	if (!get_index_isvalid(RelationGetRelid(index))) {
+		LockRelease(&tag, ExclusiveLock, false);
 		return 0;
 	}
 	// Budgets: rewrites (max_segments), rows of the rewritten runs (max_rows), and for the worker the part-page rows

@@ -27,6 +27,7 @@ extern "C" {
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -489,6 +490,85 @@ void StampWorkerTime(Relation index, TimestampTz S5vWorkerStateData::*field) {
 
 } // namespace
 
+// ---- what an index references or queues (the blob ledger reads these before the pages go) ---------------------
+
+void LockOffloadWait(Relation index) {
+	LOCKTAG tag;
+	OffloadLockTag(index, &tag);
+	(void)LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+int ReadListPartBlobs(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, RemoteBlob **out) {
+	*out = nullptr;
+	EntryRef ref;
+	ReadEntry(index, dim, tier, list, &ref);
+	if (ref.e.parts_head == InvalidBlockNumber)
+		return 0;
+	PartInfo *parts;
+	int n = ReadPartChain(index, ref.e.parts_head, list, &parts);
+	RemoteBlob *blobs = (RemoteBlob *)palloc0(sizeof(RemoteBlob) * Max(n, 1));
+	int bad = -1;
+	Guarded([&]() -> Status {
+		for (int i = 0; i < n && bad < 0; i++) {
+			s5::EncryptedCid ecid;
+			Status ps = s5::ParseEncryptedCidBytes(std::span<const uint8_t>(parts[i].cid, parts[i].cid_len), &ecid);
+			if (!ps.ok() || (int64)ecid.encrypted.size != parts[i].remote_bytes) {
+				bad = i;
+				break;
+			}
+			memcpy(blobs[i].hash, ecid.encrypted.hash.data(), 32);
+			blobs[i].size = ecid.encrypted.size;
+			blobs[i].queued = 0;
+			blobs[i].kind = 0;
+		}
+		return Status::Ok();
+	});
+	if (bad >= 0)
+		ReportCorruptCold(index, parts[bad].blkno, "part page holds an invalid encrypted CID");
+	for (int i = 0; i < n; i++) {
+		pfree(parts[i].tids);
+		pfree(parts[i].ages);
+		pfree(parts[i].flags);
+	}
+	pfree(parts);
+	*out = blobs;
+	return n;
+}
+
+int ReadGcQueuePage(Relation index, BlockNumber blk, RemoteBlob *out, BlockNumber *next) {
+	Buffer buf = ReadBuffer(index, blk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	S5vGcQueue q = GetGcQueue(index, BufferGetPage(buf), blk);
+	int n = q->count;
+	for (int i = 0; i < n; i++) {
+		memcpy(out[i].hash, q->entries[i].hash, 32);
+		out[i].size = q->entries[i].size;
+		out[i].queued = q->entries[i].queued;
+		out[i].kind = q->entries[i].kind;
+	}
+	*next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+bool DeleteRemoteBlob(const char *what, const uint8 *hash, uint64 size) {
+	s5::BlobId blob;
+	memcpy(blob.hash.data(), hash, 32);
+	blob.size = size;
+	bool gone = false;
+	Guarded([&]() -> Status {
+		InterruptToken cancel;
+		s5::S5Client *client = nullptr;
+		S5V_RETURN_IF_ERROR(S5ClientForSettings(&client));
+		Status st = client->Delete(blob, cancel);
+		if (!st.ok() && st.code() != StatusCode::NotFound)
+			return Status(st.code(), "could not delete " + std::string(what) + ": " + st.message());
+		gone = st.ok();
+		return Status::Ok();
+	});
+	return gone;
+}
+
 // ---- part pages ---------------------------------------------------------------------------------------------------
 
 S5vColdPart GetColdPart(Relation index, Page page, BlockNumber blkno, S5vPartLayout *layout) {
@@ -687,6 +767,12 @@ int64 OffloadIndex(Relation index, int64 max_segments) {
 		                         RelationGetRelationName(index))));
 		return 0;
 	}
+	// An index that is not valid (DROP INDEX CONCURRENTLY under way, a failed CREATE INDEX CONCURRENTLY) gets no new
+	// blob: the blob ledger copied what it referenced when the drop began (docs/s5.md "Dropped indexes").
+	if (!get_index_isvalid(RelationGetRelid(index))) {
+		LockRelease(&tag, ExclusiveLock, false);
+		return 0;
+	}
 	S5vMetaPageData meta;
 	ReadMetaPage(index, &meta);
 	ColdTierInfo tier;
@@ -785,18 +871,8 @@ int64 CollectGarbage(Relation index) {
 		memcpy(blob.hash.data(), entries[i].hash, 32);
 		blob.size = entries[i].size;
 		// Delete (unpin) first, then drop the entry: a crash in between deletes again next time (NotFound is fine).
-		bool gone = false;
-		Guarded([&]() -> Status {
-			InterruptToken cancel;
-			s5::S5Client *client = nullptr;
-			S5V_RETURN_IF_ERROR(S5ClientForSettings(&client));
-			Status st = client->Delete(blob, cancel);
-			if (!st.ok() && st.code() != StatusCode::NotFound)
-				return Status(st.code(), "could not delete a queued blob of index \"" +
-				                             std::string(RelationGetRelationName(index)) + "\": " + st.message());
-			gone = st.ok();
-			return Status::Ok();
-		});
+		bool gone = DeleteRemoteBlob(psprintf("a queued blob of index \"%s\"", RelationGetRelationName(index)),
+		                             entries[i].hash, entries[i].size);
 		LockColdWrite(index);
 		Buffer buf = ReadBuffer(index, pages[i]);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);

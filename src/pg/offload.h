@@ -74,6 +74,32 @@ void EncodeAndUploadSegment(Relation index, const IndexInfoCache &info, const S5
 // its item of `tuple_type`, unless negative). Call after WaitForScans.
 void FreeColdPage(Relation index, BlockNumber blk, uint16 page_type, int tuple_type);
 
+// ---- for the blob ledger (blob_ledger.cpp): what an index references or queues, read before its pages go ----------
+
+// One blob of an index: a part's encrypted blob (kind 0, queued 0) or a GC queue entry (kind S5V_GC_PENDING or
+// S5V_GC_UNREFERENCED, queued when it was queued).
+struct RemoteBlob {
+	uint8 hash[32];
+	uint64 size;
+	TimestampTz queued;
+	uint32 kind;
+};
+
+// Wait for the offload lock of the index (ExclusiveLock on its tag, held to the end of the transaction): no offload
+// or collection of the index is between its intent and its swap afterwards.
+void LockOffloadWait(Relation index);
+
+// The blobs the parts of list `list` reference (*out palloc'd, one per part). Corruption is XX002.
+int ReadListPartBlobs(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, RemoteBlob **out);
+
+// The entries of the GC queue page `blk` (out has room for GcEntriesPerPage()), and the next queue page. The caller
+// checks each step of the walk (CheckChainStep). Corruption is XX002.
+int ReadGcQueuePage(Relation index, BlockNumber blk, RemoteBlob *out, BlockNumber *next);
+
+// Delete (unpin) one blob on S5, as collection does: true when the node deleted it, false when it did not have it;
+// raises on any other failure (`what` names the blob in the message).
+bool DeleteRemoteBlob(const char *what, const uint8 *hash, uint64 size);
+
 // A part page as readers copy it (palloc'd arrays).
 struct PartInfo {
 	BlockNumber blkno;

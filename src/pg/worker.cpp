@@ -5,6 +5,7 @@
 // stays and runs rounds. A round runs, for each s5vector index of the database, the steps of kSteps in order, each
 // in a transaction of its own under s5vector.worker_lock_timeout, moving at most s5vector.max_rows_per_round
 // rows; a step that fails is logged in one line (index, step, error) and the round goes on with the next index.
+// After the indexes, one database step collects the blob ledger (gc_dropped, blob_ledger.h).
 // Shared memory holds one slot per worker (s5vector_worker_status) and the last error per index
 // (s5vector_index_stats.last_error).
 extern "C" {
@@ -50,12 +51,14 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/blob_ledger.h"
 #include "pg/cold_migrate.h"
 #include "pg/cold_pages.h"
 #include "pg/cold_rebalance.h"
 #include "pg/compact.h"
 #include "pg/offload.h"
 #include "pg/gucs.h"
+#include "pg/s5_glue.h"
 #include "pg/worker.h"
 
 extern "C" {
@@ -488,7 +491,53 @@ StepOutcome RunStep(int slot_no, const char *dbname, const IndexEntry &entry, co
 	return outcome;
 }
 
-// One round: every step on every index. True when a step moved its whole budget (work is left).
+// Blobs of dropped or rebuilt indexes one round collects at most (the database's blob ledger, once per round).
+constexpr int64 kDroppedBlobsPerRound = 256;
+
+// The database step after the index steps: collect the blob ledger (CollectDroppedBlobs; nothing without s5_url or
+// with a negative gc_grace, one small query on an empty ledger). Its own transaction; a failure is logged in one
+// line and kept as the worker's last error. True when it used its whole budget (work is left).
+bool RunLedgerStep(int slot_no, const char *dbname) {
+	if (!S5Configured() || s5v_gc_grace_s < 0)
+		return false; // nothing would be deleted: not even a transaction
+	MemoryContext caller = CurrentMemoryContext;
+	volatile int64 done = 0;
+	SetSlotStep(slot_no, "", "gc_dropped");
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "s5vector worker: gc_dropped");
+		done = CollectDroppedBlobs(kDroppedBlobsPerRound);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		ErrorData *edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+		        (errcode(edata->sqlerrcode),
+		         errmsg("s5vector worker: step \"gc_dropped\" failed in database \"%s\": %s", dbname, edata->message)));
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		WorkerSlot *slot = &shared->slots[slot_no];
+		snprintf(slot->last_error, sizeof(slot->last_error), "gc_dropped: %s", edata->message);
+		slot->last_error_time = GetCurrentTimestamp();
+		LWLockRelease(shared->lock);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	pgstat_report_activity(STATE_IDLE, nullptr);
+	SetSlotStep(slot_no, "", "");
+	return done >= kDroppedBlobsPerRound;
+}
+
+// One round: every step on every index, then the database's blob ledger. True when a step moved its whole budget
+// (work is left).
 bool RunRound(int slot_no, const char *dbname, List *indexes) {
 	WorkerSlot *slot = &shared->slots[slot_no];
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -514,6 +563,10 @@ bool RunRound(int slot_no, const char *dbname, List *indexes) {
 				break; // the next index
 		}
 	}
+	CHECK_FOR_INTERRUPTS();
+	ReloadIfPending();
+	if (s5v_worker_enabled && !RecoveryInProgress() && RunLedgerStep(slot_no, dbname))
+		more = true;
 done:
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	slot->last_round_end = GetCurrentTimestamp();
