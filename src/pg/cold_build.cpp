@@ -224,6 +224,7 @@ double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexI
 	cb->target.centroid_head = InvalidBlockNumber;
 	cb->target.count_in_meta = true;
 	cb->target.wal = false;
+	cb->target.reuse_room = false; // lists written from scratch: no holes
 	cb->lists = 0;
 	if (cb->count >= train_rows && cb->count >= (int64)lists * S5V_MIN_ROWS_PER_LIST) {
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_COLD_TRAIN);
@@ -280,7 +281,7 @@ void TrainFromStaging(Relation index, const IndexInfoCache &info, const ColdTier
 	uint32 *assign = (uint32 *)palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
 	uint32 made = TrainLists(info, vecs, n, lists, centroids, assign, (Size)maintenance_work_mem * 1024L);
 	BlockNumber head = WriteCentroidPages(index, dim, centroids, made, true);
-	ColdAppendTarget target{tier.meta_blkno, head, made, ListsPerCentroidPage(dim), false, true};
+	ColdAppendTarget target{tier.meta_blkno, head, made, ListsPerCentroidPage(dim), false, true, false}; // new lists
 	for (int64 i = 0; i < n; i++) {
 		CHECK_FOR_INTERRUPTS();
 		ColdAppendRow(index, dim, target, assign[i], &tids[i], ages[i], flags[i], vecs + (Size)i * dim);

@@ -276,13 +276,15 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 			ReportCorruptCold(index, tail, "tail page of another list, or not the last of its chain");
 		use_tail = rows->count < rows->capacity;
 	}
-	if (!use_tail && tail != InvalidBlockNumber && entry->tail_pages > 1) {
+	if (!use_tail && tail != InvalidBlockNumber && entry->tail_pages > 1 && target.reuse_room) {
 		// The tail is full: a page of the chain that VACUUM compacted (cold_vacuum.cpp) takes the row before the
-		// index grows. At most tail_pages share-locked reads, once per page the tail fills; a scan that already
-		// passed the page misses the row as it would miss a tail append (movers wait for such scans).
+		// index grows. At most kColdRoomWalkPages share-locked reads from the head (the oldest pages, where deletes
+		// gather), once per page the tail fills: an append never reads the whole chain. A scan that already passed
+		// the page misses the row as it would miss a tail append (movers wait for such scans).
 		BlockNumber room = InvalidBlockNumber;
 		BlockNumber walked = 0;
-		for (BlockNumber blk = entry->tail_head; blk != InvalidBlockNumber && blk != tail;) {
+		for (BlockNumber blk = entry->tail_head;
+		     blk != InvalidBlockNumber && blk != tail && walked < kColdRoomWalkPages;) {
 			CheckChainStep(index, blk, nblocks, &walked, "list chain leaves the index or loops");
 			Buffer b = ReadBuffer(index, blk);
 			LockBuffer(b, BUFFER_LOCK_SHARE);

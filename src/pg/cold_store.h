@@ -72,11 +72,19 @@ struct ColdAppendTarget {
 	uint32 lists_per_page;
 	bool count_in_meta;
 	bool wal;
+	// Look for room that VACUUM freed in the list's older row pages when the tail is full (at most
+	// kColdRoomWalkPages of them, from the head of the chain). Off for lists written from scratch (CREATE INDEX,
+	// training, rebalancing into new lists): they have no holes, and the walk would read the chain at every page.
+	bool reuse_room = true;
 };
 
-// Append one row to a list: the tail row page if it has room, else the first page of the list's chain with room
-// (slots VACUUM freed), else a new row page linked after the tail. One Generic WAL record of at most 4 pages (cold
-// metapage, centroid page, tail page, new page). Caller holds the cold write lock.
+// Row pages an append reads at most, from the head of a list's chain, looking for room VACUUM freed.
+inline constexpr uint32 kColdRoomWalkPages = 8;
+
+// Append one row to a list: the tail row page if it has room, else the first page with room among the first
+// kColdRoomWalkPages of the list's chain (slots VACUUM freed; target.reuse_room), else a new row page linked after the
+// tail. One Generic WAL record of at most 4 pages (cold metapage, centroid page, tail page, new page). Caller holds the
+// cold write lock.
 void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
                    int64 age, uint8 row_flags, const float *vec);
 
