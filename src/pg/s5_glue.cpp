@@ -176,7 +176,7 @@ void EvictCache(uint64_t limit) {
 	}
 }
 
-bool ReadWholeFile(const std::string &path, uint64_t expect, std::vector<uint8_t> *out) {
+bool ReadWholeFile(const std::string &path, uint64_t expect, std::vector<uint8_t> *out, struct stat *st_out) {
 	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
@@ -197,8 +197,33 @@ bool ReadWholeFile(const std::string &path, uint64_t expect, std::vector<uint8_t
 		}
 		got += (uint64_t)n;
 	}
+	// What the file is after the read: a write during it changed ctime, so a memo (CacheGet) cannot match.
+	bool ok = fstat(fd, st_out) == 0;
 	close(fd);
-	return true;
+	return ok;
+}
+
+// Cache files this backend has hashed and found right, with what stat said of them after its last use: a file
+// whose inode, size, mtime and ctime are still those was not written since (a write, a rename over it or a touch
+// changes ctime, which no one can set back), so it is not hashed again. Bounded: emptied when it grows past
+// kVerifiedFilesMax entries.
+struct FileMemo {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+constexpr size_t kVerifiedFilesMax = 65536;
+std::unordered_map<s5::Blake3Hash, FileMemo, HashOf> verified_files;
+
+bool SameTime(const struct timespec &a, const struct timespec &b) {
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool Unchanged(const FileMemo &m, const struct stat &st) {
+	return m.dev == st.st_dev && m.ino == st.st_ino && m.size == st.st_size && SameTime(m.mtime, st.st_mtim) &&
+	       SameTime(m.ctime, st.st_ctim);
 }
 
 // Decode a plaintext segment and check it is the part asked for; copy its vectors.
@@ -252,15 +277,25 @@ bool CacheGet(const s5::EncryptedCid &cid, std::vector<uint8_t> *plain) noexcept
 		return false;
 	try {
 		std::string path = CachePath(cid);
-		if (!ReadWholeFile(path, cid.plaintext.size, plain))
+		struct stat st;
+		if (!ReadWholeFile(path, cid.plaintext.size, plain, &st))
 			return false;
-		if (s5::Blake3(*plain) != cid.plaintext.hash) {
+		auto memo = verified_files.find(cid.plaintext.hash);
+		bool trusted = memo != verified_files.end() && Unchanged(memo->second, st);
+		if (!trusted && s5::Blake3(*plain) != cid.plaintext.hash) {
 			// Changed behind our back (or a torn write): never used, removed.
+			verified_files.erase(cid.plaintext.hash);
 			(void)unlink(path.c_str());
 			plain->clear();
 			return false;
 		}
 		(void)utimensat(AT_FDCWD, path.c_str(), nullptr, 0); // recency
+		// Remember the file as it is after the touch (what the next read's fstat must find).
+		if (stat(path.c_str(), &st) == 0 && (uint64_t)st.st_size == cid.plaintext.size) {
+			if (verified_files.size() >= kVerifiedFilesMax)
+				verified_files.clear();
+			verified_files[cid.plaintext.hash] = FileMemo{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+		}
 		return true;
 	} catch (...) {
 		plain->clear();
@@ -308,6 +343,7 @@ int64_t CacheReset() noexcept {
 	int64_t removed = 0;
 	try {
 		MemClear();
+		verified_files.clear();
 		std::string dir = CacheDir();
 		DIR *d = opendir(dir.c_str());
 		if (d == nullptr)

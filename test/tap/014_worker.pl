@@ -3,7 +3,8 @@
 # again; a kill -9 of the worker while it is inside a migration step (waiting for an open cursor's scan, rows
 # already added cold) restarts the server, and the next round finishes the job; the extension dropped and the
 # database dropped while their worker runs; pgbench clients inserting and searching for 60 s while the worker
-# migrates; worker_cost_delay makes its steps sleep; a standby runs no worker and answers like the primary.
+# migrates; worker_cost_delay makes its steps sleep; S5 down: migration goes on and offload resumes when a node is
+# set; a standby runs no worker and answers like the primary.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -243,6 +244,26 @@ for my $q (map { rand_vec_literal($rng, $dim) } 1 .. 10)
 	$same++ if $p eq $s && scalar(@{ ids_of($p) }) == 10;
 }
 is($same, $n, 'the standby returns the primary\'s ids for every query');
+
+# --- S5 down: the offload step fails (one log line a round, last_error), migration goes on; a node set later with
+# ALTER SYSTEM + reload is used by the next rounds, which offload ---
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = 'http://127.0.0.1:9'; SELECT pg_reload_conf()");
+$log_offset = -s $primary->logfile;
+$primary->safe_psql('postgres', "INSERT INTO t (v) SELECT @{[ vec_sql('i', $dim, 16) ]} FROM generate_series(1, 300) i");
+$total = $primary->safe_psql('postgres', 'SELECT count(*) FROM t');
+ok($primary->poll_query_until('postgres', "SELECT ($stats) = '0/$total'"), 'S5 down: the worker still migrates every row');
+$primary->wait_for_log(qr/s5vector worker: step "offload" failed on index public\.t_idx of database "postgres"/, $log_offset);
+pass('S5 down: the failed offload step is one log line');
+like($primary->safe_psql('postgres', "SELECT last_error FROM s5vector_index_stats('t_idx')"), qr/offload/,
+	'... and the index\'s last_error');
+is($primary->safe_psql('postgres', "SELECT cold_remote_rows FROM s5vector_index_stats('t_idx')"), '0', 'nothing offloaded');
+my $s5 = s5_node_start(PostgreSQL::Test::Utils::tempdir());
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf()");
+ok($primary->poll_query_until('postgres', "SELECT cold_remote_rows > 0 FROM s5vector_index_stats('t_idx')"),
+	'the node set with a reload: the next rounds offload');
+is(index_sweep_count($primary, 't', 'v', rand_vec_literal(lcg_new(6), $dim)), $total, 'every row once after the offload');
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()");
+s5_node_stop($s5);
 
 $standby->stop;
 $primary->stop;
