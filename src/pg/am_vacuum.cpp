@@ -34,6 +34,15 @@ extern "C" {
 namespace s5v::pg {
 
 namespace {
+// Vectors VACUUM's repairs keep in memory (PageGraphStore::EnableVectorCache): neighbour selection recomputes
+// distances among the candidates a repair read. A quarter of maintenance_work_mem, at most 16 MB (the watch table
+// takes up to half).
+std::size_t RepairVectorCacheBytes() {
+	return Min((std::size_t)maintenance_work_mem * 1024 / 4, (std::size_t)16 * 1024 * 1024);
+}
+} // namespace
+
+namespace {
 
 struct ItemSpan {
 	uint16 start;
@@ -455,12 +464,14 @@ void ReconnectUnreachable(Relation index, const IndexInfoCache &ic, BufferAccess
 				return Status::Ok();
 			again = true;
 			PageGraphStore store(index, ic);
+			store.EnableVectorCache(RepairVectorCacheBytes());
 			InterruptToken cancel;
 			hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
 			if (round == rounds - 1)
 				return hnsw::ForceLinks(store, params, csr.offsets, csr.targets, csr.ids, csr.entry_index, lost);
 			std::vector<float> vec;
 			for (uint32_t i : lost) {
+				store.ResetVectorCache();
 				if (cancel.cancelled())
 					return Status::Cancelled();
 				S5V_RETURN_IF_ERROR(store.Vector(csr.ids[i], vec));
@@ -526,10 +537,12 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		int64 searched = 0, dropped = 0;
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, ic);
+			store.EnableVectorCache(RepairVectorCacheBytes());
 			InterruptToken cancel;
 			std::vector<float> vec;
 			std::vector<hnsw::NodeId> links, kept;
 			for (int64 i = 0; i < nbroken; i++) {
+				store.ResetVectorCache();
 				Status st;
 				S5V_PG_CALL(st, vacuum_delay_point());
 				S5V_RETURN_IF_ERROR(st);
@@ -587,9 +600,11 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		int64 relinked = 0;
 		Guarded([&]() -> Status {
 			PageGraphStore store(index, ic);
+			store.EnableVectorCache(RepairVectorCacheBytes());
 			InterruptToken cancel;
 			std::vector<float> vec;
 			for (int64 k = 0; k < norphans; k++) {
+				store.ResetVectorCache();
 				uint64 id = orphans[k];
 				Status st;
 				S5V_PG_CALL(st, vacuum_delay_point());

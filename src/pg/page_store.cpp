@@ -539,10 +539,20 @@ void PageGraphStore::EnableVectorCache(std::size_t max_bytes) {
 int32 PageGraphStore::KeepVector(const float *vec) {
 	uint32 dim = info_.dimensions;
 	std::size_t kept = vcache_.size() / dim;
-	if (kept >= vcache_cap_ || kept >= (std::size_t)PG_INT32_MAX)
-		return -1;
+	if (kept >= vcache_cap_ || kept >= (std::size_t)PG_INT32_MAX) {
+		if (vcache_cap_ == 0)
+			return -1;
+		// Full: start over (every slot handed out so far becomes invalid with the old generation).
+		vcache_.clear();
+		vgen_++;
+		kept = 0;
+	}
 	vcache_.insert(vcache_.end(), vec, vec + dim);
 	return (int32)kept;
+}
+
+bool PageGraphStore::Kept(const NodeMeta *m) const {
+	return m != nullptr && m->vslot >= 0 && m->vgen == vgen_;
 }
 
 // Distances read from the pages (every element seen is remembered; its vector kept when the cache is on).
@@ -567,7 +577,8 @@ Status PageGraphStore::ReadDistances(const float *query, const NodeId *ids, std:
 		if (!scratch_[i].valid)
 			continue;
 		const NodeMeta *old = keep ? seen_.Find(ids[i]) : nullptr;
-		scratch_[i].vslot = !keep ? -1 : old != nullptr && old->vslot >= 0 ? old->vslot : KeepVector(vecs + i * dim);
+		scratch_[i].vslot = !keep ? -1 : Kept(old) ? old->vslot : KeepVector(vecs + i * dim);
+		scratch_[i].vgen = vgen_;
 		seen_.Put(ids[i], scratch_[i]);
 	}
 	return Status::Ok();
@@ -584,7 +595,7 @@ Status PageGraphStore::Distances(const float *query, std::span<const NodeId> nod
 	miss_pos_.clear();
 	for (std::size_t i = 0; i < nodes.size(); i++) {
 		const NodeMeta *m = seen_.Find(nodes[i]);
-		if (m != nullptr && m->vslot >= 0 && (p == nullptr || m->tid_checked || (m->flags & S5V_ELEMENT_DELETED))) {
+		if (Kept(m) && (p == nullptr || m->tid_checked || (m->flags & S5V_ELEMENT_DELETED))) {
 			float d = s5v::IndexDistance(info_.metric, query, vcache_.data() + (std::size_t)m->vslot * dim, dim);
 			if (likely(std::isfinite(d))) { // else the page read below checks the stored vector
 				out[i] = d;
@@ -656,7 +667,7 @@ Status PageGraphStore::Vector(NodeId node, std::vector<float> &out) {
 	uint32 dim = info_.dimensions;
 	out.resize(dim);
 	if (vcache_cap_ > 0) {
-		if (const NodeMeta *m = seen_.Find(node); m != nullptr && m->vslot >= 0) {
+		if (const NodeMeta *m = seen_.Find(node); Kept(m)) {
 			memcpy(out.data(), vcache_.data() + (std::size_t)m->vslot * dim, sizeof(float) * dim);
 			return Status::Ok();
 		}
@@ -673,6 +684,7 @@ Status PageGraphStore::Vector(NodeId node, std::vector<float> &out) {
 		if (NodeMeta *m = seen_.Find(node); m != nullptr)
 			ref.tid_checked = m->tid_checked;
 		ref.vslot = KeepVector(v);
+		ref.vgen = vgen_;
 		seen_.Put(node, ref);
 	}
 	return st;

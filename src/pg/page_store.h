@@ -47,11 +47,18 @@ public:
 
 	void SetAgeFilter(const AgeFilter &filter) { filter_ = filter; }
 
-	// Keep a copy of the vectors this store reads (at most max_bytes of them) for the rest of its life, so that
+	// Keep a copy of the vectors this store reads (at most max_bytes of them; when full it starts over), so that
 	// the distances among the same elements that neighbour selection computes again and again read no page again.
-	// For short-lived stores only (one insert, one repair): an element's vector never changes while it exists
-	// (VACUUM removes elements only after the inserts in flight), and its flags are taken as first read.
+	// For stores that change the graph (an insert, VACUUM's repairs): an element's vector never changes while it
+	// exists (VACUUM removes elements only after the inserts in flight and after its own repairs), and its flags
+	// are taken as first read.
 	void EnableVectorCache(std::size_t max_bytes);
+	// Forget the kept vectors (a store that runs many repairs calls this before each: flags stay as fresh as an
+	// insert's).
+	void ResetVectorCache() {
+		vcache_.clear();
+		vgen_++;
+	}
 
 	Status EntryPoint(hnsw::NodeId &node, int &level) override;
 	Status Distances(const float *query, std::span<const hnsw::NodeId> nodes, std::span<float> out,
@@ -78,12 +85,14 @@ public:
 		bool tid_checked = false; // heaptid was checked against the table's size when it was read
 		int64 age;
 		int32 vslot = -1; // its vector in vcache_ (EnableVectorCache), -1 = not kept
+		uint32 vgen = 0;  // vslot is valid only while vgen_ is this (the cache starts over when full)
 	};
 
 private:
 	Status Lookup(hnsw::NodeId node, NodeMeta &meta);
 	Status ReadDistances(const float *query, const hnsw::NodeId *ids, std::size_t n, float *out, std::uint8_t *pass);
 	int32 KeepVector(const float *vec);
+	bool Kept(const NodeMeta *m) const;
 
 	// What Distances() saw of each element, by node id: open addressing, no allocation per entry (a search
 	// records one entry per distance it computes).
@@ -112,6 +121,7 @@ private:
 	// Distances() call.
 	std::vector<float> vcache_;
 	std::size_t vcache_cap_ = 0;
+	uint32 vgen_ = 1;
 	std::vector<float> vtmp_;
 	std::vector<hnsw::NodeId> miss_ids_;
 	std::vector<std::uint32_t> miss_pos_;
