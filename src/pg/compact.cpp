@@ -545,9 +545,7 @@ Datum s5vector_compact(PG_FUNCTION_ARGS) {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	Oid relid = PG_GETARG_OID(0);
-	int64 max_segments = PG_ARGISNULL(1) ? PG_INT64_MAX : (int64)PG_GETARG_INT32(1);
-	if (max_segments < 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_segments must not be negative")));
+	int64 max_segments = MaxSegmentsArg(fcinfo, 1);
 	RefuseDuringRecovery("compact", "s5vector_compact");
 	Relation index = OpenOwnedIndex(relid, RowExclusiveLock);
 	int64 rows = CompactIndex(index, max_segments, PG_INT64_MAX, false);

@@ -1035,9 +1035,7 @@ Datum s5vector_offload(PG_FUNCTION_ARGS) {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	Oid relid = PG_GETARG_OID(0);
-	int64 max_segments = PG_ARGISNULL(1) ? PG_INT64_MAX : (int64)PG_GETARG_INT32(1);
-	if (max_segments < 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_segments must not be negative")));
+	int64 max_segments = MaxSegmentsArg(fcinfo, 1);
 	if (!S5Configured())
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("s5vector.s5_url is not set"),
 		                errhint("Set s5vector.s5_url to an S5 node or portal to offload cold segments.")));

@@ -44,4 +44,13 @@ void RefuseDuringRecovery(const char *what, const char *function) {
 		                errhint("Run %s on the primary.", function)));
 }
 
+int64 MaxSegmentsArg(FunctionCallInfo fcinfo, int argno) {
+	if (PG_ARGISNULL(argno))
+		return PG_INT64_MAX;
+	int64 max_segments = (int64)PG_GETARG_INT32(argno);
+	if (max_segments < 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_segments must not be negative")));
+	return max_segments;
+}
+
 } // namespace s5v::pg

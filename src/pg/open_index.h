@@ -3,6 +3,7 @@
 #pragma once
 
 extern "C" {
+#include "fmgr.h"
 #include "storage/lockdefs.h"
 #include "utils/rel.h"
 }
@@ -17,5 +18,8 @@ Relation OpenOurIndex(Oid relid, LOCKMODE lock);
 Relation OpenOwnedIndex(Oid relid, LOCKMODE lock);
 // 25006 "cannot <what> during recovery", hint "Run <function> on the primary.", on a standby.
 void RefuseDuringRecovery(const char *what, const char *function);
+// The optional `max_segments integer` argument number `argno` of s5vector_offload / s5vector_compact: NULL is no
+// limit (PG_INT64_MAX), a negative value 22023.
+int64 MaxSegmentsArg(FunctionCallInfo fcinfo, int argno);
 
 } // namespace s5v::pg
