@@ -16,7 +16,7 @@ constexpr uint32 kCompactDeadPercent = 20;
 constexpr uint32 kCompactSmallDivisor = 4;
 constexpr int kCompactMaxRunParts = 8;
 
-// The worker reads at most kCompactScanFactor * max_rows_per_round rows of part pages (15 bytes a row) per round
+// The worker reads at most kCompactScanFactor * max_rows_per_round rows of part pages (about 10 bytes a row) per round
 // to look for runs, resuming where its last round stopped.
 constexpr int64 kCompactScanFactor = 16;
 
