@@ -51,6 +51,8 @@ shared_preload_libraries = 's5vector'
 shared_buffers = '512MB'
 maintenance_work_mem = '1GB'
 autovacuum = off
+# The background worker would offload, compact and migrate while the benchmark measures.
+s5vector.worker_enabled = off
 s5vector.s5_url = '$URL'
 s5vector.cache_size = '4GB'
 EOF

@@ -303,7 +303,8 @@ bool SwapRun(Relation index, uint32 dim, CompactRun *c, const uint8 *cid, uint16
 		p->remote_bytes = (int64)blob.size;
 		memcpy(p->cid, cid, cid_len);
 		if (!PartWriteRows(p, c->tids, c->ages, c->flags, c->live))
-			elog(PANIC, "s5vector: a compacted part does not fit its page"); // FindRun checked the encoding
+			elog(ERROR,
+			     "s5vector: a compacted part does not fit its page"); // FindRun checked the encoding (not applied)
 		S5vPageGetOpaque(ppage)->nextblkno = next_after;
 		int qi = FindGcEntry(q, blob, S5V_GC_PENDING);
 		q->entries[qi] = q->entries[q->count - 1];

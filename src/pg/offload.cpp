@@ -368,7 +368,8 @@ bool SwapInPart(Relation index, uint32 dim, const ColdTierInfo &tier, SealCandid
 	p->remote_bytes = (int64)blob.size;
 	memcpy(p->cid, cid, cid_len);
 	if (!PartWriteRows(p, c->tids, c->ages, c->flags, c->rows))
-		elog(PANIC, "s5vector: a sealed part does not fit its page"); // FindSealable checked the encoding
+		elog(ERROR, "s5vector: a sealed part does not fit its page"); // FindSealable checked the encoding (the record
+		                                                              // is not applied)
 	S5vPageGetOpaque(ppage)->nextblkno = c->old_parts_head;
 	e->tail_head = c->next_head;
 	e->tail_pages = e->tail_pages >= (uint32)c->npages ? e->tail_pages - c->npages : 0;
