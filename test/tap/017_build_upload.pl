@@ -1,6 +1,6 @@
 # CREATE INDEX with S5 configured uploads the cold part directly (docs/s5.md "CREATE INDEX with S5"): a pure cold
 # build leaves only part pages locally (every row remote, answers with probes = every list equal the exact answer,
-# verify clean, at most 24 bytes of index a row), inserts, offload, VACUUM and compaction work on such an index; the
+# verify clean, at most 24 bytes of index a row, a standby answering from the same blobs), inserts, offload, VACUUM and compaction work on such an index; the
 # progress view shows "uploading segments"; a dead node fails the build with 08006 and leaves no index; kill -9
 # during the build's upload leaves no index after recovery (its blobs are orphans on the node); part pages of an
 # older format or with impossible fields give XX002.
@@ -17,7 +17,7 @@ my $nodedir = PostgreSQL::Test::Utils::tempdir();
 my $s5 = s5_node_start($nodedir);
 
 my $node = PostgreSQL::Test::Cluster->new('build_upload');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 autovacuum = off
 s5vector.s5_url = '$s5->{url}'
@@ -28,6 +28,10 @@ shared_preload_libraries = 's5vector'
 s5vector.worker_enabled = off
 });
 $node->start;
+$node->backup('bk');
+my $standby = PostgreSQL::Test::Cluster->new('build_upload_standby');
+$standby->init_from_backup($node, 'bk', has_streaming => 1);
+$standby->start;
 
 sub state_of
 {
@@ -90,6 +94,14 @@ my $age = "WHERE ts < '2026-01-01'::timestamptz - interval '2500 minutes'";
 is(answers('index', $age), answers('exact', $age), 'an age predicate on remote parts: the exact answer (4-byte ages)');
 $node->safe_psql('postgres', "SELECT s5vector_cache_reset()");
 is(answers('index'), answers('exact'), 'the same with a cold cache');
+# A standby replays the build (its pages are logged at its end) and answers from the same blobs.
+$node->wait_for_catchup($standby);
+is( join("\n",
+		map { $standby->safe_psql('postgres', "SET enable_seqscan = off; SET s5vector.probes = 8; SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <-> '$_' LIMIT 10) s") }
+		  @queries),
+	answers('exact'),
+	'a standby answers from the uploaded segments: the exact answer');
+$standby->stop;
 
 # Ages that need 8 bytes (a range of years at microsecond resolution): parts of the wider format.
 $node->safe_psql('postgres', qq{
