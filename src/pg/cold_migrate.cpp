@@ -45,6 +45,7 @@ struct MigrateBatch {
 	int64 n;
 	int64 cap;
 	ItemPointerData *tids;
+	ItemPointerData *elems; // where each row's hot element is (block, offset)
 	int64 *ages;
 	uint8 *flags;
 	float *vecs;
@@ -80,11 +81,13 @@ bool CollectFromPage(Relation index, uint32 dim, const ColdPolicy &policy, int64
 		if (b->n == b->cap) {
 			b->cap *= 2;
 			b->tids = (ItemPointerData *)repalloc_huge(b->tids, sizeof(ItemPointerData) * b->cap);
+			b->elems = (ItemPointerData *)repalloc_huge(b->elems, sizeof(ItemPointerData) * b->cap);
 			b->ages = (int64 *)repalloc_huge(b->ages, sizeof(int64) * b->cap);
 			b->flags = (uint8 *)repalloc_huge(b->flags, b->cap);
 			b->vecs = (float *)repalloc_huge(b->vecs, sizeof(float) * dim * b->cap);
 		}
 		b->tids[b->n] = etup->heaptid;
+		ItemPointerSet(&b->elems[b->n], it->blkno, off);
 		b->ages[b->n] = etup->age;
 		b->flags[b->n] = etup->flags;
 		memcpy(b->vecs + (Size)b->n * dim, etup->x, sizeof(float) * dim);
@@ -104,6 +107,7 @@ BlockNumber CollectAged(Relation index, const IndexInfoCache &info, const ColdPo
 	b->n = 0;
 	b->cap = 64;
 	b->tids = (ItemPointerData *)palloc(sizeof(ItemPointerData) * b->cap);
+	b->elems = (ItemPointerData *)palloc(sizeof(ItemPointerData) * b->cap);
 	b->ages = (int64 *)palloc(sizeof(int64) * b->cap);
 	b->flags = (uint8 *)palloc(b->cap);
 	b->vecs = (float *)palloc(sizeof(float) * dim * b->cap);
@@ -147,6 +151,45 @@ BlockNumber CollectAged(Relation index, const IndexInfoCache &info, const ColdPo
 	return resume;
 }
 
+// Under the cold write lock, before the batch is added cold: drop the rows whose hot element a VACUUM has marked
+// deleted (or removed) since the batch was collected. VACUUM marks the hot tier before its cold pass, which waits
+// for this lock: a row marked before this check is skipped here (it stays hot, where that VACUUM removes it), and
+// one marked after it is already cold when the cold pass runs, which marks it dead there. Without the check a row
+// deleted in between would reach the cold tier after the cold pass, and its heap TID, reclaimed by that VACUUM,
+// could name another row later. One share-locked read a block (the batch is in block order within each leg).
+void DropRowsDeletedSince(Relation index, uint32 dim, MigrateBatch *b) {
+	int64 kept = 0;
+	Buffer buf = InvalidBuffer;
+	BlockNumber cur = InvalidBlockNumber;
+	for (int64 i = 0; i < b->n; i++) {
+		BlockNumber blk = ItemPointerGetBlockNumber(&b->elems[i]);
+		if (blk != cur) {
+			if (BufferIsValid(buf))
+				UnlockReleaseBuffer(buf);
+			buf = ReadBuffer(index, blk);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			cur = blk;
+		}
+		Page page = BufferGetPage(buf);
+		S5vElementTuple etup = PageIsNew(page) || S5vPageGetOpaque(page)->page_type != S5V_PAGE_HOT
+		                           ? nullptr
+		                           : GetElement(index, page, blk, ItemPointerGetOffsetNumber(&b->elems[i]), dim);
+		if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED) || !ItemPointerEquals(&etup->heaptid, &b->tids[i]))
+			continue;
+		if (kept != i) {
+			b->tids[kept] = b->tids[i];
+			b->elems[kept] = b->elems[i];
+			b->ages[kept] = b->ages[i];
+			b->flags[kept] = b->flags[i];
+			memmove(b->vecs + (Size)kept * dim, b->vecs + (Size)i * dim, sizeof(float) * dim);
+		}
+		kept++;
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+	b->n = kept;
+}
+
 // The migration sweep's state in the metapage (one Generic WAL record): where the next sweep resumes, and when
 // this step ran. Read-modify-write of these two fields under the metapage's exclusive lock, holding no other lock.
 void RecordMigrationStep(Relation index, BlockNumber cursor) {
@@ -183,6 +226,7 @@ int64 MigrateIndex(Relation index, int64 max_rows) {
 		if (batch.n > 0) {
 			// 1. Add them cold (a row a crash left there already is not added twice).
 			LockColdWrite(index);
+			DropRowsDeletedSince(index, info.dimensions, &batch);
 			for (int64 i = 0; i < batch.n; i++) {
 				CHECK_FOR_INTERRUPTS();
 				ColdAddRowLocked(index, info, meta, &batch.tids[i], batch.ages[i], batch.flags[i],
