@@ -2,8 +2,7 @@
 # the test move to the cold tier with no function called; worker_enabled = off stops it and a reload starts it
 # again; a kill -9 of the worker while it is inside a migration step (waiting for an open cursor's scan, rows
 # already added cold) restarts the server, and the next round finishes the job; the extension dropped and the
-# database dropped while their worker runs; pgbench clients inserting and searching (and one deleting and
-# VACUUMing) for 60 s while the worker
+# database dropped while their worker runs; pgbench clients inserting and searching for 60 s while the worker
 # migrates; worker_cost_delay makes its steps sleep; a standby runs no worker and answers like the primary.
 use strict;
 use warnings;
@@ -186,23 +185,10 @@ SELECT count(*) FROM (SELECT id FROM t WHERE ts > now() - interval '2 seconds' O
 my $rounds_before = $primary->safe_psql('postgres', 'SELECT rows_moved FROM s5vector_worker_status()');
 my $bench_out = '';
 my $bench_err = '';
-# Meanwhile one more client deletes the oldest row and VACUUMs, again and again (VACUUM beside the rounds).
-PostgreSQL::Test::Utils::append_to_file("$dir/vacuum.sql", qq{
-DELETE FROM t WHERE id = (SELECT min(id) FROM t);
-VACUUM t;
-});
-my ($vac_out, $vac_err) = ('', '');
-my $vac = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '1', '-T', '60', '-f', "$dir/vacuum.sql", $primary->connstr('postgres') ],
-	'>', \$vac_out, '2>', \$vac_err);
 my $ok = IPC::Run::run(
 	[ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '60',
 	  '-f', "$dir/insert.sql\@1", '-f', "$dir/search.sql\@1", $primary->connstr('postgres') ],
 	'>', \$bench_out, '2>', \$bench_err);
-ok($vac->finish, 'the VACUUM client exited successfully');
-is($vac_err, '', 'the VACUUM client reported no errors') or diag($vac_err);
-my ($vacuums) = $vac_out =~ /number of transactions actually processed: (\d+)/;
-cmp_ok($vacuums // 0, '>', 0, 'VACUUMs ran beside the worker\'s rounds (' . ($vacuums // 0) . ')');
 ok($ok, 'pgbench exited successfully');
 is($bench_err, '', 'pgbench reported no errors') or diag($bench_err);
 like($bench_out, qr/number of failed transactions: 0 /, 'no failed transactions');
