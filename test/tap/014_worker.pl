@@ -2,8 +2,9 @@
 # the test move to the cold tier with no function called; worker_enabled = off stops it and a reload starts it
 # again; a kill -9 of the worker while it is inside a migration step (waiting for an open cursor's scan, rows
 # already added cold) restarts the server, and the next round finishes the job; the extension dropped and the
-# database dropped while their worker runs; pgbench clients inserting and searching for 60 s while the worker
-# migrates; worker_cost_delay makes its steps sleep; a standby runs no worker and answers like the primary.
+# database dropped while their worker runs; pgbench clients inserting and searching (and one deleting and
+# VACUUMing) for 60 s while the worker migrates; worker_cost_delay makes its steps sleep; a standby runs no worker
+# and answers like the primary; S5 down: migration goes on and offload resumes when a node is set.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -31,6 +32,16 @@ $standby->init_from_backup($primary, 'bk', has_streaming => 1);
 $standby->start;
 
 my $stats = "SELECT hot_elements || '/' || cold_rows FROM s5vector_index_stats('t_idx')";
+# On a failed wait: what the index and the worker say, and the end of the server log.
+sub diag_worker
+{
+	my ($node) = @_;
+	diag($node->safe_psql('postgres', "SELECT row_to_json(s) FROM s5vector_index_stats('t_idx') s"));
+	diag($node->safe_psql('postgres', "SELECT row_to_json(w) FROM s5vector_worker_status() w"));
+	diag($node->safe_psql('postgres', "SELECT count(*) || ' rows, ' || count(*) FILTER (WHERE ts < now() - interval '3 seconds') || ' past the window' FROM t"));
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+	diag(substr($log, -4000));
+}
 sub worker_pids
 {
 	my ($node, $db) = @_;
@@ -185,10 +196,23 @@ SELECT count(*) FROM (SELECT id FROM t WHERE ts > now() - interval '2 seconds' O
 my $rounds_before = $primary->safe_psql('postgres', 'SELECT rows_moved FROM s5vector_worker_status()');
 my $bench_out = '';
 my $bench_err = '';
+# Meanwhile one more client deletes the oldest row and VACUUMs, again and again (VACUUM beside the rounds).
+PostgreSQL::Test::Utils::append_to_file("$dir/vacuum.sql", qq{
+DELETE FROM t WHERE id = (SELECT min(id) FROM t);
+VACUUM t;
+});
+my ($vac_out, $vac_err) = ('', '');
+my $vac = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '1', '-T', '60', '-f', "$dir/vacuum.sql", $primary->connstr('postgres') ],
+	'>', \$vac_out, '2>', \$vac_err);
 my $ok = IPC::Run::run(
 	[ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '60',
 	  '-f', "$dir/insert.sql\@1", '-f', "$dir/search.sql\@1", $primary->connstr('postgres') ],
 	'>', \$bench_out, '2>', \$bench_err);
+ok($vac->finish, 'the VACUUM client exited successfully');
+is($vac_err, '', 'the VACUUM client reported no errors') or diag($vac_err);
+my ($vacuums) = $vac_out =~ /number of transactions actually processed: (\d+)/;
+cmp_ok($vacuums // 0, '>', 0, 'VACUUMs ran beside the worker\'s rounds (' . ($vacuums // 0) . ')');
 ok($ok, 'pgbench exited successfully');
 is($bench_err, '', 'pgbench reported no errors') or diag($bench_err);
 like($bench_out, qr/number of failed transactions: 0 /, 'no failed transactions');
@@ -201,8 +225,17 @@ diag("pgbench: $ins insert and $srch search transactions in 60 s; the worker mov
 cmp_ok($ins, '>', 100, 'inserts ran');
 cmp_ok($srch, '>', 100, 'searches ran');
 cmp_ok($moved_during, '>', 0, 'the worker migrated rows while the clients ran');
+# The rows the client deleted last may still be in the index: a VACUUM that finds dead rows on fewer than 2% of
+# the table's pages skips the indexes (PostgreSQL's index-vacuum bypass: the dead line pointers stay, so their TIDs
+# are not reused), and the VACUUM after each DELETE cannot remove a row that a search or a worker step running at
+# that moment could still see. One VACUUM with INDEX_CLEANUP ON, now that nothing runs, removes them all.
+$primary->safe_psql('postgres', 'VACUUM (INDEX_CLEANUP ON) t');
+like($primary->safe_psql('postgres', "SELECT detail FROM s5vector_verify('t_idx') WHERE check_name = 'heap coverage'"),
+	qr/^0 of \d+ live heap rows missing from the index, 0 elements with a heap TID outside the table, 0 index entries without a visible heap row/,
+	'after VACUUM: no index entry without its heap row (the deleted rows left both tiers)');
 my $total = $primary->safe_psql('postgres', 'SELECT count(*) FROM t');
-ok($primary->poll_query_until('postgres', "SELECT ($stats) = '0/$total'"), "the worker moves all $total rows cold after the run");
+ok($primary->poll_query_until('postgres', "SELECT ($stats) = '0/$total'"), "the worker moves all $total rows cold after the run")
+  or diag_worker($primary);
 verify_all_ok($primary, 't_idx', 'verify all ok after 60 s of inserts and searches beside the worker');
 is(index_sweep_count($primary, 't', 'v', rand_vec_literal(lcg_new(5), $dim)), $total, 'the index holds every row once');
 # Every row is searched for with its own vector: cold rows are in the list of their nearest centroid, which the
@@ -243,6 +276,28 @@ for my $q (map { rand_vec_literal($rng, $dim) } 1 .. 10)
 	$same++ if $p eq $s && scalar(@{ ids_of($p) }) == 10;
 }
 is($same, $n, 'the standby returns the primary\'s ids for every query');
+
+# --- S5 down: the offload step fails (one log line a round, last_error), migration goes on; a node set later with
+# ALTER SYSTEM + reload is used by the next rounds, which offload ---
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = 'http://127.0.0.1:9'; SELECT pg_reload_conf()");
+$log_offset = -s $primary->logfile;
+$primary->safe_psql('postgres', "INSERT INTO t (v) SELECT @{[ vec_sql('i', $dim, 16) ]} FROM generate_series(1, 300) i");
+$total = $primary->safe_psql('postgres', 'SELECT count(*) FROM t');
+ok($primary->poll_query_until('postgres', "SELECT ($stats) = '0/$total'"), 'S5 down: the worker still migrates every row')
+  or diag_worker($primary);
+$primary->wait_for_log(qr/s5vector worker: step "offload" failed on index public\.t_idx of database "postgres"/, $log_offset);
+pass('S5 down: the failed offload step is one log line');
+like($primary->safe_psql('postgres', "SELECT last_error FROM s5vector_index_stats('t_idx')"), qr/offload/,
+	'... and the index\'s last_error');
+is($primary->safe_psql('postgres', "SELECT cold_remote_rows FROM s5vector_index_stats('t_idx')"), '0', 'nothing offloaded');
+my $s5 = s5_node_start(PostgreSQL::Test::Utils::tempdir());
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf()");
+ok($primary->poll_query_until('postgres', "SELECT cold_remote_rows > 0 FROM s5vector_index_stats('t_idx')"),
+	'the node set with a reload: the next rounds offload')
+  or diag_worker($primary);
+is(index_sweep_count($primary, 't', 'v', rand_vec_literal(lcg_new(6), $dim)), $total, 'every row once after the offload');
+$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()");
+s5_node_stop($s5);
 
 $standby->stop;
 $primary->stop;
