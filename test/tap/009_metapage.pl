@@ -156,7 +156,7 @@ SELECT id FROM t ORDER BY v <-> '[1,1,1,1]' LIMIT 3};
 	poke(8192 + $item + 8, pack('v', 0));
 	($ret, $out, $err) =
 	  run_sql("SELECT ok || ' ' || detail FROM s5vector_verify('t_idx') WHERE check_name = 'heap coverage'");
-	like($out, qr/^false .*, 1 elements with a heap TID outside the table$/, 'heap TID offset 0: verify reports it');
+	like($out, qr/^false .*, 1 elements with a heap TID outside the table, \d+ index entries without a visible heap row \(deleted rows that VACUUM has not removed yet\)$/, 'heap TID offset 0: verify reports it');
 	poke(undef);
 	is($node->safe_psql('postgres', $scan), $good, 'data page checks: restored page answers');
 }
