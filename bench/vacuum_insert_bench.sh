@@ -12,47 +12,25 @@
 # S5V_BENCH_SYNC=off sets synchronous_commit = off (single-row insert transactions otherwise wait on WAL fsync,
 # which hides how far the index itself lets inserts run in parallel).
 set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+bench_as_s5vtest "$@"
 
 ROWS=${1:-100000}
 DIM=${2:-128}
 SECS=${3:-20}
 PHASES=${4:-all}
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$($PG_CONFIG --bindir)
-if [ "$(id -u)" -eq 0 ]; then
-	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
-	cp "${BASH_SOURCE[0]}" /tmp/s5v_vacuum_insert_bench.sh
-	chmod 755 /tmp/s5v_vacuum_insert_bench.sh
-	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_SYNC="${S5V_BENCH_SYNC:-on}" S5V_BENCH_DEAD_PCT="${S5V_BENCH_DEAD_PCT:-10}" S5V_BENCH_ENGINES="${S5V_BENCH_ENGINES:-}" S5V_BENCH_MWM="${S5V_BENCH_MWM:-256MB}" S5V_BENCH_PORT="${S5V_BENCH_PORT:-55432}" bash /tmp/s5v_vacuum_insert_bench.sh "$@"
-fi
-export PATH="$BINDIR:$PATH"
-
-DATA=$(mktemp -d /tmp/s5v-bench.XXXXXX)
-PORT=${S5V_BENCH_PORT:-55432}
-trap 'pg_ctl -D "$DATA/pg" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$DATA"' EXIT
-initdb -D "$DATA/pg" >/dev/null
-cat >>"$DATA/pg/postgresql.conf" <<EOF
-port = $PORT
-unix_socket_directories = '$DATA'
-listen_addresses = ''
-autovacuum = off
-shared_buffers = 256MB
+bench_cluster_start "${S5V_BENCH_PORT:-55432}" <<EOF
 maintenance_work_mem = ${S5V_BENCH_MWM:-256MB}
-max_connections = 20
 synchronous_commit = ${S5V_BENCH_SYNC:-on}
 EOF
-pg_ctl -D "$DATA/pg" -l "$DATA/log" -w start >/dev/null
-export PGHOST=$DATA PGPORT=$PORT
 ENGINES=${S5V_BENCH_ENGINES:-}
 if [ -z "$ENGINES" ]; then
 	ENGINES=s5vector
 	[ -f "$($PG_CONFIG --sharedir)/extension/vector.control" ] && ENGINES="s5vector pgvector"
 fi
-q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-now_ms() { date +%s%3N; }
 
 # Clustered random vectors: 100 centres, spread 0.35 (like tests/S5VTest.pm's vec_sql).
-VEC="(SELECT array_agg(((sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453) - floor(sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453)) * 20 - 10 + 0.35 * (((sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453) - floor(sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453)) * 20 - 10) ORDER BY j)::vector FROM generate_series(1, $DIM) j)"
+VEC=$(bench_vec "$DIM")
 # recall@10 of the index against an exact scan, over the queries in table qs.
 recall10() {
 	psql -XAtq -v ON_ERROR_STOP=1 <<EOS

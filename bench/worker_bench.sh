@@ -12,33 +12,15 @@
 # S5V_BENCH_WORKER_COST_DELAY (default 0 = none; -1 = autovacuum_vacuum_cost_delay, 2 ms): s5vector.worker_cost_delay.
 # As root it re-runs itself as the user s5vtest (PostgreSQL refuses to run as root).
 set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+bench_as_s5vtest "$@"
 
 ROWS=${1:-50000}
 DIM=${2:-128}
 SECS=${3:-15}
 BATCH=${4:-10000}
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$($PG_CONFIG --bindir)
-if [ "$(id -u)" -eq 0 ]; then
-	id s5vtest >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash s5vtest
-	cp "${BASH_SOURCE[0]}" /tmp/s5v_worker_bench.sh
-	chmod 755 /tmp/s5v_worker_bench.sh
-	exec runuser -u s5vtest -- env PATH="$BINDIR:$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORKER_COST_DELAY="${S5V_BENCH_WORKER_COST_DELAY:-0}" S5V_BENCH_PORT="${S5V_BENCH_PORT:-55433}" bash /tmp/s5v_worker_bench.sh "$@"
-fi
-export PATH="$BINDIR:$PATH"
-
-DATA=$(mktemp -d /tmp/s5v-wbench.XXXXXX)
-PORT=${S5V_BENCH_PORT:-55433}
-trap 'pg_ctl -D "$DATA/pg" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$DATA"' EXIT
-initdb -D "$DATA/pg" >/dev/null
-cat >>"$DATA/pg/postgresql.conf" <<EOF
-port = $PORT
-unix_socket_directories = '$DATA'
-listen_addresses = ''
-autovacuum = off
-shared_buffers = 256MB
+bench_cluster_start "${S5V_BENCH_PORT:-55433}" <<EOF
 maintenance_work_mem = 512MB
-max_connections = 20
 synchronous_commit = off
 shared_preload_libraries = 's5vector'
 s5vector.worker_enabled = off
@@ -46,13 +28,9 @@ s5vector.naptime = 1
 s5vector.max_rows_per_round = $BATCH
 s5vector.worker_cost_delay = ${S5V_BENCH_WORKER_COST_DELAY:-0}
 EOF
-pg_ctl -D "$DATA/pg" -l "$DATA/log" -w start >/dev/null
-export PGHOST=$DATA PGPORT=$PORT PGDATABASE=postgres
-q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-now_ms() { date +%s%3N; }
 
 # Clustered random vectors: 100 centres, spread 0.35 (like test/tap/S5VTest.pm's vec_sql).
-VEC="(SELECT array_agg(((sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453) - floor(sin(((k % 100) + 0.5) * 12.9898 + j * 78.233) * 43758.5453)) * 20 - 10 + 0.35 * (((sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453) - floor(sin(k * 0.0137 + j * 39.3467 + 11.1) * 43758.5453)) * 20 - 10) ORDER BY j)::vector FROM generate_series(1, $DIM) j)"
+VEC=$(bench_vec "$DIM")
 q "CREATE EXTENSION s5vector"
 q "CREATE TABLE t (id bigserial PRIMARY KEY, v vector($DIM))"
 q "INSERT INTO t (v) SELECT (SELECT $VEC FROM (SELECT i AS k) s) FROM generate_series(1, $ROWS) i"
