@@ -133,13 +133,14 @@ uint64_t CacheLimitBytes() {
 	return (uint64_t)s5v_cache_size_kb * 1024;
 }
 
-// Keep the cache under its limit: the least recently used files go first (mtime, refreshed on every hit). Temporary
-// files older than a minute (a backend died mid-write) go too.
-void EvictCache(uint64_t limit) {
+// Keep the cache under its limit: when the files pass `limit`, the least recently used go first (mtime, refreshed
+// on every hit) until they are down to `target`. Temporary files older than a minute (a backend died mid-write) go
+// too. Returns the bytes left. A scan lists the whole directory, so CachePut does not call it on every write.
+uint64_t EvictCache(uint64_t limit, uint64_t target) {
 	std::string dir = CacheDir();
 	DIR *d = opendir(dir.c_str());
 	if (d == nullptr)
-		return;
+		return 0;
 	struct Entry {
 		std::string path;
 		time_t mtime;
@@ -166,14 +167,31 @@ void EvictCache(uint64_t limit) {
 	}
 	closedir(d);
 	if (total <= limit)
-		return;
+		return total;
 	std::sort(files.begin(), files.end(), [](const Entry &a, const Entry &b) { return a.mtime < b.mtime; });
 	for (const Entry &e : files) {
-		if (total <= limit)
+		if (total <= target)
 			break;
 		if (unlink(e.path.c_str()) == 0 || errno == ENOENT)
 			total -= e.size;
 	}
+	return total;
+}
+
+// When CachePut scans the cache: this backend's estimate of its size (the last scan's total plus what it wrote
+// since) passes the limit, or the last scan is kCacheScanSeconds old (other backends' writes are not in the
+// estimate). A scan that evicts goes down to 90% of the limit, so a full cache is not listed again on every write.
+constexpr time_t kCacheScanSeconds = 10;
+uint64_t cache_estimate = 0;
+time_t cache_scanned_at = 0;
+
+void MaybeEvictCache(uint64_t limit, uint64_t written) {
+	cache_estimate += written;
+	time_t now = time(nullptr);
+	if (cache_estimate <= limit && now - cache_scanned_at < kCacheScanSeconds)
+		return;
+	cache_estimate = EvictCache(limit, limit - limit / 10);
+	cache_scanned_at = now;
 }
 
 bool ReadWholeFile(const std::string &path, uint64_t expect, std::vector<uint8_t> *out, struct stat *st_out) {
@@ -334,7 +352,7 @@ void CachePut(const s5::EncryptedCid &cid, std::span<const uint8_t> plain) noexc
 			(void)unlink(tmp.c_str());
 			return;
 		}
-		EvictCache(limit);
+		MaybeEvictCache(limit, plain.size());
 	} catch (...) {
 	}
 }
@@ -344,6 +362,7 @@ int64_t CacheReset() noexcept {
 	try {
 		MemClear();
 		verified_files.clear();
+		cache_estimate = 0;
 		std::string dir = CacheDir();
 		DIR *d = opendir(dir.c_str());
 		if (d == nullptr)

@@ -141,6 +141,30 @@ cmp_ok(scalar(@cache_files), '==', 8, '8 segments in the cache');
 for my $f (@cache_files) { poke_file($f, 100, "\xff\xff\xff\xff"); }
 is(answers($primary), $before, 'tampered cache files are re-verified, discarded and fetched again');
 
+# A cache that cannot be written (a full disk, or here a directory without write permission: the same path, the
+# segment is simply not cached): queries fetch and answer as before, nothing is written, no error.
+my $cache_dir = $primary->data_dir . '/s5vector_cache';
+$primary->safe_psql('postgres', "SELECT s5vector_cache_reset()");
+chmod(0500, $cache_dir) or die "chmod $cache_dir: $!";
+is(answers($primary), $before, 'unwritable cache: answers identical');
+$hm = $primary->safe_psql('postgres', "$knn SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT cache_hits || '/' || cache_misses FROM s5vector_index_stats('t_idx'); SELECT count(*) FROM pg_ls_dir('s5vector_cache') f;");
+@hm = split /\n/, $hm;
+is("$hm[-2] $hm[-1]", '0/8 0', 'unwritable cache: a new session fetches all 8 segments again, no file was written');
+chmod(0700, $cache_dir) or die "chmod $cache_dir: $!";
+answers($primary);
+is($primary->safe_psql('postgres', "SELECT count(*) FROM pg_ls_dir('s5vector_cache') f WHERE f LIKE '%.seg'"), '8',
+	'writable again: the next queries fill the cache');
+
+# Eviction: with room for about 3 of the 8 segments, a query that fetches all 8 leaves the cache within its size.
+my $seg_sizes = "SELECT (pg_stat_file('s5vector_cache/' || f)).size AS b FROM pg_ls_dir('s5vector_cache') f WHERE f LIKE '%.seg'";
+my $room_kb = $primary->safe_psql('postgres', "SELECT (max(b) * 3 + 512) / 1024 FROM ($seg_sizes) s");
+$hm = $primary->safe_psql('postgres', "$knn SET s5vector.cache_size = '${room_kb}kB'; SELECT s5vector_cache_reset(); SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT count(*) || ' ' || coalesce(sum(b), 0) FROM ($seg_sizes) s;");
+@hm = split /\n/, $hm;
+my ($kept, $kept_bytes) = split / /, $hm[-1];
+ok($kept >= 1 && $kept <= 3 && $kept_bytes <= $room_kb * 1024,
+	"cache_size = ${room_kb}kB: $kept segments ($kept_bytes bytes) kept of the 8 fetched, within the limit");
+is(answers($primary), $before, 'answers identical after the eviction');
+
 # The standby answers from the same blobs (its own cache).
 $primary->wait_for_catchup($standby);
 is(answers($standby), $before, 'the standby answers cold queries from S5');
