@@ -268,6 +268,19 @@ inline bool IsColdPageType(uint16 type) {
 	return type >= S5V_PAGE_COLD_META && type <= S5V_PAGE_COLD_PART;
 }
 
+// A page that offload or compaction freed (FreeColdPage: type S5V_PAGE_COLD_PART, one S5V_TUPLE_FREE item) and
+// recorded in the FSM. Any allocation may take it as if it were new, a hot insert too: it was freed only after
+// WaitForScans, so no scan on the primary still holds a pointer to it (a hot standby's cold scans, which that wait
+// does not cover, treat a page of another kind on their way as a sign to re-read their list: WalkChain,
+// ReadPartChain).
+inline bool IsFreeColdPage(Page page) {
+	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(S5vPageOpaqueData)) ||
+	    S5vPageGetOpaque(page)->page_id != S5V_PAGE_ID || S5vPageGetOpaque(page)->page_type != S5V_PAGE_COLD_PART ||
+	    PageGetMaxOffsetNumber(page) != FirstOffsetNumber)
+		return false;
+	return (uint8)((char *)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber)))[0] == S5V_TUPLE_FREE;
+}
+
 // Init a fresh cold page of `page_type` with its one item (zeroed, type and version set); returns the item.
 char *InitColdPage(Page page, uint16 page_type, uint8 tuple_type);
 // The one item of a cold page of `page_type`, checked: page header and id, page type, one normal line pointer

@@ -489,7 +489,8 @@ bool AgeRangeMatches(const AgeFilter &f, int64 min_age, int64 max_age) {
 
 // Visit every row of the chain starting at `head` (list id `list`): fn(tid, age, flags, vec) per row, one page
 // share-locked at a time. A chain longer than the index (a cycle) or a page of another list is corruption.
-// With `changed`, reaching a page that offload freed or reused (type S5V_PAGE_COLD_PART, or new) stops the walk and
+// With `changed`, reaching a page that offload freed or reused (type S5V_PAGE_COLD_PART or, once a hot insert took
+// it from the FSM, S5V_PAGE_HOT; or new) stops the walk and
 // sets *changed: the list entry the caller read is older than an offload swap (a hot standby's scan, which the
 // primary's WaitForScans does not see), and the caller re-reads the entry and walks again.
 template <typename Fn>
@@ -510,7 +511,8 @@ void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&f
 		if (changed != nullptr &&
 		    (PageIsNew(page) || (PageGetSpecialSize(page) == MAXALIGN(sizeof(S5vPageOpaqueData)) &&
 		                         S5vPageGetOpaque(page)->page_id == S5V_PAGE_ID &&
-		                         S5vPageGetOpaque(page)->page_type == S5V_PAGE_COLD_PART))) {
+		                         (S5vPageGetOpaque(page)->page_type == S5V_PAGE_COLD_PART ||
+		                          S5vPageGetOpaque(page)->page_type == S5V_PAGE_HOT)))) {
 			UnlockReleaseBuffer(buf);
 			*changed = true;
 			return;

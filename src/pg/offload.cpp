@@ -107,14 +107,22 @@ void ReadEntry(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list
 namespace {
 
 bool IsFreePage(Page page) {
-	if (PageIsNew(page))
-		return true;
-	if (PageGetSpecialSize(page) != MAXALIGN(sizeof(S5vPageOpaqueData)) ||
+	return PageIsNew(page) || IsFreeColdPage(page);
+}
+
+// Is the page a part page of `list`? Not when a part chain reaches a page that a compaction freed and something
+// else took since (a hot insert, another list's part, a queue page) or that is free: the head its reader read is
+// older than a swap. Only the page's kind and list are looked at; GetColdPart checks the rest.
+bool IsPartPageOf(Page page, uint32 list) {
+	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(S5vPageOpaqueData)) ||
 	    S5vPageGetOpaque(page)->page_id != S5V_PAGE_ID || S5vPageGetOpaque(page)->page_type != S5V_PAGE_COLD_PART ||
 	    PageGetMaxOffsetNumber(page) != FirstOffsetNumber)
 		return false;
-	char *item = (char *)PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
-	return (uint8)item[0] == S5V_TUPLE_FREE;
+	ItemId iid = PageGetItemId(page, FirstOffsetNumber);
+	if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) < sizeof(S5vColdPartData))
+		return false;
+	S5vColdPart p = (S5vColdPart)PageGetItem(page, iid);
+	return p->type == S5V_TUPLE_COLD_PART && p->list == list;
 }
 
 // A page for a new part or queue page, locked exclusively: a page offload freed (FSM), else a new one.
@@ -596,10 +604,10 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 		Buffer buf = ReadBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
-		if (IsFreePage(page) && restarts < 16) {
-			// A page a compaction freed: the chain (or the head the caller read) is older than a swap that a hot
-			// standby replayed (its scans are not waited for) or that a reader without the scan interlock missed.
-			// Walk again from the list's entry as it is now.
+		if (restarts < 16 && !IsPartPageOf(page, list)) {
+			// A page a compaction freed (and perhaps another list or a hot insert took since): the chain (or the
+			// head the caller read) is older than a swap that a hot standby replayed (its scans are not waited for)
+			// or that a reader without the scan interlock missed. Walk again from the list's entry as it is now.
 			UnlockReleaseBuffer(buf);
 			restarts++;
 			uint32 dim = GetIndexInfo(index).dimensions;

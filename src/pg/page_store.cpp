@@ -12,6 +12,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+#include "pg/cold_pages.h"
 #include "pg/guard.h"
 #include "pg/page_store.h"
 
@@ -345,12 +346,19 @@ Buffer GetPageWithSpace(Relation index, BlockNumber insert_page, Size need, bool
 			break;
 		}
 		Page p = BufferGetPage(buf);
-		if (PageIsNew(p)) {
+		// A page taken from the FSM leaves it (entry 0): it becomes the insert page, which the inserts after this one
+		// fill without looking at the FSM, and a filled page with a stale entry would be offered again (8 such
+		// entries in a row made every insert extend the index). VACUUM records the room it gives back. FSM pages
+		// are locked below data pages.
+		if (PageIsNew(p) || IsFreeColdPage(p)) { // a page offload or compaction freed is as good as a new one
 			*fresh = true;
+			RecordUsedIndexPage(index, freeblk);
 			return buf;
 		}
-		if (S5vPageGetOpaque(p)->page_type == S5V_PAGE_HOT && PageGetFreeSpace(p) >= need)
+		if (S5vPageGetOpaque(p)->page_type == S5V_PAGE_HOT && PageGetFreeSpace(p) >= need) {
+			RecordUsedIndexPage(index, freeblk);
 			return buf;
+		}
 		Size actual = S5vPageGetOpaque(p)->page_type == S5V_PAGE_HOT ? PageGetFreeSpace(p) : 0;
 		UnlockReleaseBuffer(buf);
 		RecordPageWithFreeSpace(index, freeblk, actual);
