@@ -8,15 +8,21 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/xlog.h"
 #include "commands/vacuum.h"
 #include "storage/bufmgr.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
 #include "utils/rel.h"
 }
 
 #include "pg/cold_pages.h"
 
 #include "pg/cold_store.h"
+#include "pg/locks.h"
 #include "pg/offload.h"
+
+#include <vector>
 
 namespace s5v::pg {
 
@@ -145,12 +151,77 @@ namespace {
 // changed by MarkColdRowsDead: one Generic WAL record with the cold metapage's dead_rows (locked first, as every cold
 // record does), so the counter never disagrees with the pages after a crash. Under the cold write lock nothing
 // else changes a row page meanwhile.
+// Unlink row page `blk` of list `list` (its predecessor `prev`, InvalidBlockNumber when it is the chain's head) if it
+// is still empty and not the list's last page (where appends go): one Generic WAL record with the list's entry (its
+// tail_head when blk is the head, tail_pages) and the predecessor's next pointer, locked in the documented order
+// (cold metapage, centroid page, row pages in chain order). The page itself is not changed: a scan that read the
+// pointer to it before the unlink goes on through its next pointer. The caller frees it after WaitForScans.
+bool UnlinkEmptyPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 list, BlockNumber prev,
+                     BlockNumber blk) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	bool staging = list == S5V_STAGING_LIST;
+	Buffer ebuf; // the page holding the list's entry: the cold metapage for staging, else its centroid page
+	uint32 slot = 0;
+	if (staging) {
+		ebuf = ReadBuffer(index, tier.meta_blkno);
+		LockBuffer(ebuf, BUFFER_LOCK_EXCLUSIVE);
+		(void)GetColdMeta(index, BufferGetPage(ebuf), tier.meta_blkno, dim, nblocks);
+	} else {
+		BlockNumber cblk = tier.centroid_head + list / tier.lists_per_page;
+		slot = list % tier.lists_per_page;
+		ebuf = ReadBuffer(index, cblk);
+		LockBuffer(ebuf, BUFFER_LOCK_EXCLUSIVE);
+		S5vCentroids c =
+		    (S5vCentroids)GetColdItem(index, BufferGetPage(ebuf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+		if (c->first_list != list - slot || slot >= c->count) {
+			UnlockReleaseBuffer(ebuf);
+			ReportCorruptCold(index, cblk, "list chain leaves the index, loops or mixes lists");
+		}
+	}
+	auto entry_of = [&](Page page) -> S5vListInfo {
+		Item item = PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+		return staging ? &((S5vColdMeta)item)->staging : CentroidEntry((S5vCentroids)item, slot, dim);
+	};
+	S5vListInfo e = entry_of(BufferGetPage(ebuf));
+	Buffer pbuf = InvalidBuffer;
+	if (prev != InvalidBlockNumber) {
+		pbuf = ReadBuffer(index, prev);
+		LockBuffer(pbuf, BUFFER_LOCK_EXCLUSIVE);
+	}
+	Buffer buf = ReadBuffer(index, blk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	S5vRowsLayout l;
+	S5vColdRows rows = GetColdRows(index, BufferGetPage(buf), blk, dim, &l);
+	BlockNumber next = S5vPageGetOpaque(BufferGetPage(buf))->nextblkno;
+	bool linked =
+	    prev == InvalidBlockNumber ? e->tail_head == blk : S5vPageGetOpaque(BufferGetPage(pbuf))->nextblkno == blk;
+	bool ok = rows->count == 0 && rows->list == list && linked && blk != e->tail_tail && next != InvalidBlockNumber &&
+	          e->tail_pages > 1;
+	if (ok) {
+		GenericXLogState *state = GenericXLogStart(index);
+		Page epage = GenericXLogRegisterBuffer(state, ebuf, 0);
+		S5vListInfo we = entry_of(epage);
+		if (prev == InvalidBlockNumber)
+			we->tail_head = next;
+		else
+			S5vPageGetOpaque(GenericXLogRegisterBuffer(state, pbuf, 0))->nextblkno = next;
+		we->tail_pages--;
+		GenericXLogFinish(state);
+	}
+	UnlockReleaseBuffer(buf);
+	if (BufferIsValid(pbuf))
+		UnlockReleaseBuffer(pbuf);
+	UnlockReleaseBuffer(ebuf);
+	return ok;
+}
+
 void VacuumChain(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumber head, uint32 list,
                  IndexBulkDeleteCallback callback, void *callback_state, BufferAccessStrategy strategy, int64 *removed,
-                 int64 *live, int64 *compacted) {
+                 int64 *live, int64 *compacted, bool unlink, std::vector<BlockNumber> *unlinked) {
 	BlockNumber meta_blkno = tier.meta_blkno;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber walked = 0;
+	BlockNumber prev = InvalidBlockNumber;
 	for (BlockNumber blk = head; blk != InvalidBlockNumber;) {
 		vacuum_delay_point();
 		CheckChainStep(index, blk, nblocks, &walked, "list chain leaves the index, loops or mixes lists");
@@ -183,8 +254,17 @@ void VacuumChain(Relation index, uint32 dim, const ColdTierInfo &tier, BlockNumb
 		if (ndead > 0)
 			*removed += MarkColdRowsDead(index, dim, meta_blkno, buf, blk, false, dead, ndead);
 		ReleaseBuffer(buf);
-		if (ndead > 0 || already_dead > 0)
-			*compacted += CompactPage(index, dim, tier, list, blk);
+		bool empty = count == 0;
+		if (ndead > 0 || already_dead > 0) {
+			int dropped = CompactPage(index, dim, tier, list, blk);
+			*compacted += dropped;
+			empty = dropped == count;
+		}
+		// An empty page that is not the last one leaves the chain (scans stop reading it; freed by the caller).
+		if (unlink && empty && next != InvalidBlockNumber && UnlinkEmptyPage(index, dim, tier, list, prev, blk))
+			unlinked->push_back(blk);
+		else
+			prev = blk;
 		blk = next;
 	}
 }
@@ -199,6 +279,18 @@ void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback
 	ReadMetaPage(index, &meta);
 	if (meta.cold_metapage == InvalidBlockNumber)
 		return;
+	// Empty row pages are unlinked only when no offload, compaction or collection step (the offload lock) and no
+	// rebalance step (ShareUpdateExclusiveLock on the index) is under way: those remember row pages by block
+	// number across their own waits. Both are tried without waiting; when one is busy, the pages stay linked
+	// (empty, harmless) until a later VACUUM.
+	LOCKTAG offload_tag;
+	OffloadLockTag(index, &offload_tag);
+	bool unlink = !RecoveryInProgress() && ConditionalLockRelation(index, ShareUpdateExclusiveLock);
+	bool have_rel_lock = unlink;
+	if (unlink && LockAcquire(&offload_tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		unlink = false;
+	bool have_offload_lock = unlink;
+	std::vector<BlockNumber> unlinked;
 	LockColdWrite(index);
 	ColdTierInfo tier;
 	ReadColdTier(index, meta, dim, &tier);
@@ -207,13 +299,26 @@ void ColdBulkDelete(Relation index, uint32 dim, IndexBulkDeleteCallback callback
 	int n = ColdChainHeads(index, dim, tier, &heads, &lists);
 	int64 compacted = 0;
 	for (int i = 0; i < n; i++)
-		VacuumChain(index, dim, tier, heads[i], lists[i], callback, callback_state, strategy, removed, live,
-		            &compacted);
+		VacuumChain(index, dim, tier, heads[i], lists[i], callback, callback_state, strategy, removed, live, &compacted,
+		            unlink, &unlinked);
 	// Offloaded parts: their dead rows are marked in the part pages (no network).
 	VacuumRemoteParts(index, dim, tier, callback, callback_state, strategy, removed, live);
-	ereport(DEBUG1, (errmsg("s5vector vacuum: %lld cold rows marked dead, %lld dead rows' slots freed",
-	                        (long long)*removed, (long long)compacted)));
+	ereport(DEBUG1, (errmsg("s5vector vacuum: %lld cold rows marked dead, %lld dead rows' slots freed, %zu empty row "
+	                        "pages unlinked",
+	                        (long long)*removed, (long long)compacted, unlinked.size())));
 	UnlockColdWrite(index);
+	if (have_offload_lock)
+		LockRelease(&offload_tag, ExclusiveLock, false);
+	if (have_rel_lock)
+		UnlockRelation(index, ShareUpdateExclusiveLock);
+	// The unlinked pages become free pages (WAL, FSM) once the scans that may still read them have ended. A crash
+	// before this leaks them (unreferenced, never read), as offload's freed row pages.
+	if (!unlinked.empty()) {
+		WaitForScans(index);
+		for (BlockNumber blk : unlinked)
+			FreeColdPage(index, blk, S5V_PAGE_COLD_ROWS, -1);
+		IndexFreeSpaceMapVacuum(index);
+	}
 }
 
 } // namespace s5v::pg

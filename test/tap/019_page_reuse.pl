@@ -1,7 +1,8 @@
 # Pages that offload frees are reused by the hot tier: an index with a hot and a cold tier offloads its cold rows
 # (the row pages become free pages in the FSM), then recent rows are inserted into the graph. They must land on
 # the freed pages (the index file does not grow while free pages are left), the index stays consistent, and a
-# streaming standby (whose cold scans the primary's scan interlock does not cover) answers like the primary.
+# streaming standby (whose cold scans the primary's scan interlock does not cover) answers like the primary. And
+# VACUUM unlinks the row pages it empties and frees them.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -90,6 +91,44 @@ my $live = $primary->safe_psql('postgres', 'SELECT count(*) FROM t');
 is(index_sweep_count($primary, 't', 'v', rand_vec_literal(lcg_new(4), $dim)), $live, 'every live row once');
 $primary->wait_for_catchup($standby);
 is(index_sweep_count($standby, 't', 'v', rand_vec_literal(lcg_new(4), $dim)), $live, 'and on the standby');
+
+# VACUUM unlinks the row pages it empties (not a list's last page) and frees them: a retention DELETE of the older
+# rows of a local cold tier leaves no empty pages for scans to read, and their space goes back to the FSM.
+$primary->safe_psql('postgres', qq{
+CREATE TABLE u (id int PRIMARY KEY, v vector($dim));
+INSERT INTO u SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 6000) i;
+CREATE INDEX u_idx ON u USING s5vector (v) WITH (hot_window = '0', lists = 4, offload = off);
+});
+my $list_bytes = "SELECT sum(local_bytes) FROM s5vector_list_stats('u_idx')";
+my $bytes_before = $primary->safe_psql('postgres', $list_bytes);
+my $ufree = "SELECT count(*) FROM pg_freespace('u_idx') WHERE avail > 0";
+is($primary->safe_psql('postgres', $ufree), '0', 'a local cold index has no free pages after its build');
+$primary->safe_psql('postgres', 'DELETE FROM u WHERE id <= 4800');
+my ($vret, $vout, $verr) = $primary->psql('postgres', 'SET client_min_messages = debug1; VACUUM u');
+my ($unlinked) = $verr =~ /(\d+) empty row pages unlinked/;
+cmp_ok($unlinked // 0, '>=', 4, 'VACUUM unlinked the row pages the DELETE emptied (' . ($unlinked // 0) . ')');
+is($primary->safe_psql('postgres', $ufree), $unlinked // -1, '... and they are free pages in the FSM');
+my $bytes_after = $primary->safe_psql('postgres', $list_bytes);
+cmp_ok($bytes_after, '<=', $bytes_before - ($unlinked // 0) * 8192, "the lists' chains are shorter ($bytes_before -> $bytes_after bytes)");
+verify_all_ok($primary, 'u_idx', 'verify all ok after the unlink');
+is(index_sweep_count($primary, 'u', 'v', rand_vec_literal(lcg_new(5), $dim)), '1200', 'the index returns the 1200 rows left once');
+($exact_ok, $same) = (0, 0);
+$primary->wait_for_catchup($standby);
+for my $q (@queries)
+{
+	my $sql = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM u ORDER BY v <-> '$q' LIMIT 10) s";
+	my $exact = $primary->safe_psql('postgres', "SET enable_indexscan = off; $sql");
+	my $p = $primary->safe_psql('postgres', "SET enable_seqscan = off; SET s5vector.probes = 4; $sql");
+	my $s = $standby->safe_psql('postgres', "SET enable_seqscan = off; SET s5vector.probes = 4; $sql");
+	$exact_ok++ if $p eq $exact;
+	$same++ if $s eq $p;
+}
+is($exact_ok, scalar(@queries), 'every list probed: the exact answer after the unlink');
+is($same, scalar(@queries), 'the standby answers like the primary');
+# New old rows go to the lists' tails as before; the freed pages are taken by the index's other allocations.
+$primary->safe_psql('postgres', "INSERT INTO u SELECT 10000 + i, @{[ vec_sql('10000 + i', $dim) ]} FROM generate_series(1, 500) i");
+verify_all_ok($primary, 'u_idx', 'verify all ok after more rows');
+is(index_sweep_count($primary, 'u', 'v', rand_vec_literal(lcg_new(5), $dim)), '1700', 'every row once');
 
 $standby->stop;
 $primary->stop;
