@@ -23,6 +23,7 @@ extern "C" {
 
 #include "pg/am.h"
 #include "pg/cold_store.h"
+#include "pg/locks.h"
 #include "pg/graph_load.h"
 #include "pg/guard.h"
 #include "pg/index.h"
@@ -501,6 +502,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	uint64 *ids;
 	int64 nids = 0, live = 0, removed = 0;
+	LockHotRemoval(index); // one hot removal pass at a time (locks.h), before any other lock of this pass
 	MarkDeleted(index, ic.dimensions, callback, callback_state, info->strategy, &ids, &nids, &live, &removed);
 
 	if (nids > 0) {
@@ -624,6 +626,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		                        RelationGetRelationName(index), (long long)nids, (long long)nbroken, (long long)dropped,
 		                        (long long)searched, (long long)relinked)));
 	}
+	UnlockHotRemoval(index);
 	stats->tuples_removed += removed;
 	stats->num_index_tuples = live;
 	// Cold tier hook: dead heap TIDs of the cold lists are marked dead (cold_vacuum.cpp).

@@ -56,6 +56,24 @@ void UnlockScanInterlock(Relation index) {
 	CurrentResourceOwner = saved;
 }
 
+namespace {
+void HotRemovalTag(Relation index, LOCKTAG *tag) {
+	SET_LOCKTAG_TUPLE(*tag, index->rd_lockInfo.lockRelId.dbId, index->rd_lockInfo.lockRelId.relId, 0, 3);
+}
+} // namespace
+
+void LockHotRemoval(Relation index) {
+	LOCKTAG tag;
+	HotRemovalTag(index, &tag);
+	(void)LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+void UnlockHotRemoval(Relation index) {
+	LOCKTAG tag;
+	HotRemovalTag(index, &tag);
+	(void)LockRelease(&tag, ExclusiveLock, false);
+}
+
 void WaitForScans(Relation index) {
 	LOCKTAG tag;
 	ScanInterlockTag(index, &tag);

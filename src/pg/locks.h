@@ -42,4 +42,12 @@ void UnlockScanInterlock(Relation index);
 // round.
 void WaitForScans(Relation index);
 
+// The hot tier's removal lock: one pass that marks, repairs and removes deleted elements at a time (VACUUM's
+// BulkDelete and a migration's removal from the graph). Two passes at once would both remove the same tuples (the
+// second one, deciding under a share lock, removed line pointers the first had freed and an insert had reused:
+// a live element lost) and subtract them twice from the metapage's hot_deleted. ExclusiveLock, held until
+// UnlockHotRemoval or the end of the transaction; waits obey lock_timeout (the worker's steps).
+void LockHotRemoval(Relation index);
+void UnlockHotRemoval(Relation index);
+
 } // namespace s5v::pg
