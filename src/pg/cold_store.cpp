@@ -70,7 +70,7 @@ char *InitColdPage(Page page, uint16 page_type, uint8 tuple_type) {
 	InitPage(page, page_type);
 	char *item = (char *)palloc0(S5V_COLD_ITEM_SIZE);
 	item[0] = (char)tuple_type;
-	item[1] = (char)S5V_COLD_VERSION;
+	item[1] = (char)(tuple_type == S5V_TUPLE_COLD_PART ? S5V_PART_VERSION : S5V_COLD_VERSION);
 	if (PageAddItem(page, (Item)item, S5V_COLD_ITEM_SIZE, FirstOffsetNumber, false, false) != FirstOffsetNumber)
 		elog(ERROR, "s5vector: failed to add the item of a cold page");
 	pfree(item);
@@ -89,7 +89,14 @@ char *GetColdItem(Relation index, Page page, BlockNumber blkno, uint16 page_type
 	    ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ((PageHeader)page)->pd_special)
 		ReportCorruptCold(index, blkno, "item of the wrong size or outside the page");
 	char *item = (char *)PageGetItem(page, iid);
-	if ((uint8)item[0] != tuple_type || (uint8)item[1] != S5V_COLD_VERSION)
+	if ((uint8)item[0] == S5V_TUPLE_COLD_PART && tuple_type == S5V_TUPLE_COLD_PART &&
+	    (uint8)item[1] != S5V_PART_VERSION)
+		ReportCorruptCold(index, blkno,
+		                  (uint8)item[1] < S5V_PART_VERSION
+		                      ? "part page of an older format (built before part version 2)"
+		                      : "part page of an unknown format version");
+	if ((uint8)item[0] != tuple_type ||
+	    (uint8)item[1] != (tuple_type == S5V_TUPLE_COLD_PART ? S5V_PART_VERSION : S5V_COLD_VERSION))
 		ReportCorruptCold(index, blkno, "unknown tuple type or version");
 	return item;
 }

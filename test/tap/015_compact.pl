@@ -66,6 +66,8 @@ $node->safe_psql('postgres', qq{
 CREATE EXTENSION s5vector;
 CREATE TABLE t (id int PRIMARY KEY, v vector($dim));
 INSERT INTO t SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 4000) i;
+-- Built without S5 (a build with S5 configured uploads directly, 017_build_upload.pl): offload seals row pages.
+SET s5vector.s5_url = '';
 CREATE INDEX t_idx ON t USING s5vector (v) WITH (hot_window = '0', lists = 8);
 });
 cmp_ok($node->safe_psql('postgres', "SELECT s5vector_offload('t_idx')"), '>=', 2000, 'first offload');
@@ -311,7 +313,9 @@ verify_all_ok($node, 't_idx', 'verify after the failed compactions');
 $node->safe_psql('postgres', qq{
 CREATE TABLE u (id int PRIMARY KEY, v vector($dim));
 INSERT INTO u SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 3000) i;
+SET s5vector.s5_url = '';
 CREATE INDEX u_idx ON u USING s5vector (v) WITH (hot_window = '0', lists = 8);
+RESET s5vector.s5_url;
 SELECT s5vector_offload('u_idx');
 INSERT INTO u SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(3001, 5000) i;
 DELETE FROM u WHERE id <= 3000;
