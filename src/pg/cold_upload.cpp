@@ -121,16 +121,10 @@ void FlushPart(Relation index, const ColdUploadState *u, const ColdAppendTarget 
 	Buffer pbuf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
 	LockBuffer(pbuf, BUFFER_LOCK_EXCLUSIVE);
 	UnlockRelationForExtension(index, ExclusiveLock);
-	Page ppage = BufferGetPage(pbuf);
-	S5vColdPart p = (S5vColdPart)InitColdPage(ppage, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
-	p->cid_len = cid_len;
-	p->list = list;
-	p->segment_no = segment_no;
-	p->remote_bytes = (int64)blob.size;
-	memcpy(p->cid, cid, cid_len);
-	if (!PartWriteRows(p, b->tids, b->ages, b->flags, b->n))
-		elog(ERROR, "s5vector: a built part does not fit its page"); // ColdUploadFinish checked the encoding
-	S5vPageGetOpaque(ppage)->nextblkno = e->parts_head;
+	// ColdUploadFinish checked the ages' encoding; no intent to end (none is logged inside CREATE INDEX).
+	WritePartPage(BufferGetPage(pbuf),
+	              NewPart{list, segment_no, cid, cid_len, blob, b->tids, b->ages, b->flags, b->n, e->parts_head},
+	              nullptr, "a built part");
 	e->parts_head = BufferGetBlockNumber(pbuf);
 	e->rows += b->n;
 	for (uint32 r = 0; r < b->n; r++)

@@ -297,19 +297,10 @@ bool SwapRun(Relation index, uint32 dim, CompactRun *c, const uint8 *cid, uint16
 	    CentroidEntry((S5vCentroids)PageGetItem(cpage, PageGetItemId(cpage, FirstOffsetNumber)), ref.slot, dim);
 	S5vGcQueue q = (S5vGcQueue)PageGetItem(qpage, PageGetItemId(qpage, FirstOffsetNumber));
 	if (upload) {
-		S5vColdPart p = (S5vColdPart)InitColdPage(ppage, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
-		p->cid_len = cid_len;
-		p->list = c->list;
-		p->segment_no = c->segment_no;
-		p->remote_bytes = (int64)blob.size;
-		memcpy(p->cid, cid, cid_len);
-		if (!PartWriteRows(p, c->tids, c->ages, c->flags, c->live))
-			elog(ERROR,
-			     "s5vector: a compacted part does not fit its page"); // FindRun checked the encoding (not applied)
-		S5vPageGetOpaque(ppage)->nextblkno = next_after;
-		int qi = FindGcEntry(q, blob, S5V_GC_PENDING);
-		q->entries[qi] = q->entries[q->count - 1];
-		q->count--;
+		// The run's first page becomes the new part (FindRun checked the ages' encoding); its pending entry goes.
+		WritePartPage(
+		    ppage, NewPart{c->list, c->segment_no, cid, cid_len, blob, c->tids, c->ages, c->flags, c->live, next_after},
+		    q, "a compacted part");
 	} else if (ppage != nullptr) {
 		S5vPageGetOpaque(ppage)->nextblkno = next_after;
 	} else {

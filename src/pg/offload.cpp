@@ -361,28 +361,18 @@ bool SwapInPart(Relation index, uint32 dim, const ColdTierInfo &tier, SealCandid
 	S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
 	S5vListInfo e =
 	    CentroidEntry((S5vCentroids)PageGetItem(cpage, PageGetItemId(cpage, FirstOffsetNumber)), ref.slot, dim);
-	S5vColdPart p = (S5vColdPart)InitColdPage(ppage, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
 	S5vGcQueue q = (S5vGcQueue)PageGetItem(qpage, PageGetItemId(qpage, FirstOffsetNumber));
-	p->cid_len = cid_len;
-	p->list = c->list;
-	p->segment_no = c->segment_no;
-	p->remote_bytes = (int64)blob.size;
-	memcpy(p->cid, cid, cid_len);
-	if (!PartWriteRows(p, c->tids, c->ages, c->flags, c->rows))
-		elog(ERROR, "s5vector: a sealed part does not fit its page"); // FindSealable checked the encoding (the record
-		                                                              // is not applied)
-	S5vPageGetOpaque(ppage)->nextblkno = c->old_parts_head;
+	// FindSealable checked the ages' encoding; the part goes first in the list's chain.
+	WritePartPage(
+	    ppage,
+	    NewPart{c->list, c->segment_no, cid, cid_len, blob, c->tids, c->ages, c->flags, c->rows, c->old_parts_head}, q,
+	    "a sealed part");
 	e->tail_head = c->next_head;
 	e->tail_pages = e->tail_pages >= (uint32)c->npages ? e->tail_pages - c->npages : 0;
 	e->parts_head = pblk;
 	cm->remote_rows += c->rows;
 	cm->remote_segments++;
 	cm->remote_bytes += (int64)blob.size;
-	int qi = FindGcEntry(q, blob, S5V_GC_PENDING);
-	if (qi >= 0) {
-		q->entries[qi] = q->entries[q->count - 1];
-		q->count--;
-	}
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(qbuf);
 	UnlockReleaseBuffer(cbuf);
@@ -398,6 +388,27 @@ void FreeRowPages(Relation index, uint32 dim, const SealCandidate *c) {
 }
 
 } // namespace
+
+void WritePartPage(Page page, const NewPart &part, S5vGcQueue queue, const char *what) {
+	S5vColdPart p = (S5vColdPart)InitColdPage(page, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
+	if (part.cid_len == 0 || part.cid_len > S5V_PART_CID_MAX)
+		elog(ERROR, "s5vector: %s has an encrypted CID of %u bytes", what, part.cid_len);
+	p->cid_len = part.cid_len;
+	p->list = part.list;
+	p->segment_no = part.segment_no;
+	p->remote_bytes = (int64)part.blob.size;
+	memcpy(p->cid, part.cid, part.cid_len);
+	if (!PartWriteRows(p, part.tids, part.ages, part.flags, part.rows))
+		elog(ERROR, "s5vector: %s does not fit its page", what);
+	S5vPageGetOpaque(page)->nextblkno = part.next;
+	if (queue != nullptr) {
+		int qi = FindGcEntry(queue, part.blob, S5V_GC_PENDING);
+		if (qi >= 0) {
+			queue->entries[qi] = queue->entries[queue->count - 1];
+			queue->count--;
+		}
+	}
+}
 
 void FreeColdPage(Relation index, BlockNumber blk, uint16 page_type, int tuple_type) {
 	Buffer buf = ReadBuffer(index, blk);
