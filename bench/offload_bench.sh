@@ -102,6 +102,8 @@ run_mode() { # $1 table, $2 reset cache before each query (1/0)
 			echo "SELECT id FROM $t ORDER BY v <-> :'q' LIMIT 10 \\g /dev/null"
 			echo "\\timing off"
 		done
+		# This session's fetch counters: segments fetched from the node (cache misses) over the queries.
+		echo "SELECT cache_misses FROM s5vector_index_stats('${t}_idx') \\g $W/misses_${t}_$reset"
 	} | P 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]}'
 }
 P -c "SELECT s5vector_prewarm('l_idx')" >/dev/null 2>&1 || true
@@ -114,5 +116,6 @@ t5=$(date +%s.%N)
 warm_p50=$(run_mode r 0)
 awk -v rb="$remote_bytes" -v t="$(echo "$t5 - $t4" | bc)" -v s="$segs" 'BEGIN { printf "prewarm: %d segments, %.1f MB/s fetched (download, verify, decrypt, decode, cache)\n", s, rb / t / 1e6 }'
 echo "query p50 (ms, LIMIT 10, probes $PROBES): local cold tier $local_p50, offloaded cold cache $cold_p50, offloaded warm cache $warm_p50"
+awk -v m="$(cat "$W/misses_r_1" 2>/dev/null || echo 0)" -v q="$NQ" 'BEGIN { printf "cold cache: %.1f segments fetched a query (one parallel batch: up to 64 transfers at once)\n", m / q }'
 [ "${S5V_BENCH_KEEP:-0}" = 1 ] && echo "kept: PGHOST=$W PGPORT=$PORT (node pid $NODE_PID)"
 exit 0
