@@ -167,6 +167,7 @@ Status IvfStream::Start(const float *query, const IvfSearchParams &params, RowFi
 		round_.clear();
 		pos_ = 0;
 		computations_ = 0;
+		returned_ = 0;
 		started_ = true;
 	} catch (const std::bad_alloc &) {
 		return Status::OutOfMemory("out of memory in ivf search");
@@ -183,7 +184,23 @@ Status IvfStream::ReadRound() {
 	else
 		round_.clear();
 	pos_ = 0;
-	S5V_RETURN_IF_ERROR(lists_.Prefetch(std::span<const ListId>(order_.data() + next_list_, end - next_list_)));
+	std::size_t fetch_end = end;
+	if (params_.bounded && params_.lookahead_rows > returned_ && !round_.empty()) {
+		// Next reads round after round until the first unread list's suffix bound reaches the waiting row's distance
+		// (rows read meanwhile are only nearer), so the rounds that hand out the stream's lookahead_rows-th row read
+		// at most the lists up to the first position q whose suffix bound is at least the distance of the waiting
+		// row of that rank (suffix bounds grow along order_), rounded up to a round's end. Prefetched now, they come
+		// in one fetch.
+		const float target = round_[std::min(round_.size(), params_.lookahead_rows - returned_) - 1].distance;
+		std::size_t q = next_list_;
+		while (q < limit_ && suffix_bound_[q] < target)
+			++q;
+		if (q > end) {
+			const std::size_t rounds = (q - next_list_ + params_.probes - 1) / params_.probes;
+			fetch_end = std::min(limit_, next_list_ + rounds * params_.probes);
+		}
+	}
+	S5V_RETURN_IF_ERROR(lists_.Prefetch(std::span<const ListId>(order_.data() + next_list_, fetch_end - next_list_)));
 	for (; next_list_ < end; ++next_list_) {
 		const ListId list = order_[next_list_];
 		std::size_t chunks = 0;
@@ -244,6 +261,7 @@ Status IvfStream::Next(ScoredRow &out, bool &done) {
 	}
 	done = false;
 	out = round_[pos_++];
+	returned_++;
 	return Status::Ok();
 }
 

@@ -107,6 +107,11 @@ struct IvfSearchParams {
 	// bounds below), reading more lists first if needed; the stream's output is then in distance order and its
 	// LowerBound honest. Without it the stream goes round by round (each round nearest first).
 	bool bounded = false;
+	// Bounded: a round also prefetches (in the same Prefetch call) every further list that the rounds needed to hand
+	// out the stream's first lookahead_rows rows will read, as far as the rows read so far tell, so that their remote
+	// parts come in one parallel fetch rather than one fetch (one network round trip) per round: a top-k with
+	// k <= lookahead_rows costs at most two fetches. 0: each round prefetches its own lists.
+	std::size_t lookahead_rows = 0;
 };
 
 // An IVF search as a candidate stream: the nearest `probes` lists (by centroid distance) are read whole,
@@ -158,6 +163,7 @@ private:
 	std::vector<ScoredRow> round_;
 	std::size_t pos_ = 0;
 	std::size_t computations_ = 0;
+	std::size_t returned_ = 0; // rows handed out since Start
 	bool started_ = false;
 };
 

@@ -106,6 +106,8 @@ static char *BuildPhaseName(int64 phase) {
 		return pstrdup("training cold centroids");
 	case S5V_PHASE_COLD_ASSIGN:
 		return pstrdup("assigning and writing cold rows");
+	case S5V_PHASE_COLD_UPLOAD: // CREATE INDEX with S5 configured (cold_upload.h)
+		return pstrdup("uploading segments");
 	default:
 		return nullptr;
 	}

@@ -300,6 +300,8 @@ Status StartColdStreams(ScanObjects *o, Relation index, const IndexInfoCache &in
 		// strict (and off): honest per-list bounds, so the cold stream widens by itself rather than hand out a
 		// row that a list it has not read could beat.
 		params.bounded = s5v_iterative_scan != S5V_ITERATIVE_RELAXED;
+		// A LIMIT 10's rounds in one fetch of remote parts (the executor's LIMIT is not known here).
+		params.lookahead_rows = 10;
 		S5V_RETURN_IF_ERROR(o->cold[staging]->Start(query, params));
 		S5V_RETURN_IF_ERROR(o->merge.AddStream(o->cold[staging].get()));
 	}

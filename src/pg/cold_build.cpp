@@ -20,6 +20,7 @@ extern "C" {
 
 #include "pg/cold_build.h"
 #include "pg/cold_store.h"
+#include "pg/cold_upload.h"
 #include "pg/guard.h"
 
 #include "core/kmeans.h"
@@ -134,6 +135,7 @@ struct ColdBuildState {
 	float *vec;
 	MemoryContext tmpcxt;
 	double written;
+	ColdUploadState *upload; // S5 configured: the trained lists' rows go up as segments (cold_upload.h)
 };
 
 ColdBuildState *ColdBuildBegin(Relation index, const IndexInfoCache &info, int lists_option, const Interval &hot_window,
@@ -201,7 +203,10 @@ void ColdBuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isn
 		if (ColdPolicyIsCold(cb->policy, age, flags)) {
 			uint32 list = cb->lists > 0 ? NearestOf(cb->info, cb->centroids, cb->lists, cb->vec) : S5V_STAGING_LIST;
 			uint8 row_flags = (flags & S5V_ELEMENT_AGE_NULL) ? S5V_COLD_ROW_AGE_NULL : 0;
-			ColdAppendRow(cb->index, cb->info.dimensions, cb->target, list, tid, age, row_flags, cb->vec);
+			if (cb->upload != nullptr && list != S5V_STAGING_LIST)
+				ColdUploadAdd(cb->upload, list, tid, age, row_flags, cb->vec);
+			else
+				ColdAppendRow(cb->index, cb->info.dimensions, cb->target, list, tid, age, row_flags, cb->vec);
 			cb->written++;
 			if ((uint64)cb->written % 1000 == 0)
 				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)cb->written);
@@ -252,8 +257,11 @@ double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexI
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_COLD_ASSIGN);
 	cb->vec = (float *)palloc(sizeof(float) * dim);
 	cb->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector cold build", ALLOCSET_DEFAULT_SIZES);
+	cb->upload = ColdUploadBegin(index, cb->info, cb->lists, cb->memory_limit);
 	table_index_build_scan(heap, index, indexInfo, true, true, ColdBuildCallback, (void *)cb, NULL);
 	MemoryContextDelete(cb->tmpcxt);
+	if (cb->upload != nullptr)
+		(void)ColdUploadFinish(cb->upload, index, cb->target);
 	if ((int64)cb->written != cb->count)
 		elog(ERROR, "s5vector: the second table scan found %.0f cold rows, the first %lld", cb->written,
 		     (long long)cb->count);

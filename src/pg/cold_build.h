@@ -13,6 +13,7 @@ extern "C" {
 #define S5V_PHASE_COLD_SAMPLE 4 /* loading tuples: hot rows into the graph, cold rows counted and sampled */
 #define S5V_PHASE_COLD_TRAIN 5  /* k-means on the sample */
 #define S5V_PHASE_COLD_ASSIGN 6 /* second table scan: each cold row to its nearest list, written to its pages */
+#define S5V_PHASE_COLD_UPLOAD 7 /* S5 configured: the sorted cold rows go up as segments (cold_upload.h) */
 
 // Without a lists option (lists = 0) the cold tier trains once it has this many rows.
 #define S5V_AUTO_TRAIN_ROWS 10000

@@ -14,10 +14,9 @@
 //                   i / lists_per_page, slot i % lists_per_page
 //   row pages:      each list's local tail is a chain (nextblkno) of row pages: TIDs, ages, flags and vectors in
 //                   separate packed arrays, appended to at the tail page
-//   part pages:     (reserved, written by the offload issue) a sealed part keeps its TIDs, ages and flags in part
-//                   pages; its vectors go to S5 (a CID and key in the part header) or stay in row pages until then.
-//                   Because a row page already keeps the TIDs/ages/flags apart from the vectors, sealing copies the
-//                   first three arrays into part pages and drops the vectors, a few bytes a row.
+//   part pages:     a sealed part keeps its TIDs, ages and flags in a part page (S5vColdPartData, about 10 bytes a
+//                   row); its vectors are on S5 (a CID and key in the part header). Offload copies them from row
+//                   pages; CREATE INDEX with S5 configured writes them directly (cold_upload.h).
 // Include after the PostgreSQL headers.
 #pragma once
 
@@ -125,16 +124,26 @@ typedef S5vColdRowsData *S5vColdRows;
 // arrays after the header, PartLayoutFor) and the encrypted CID (key included) of the blob holding its vectors; the
 // parts of a list are a chain (nextblkno) from the list entry's parts_head, newest first. Row i of the page is row i
 // of the segment.
+//
+// Version 2 (S5V_PART_VERSION; version 1 kept 8-byte ages and a flags byte a row, 15 B a row, and is refused with a
+// REINDEX hint): an age is a 4-byte offset, age = age_base + offset * age_scale, when every age of the part is such a
+// value (age_scale: the greatest common divisor of the ages' differences, so whole-second or whole-day ages of any
+// range fit), else the plain 8-byte age (age_width 8). The two flags are two bitmaps. About 10.3 B a row.
 #define S5V_PART_CID_MAX 128
+#define S5V_PART_VERSION 2
 typedef struct S5vColdPartData {
-	uint8 type;    /* S5V_TUPLE_COLD_PART */
-	uint8 version; /* S5V_COLD_VERSION */
-	uint16 count;  /* rows of the part (= the segment's row count) */
-	uint16 capacity;
-	uint16 cid_len; /* bytes of cid[] used: the encrypted CID (EncodeEncryptedCidBytes) */
+	uint8 type;      /* S5V_TUPLE_COLD_PART */
+	uint8 version;   /* S5V_PART_VERSION */
+	uint16 count;    /* rows of the part (= the segment's row count) */
+	uint16 capacity; /* RowsPerPartFor(age_width) */
+	uint16 cid_len;  /* bytes of cid[] used: the encrypted CID (EncodeEncryptedCidBytes) */
 	uint32 list;
 	uint32 segment_no;  /* the segment's number within its list (identity check) */
 	int64 remote_bytes; /* the encrypted blob's size */
+	int64 age_base;     /* age_width 4: the smallest age; 8: 0 */
+	uint64 age_scale;   /* age_width 4: at least 1; 8: 1 */
+	uint8 age_width;    /* 4 or 8 bytes an age */
+	uint8 reserved[7];
 	uint8 cid[S5V_PART_CID_MAX];
 } S5vColdPartData;
 typedef S5vColdPartData *S5vColdPart;
@@ -199,32 +208,72 @@ inline uint32 RowsPerPage(uint32 dim) {
 	return cap;
 }
 
-// Offsets of a part page's arrays: ItemPointerData tids[capacity] | int64 ages[capacity] | uint8 flags[capacity].
+// Offsets of a part page's arrays: ItemPointerData tids[capacity] | ages[capacity] (uint32 offsets or int64) |
+// dead bitmap | age-null bitmap (capacity bits each).
 struct S5vPartLayout {
 	uint32 capacity;
+	uint32 width;
 	Size tids;
 	Size ages;
-	Size flags;
+	Size dead;
+	Size nulls;
 	Size end;
 };
 
-inline S5vPartLayout PartLayoutFor(uint32 capacity) {
+inline S5vPartLayout PartLayoutFor(uint32 capacity, uint32 width) {
 	S5vPartLayout l;
 	l.capacity = capacity;
+	l.width = width;
 	l.tids = MAXALIGN(sizeof(S5vColdPartData));
-	l.ages = MAXALIGN(l.tids + sizeof(ItemPointerData) * capacity);
-	l.flags = l.ages + sizeof(int64) * capacity;
-	l.end = l.flags + capacity;
+	l.ages = TYPEALIGN(width, l.tids + sizeof(ItemPointerData) * capacity);
+	l.dead = l.ages + (Size)width * capacity;
+	l.nulls = l.dead + (capacity + 7) / 8;
+	l.end = l.nulls + (capacity + 7) / 8;
 	return l;
 }
 
-// Rows a part page holds (532 with 8 kB pages), whatever the dimensions.
-inline uint32 RowsPerPart() {
-	uint32 cap = (uint32)(S5V_COLD_ITEM_SIZE / (sizeof(ItemPointerData) + sizeof(int64) + 1));
-	while (cap > 0 && PartLayoutFor(cap).end > S5V_COLD_ITEM_SIZE)
+// Rows a part page holds with `width`-byte ages (4: 777, 8: 559 with 8 kB pages), whatever the dimensions.
+inline uint32 RowsPerPartFor(uint32 width) {
+	uint32 cap = (uint32)(S5V_COLD_ITEM_SIZE * 4 / (4 * (sizeof(ItemPointerData) + width) + 1));
+	while (cap > 0 && PartLayoutFor(cap, width).end > S5V_COLD_ITEM_SIZE)
 		cap--;
 	return cap;
 }
+// The most rows a part page holds (4-byte ages): what offload and compaction aim at.
+inline uint32 RowsPerPart() {
+	return RowsPerPartFor(4);
+}
+
+// The age encoding of a set of ages (added one by one): 4-byte offsets from the smallest with the greatest common
+// divisor of their differences as the scale when the range allows, else 8 bytes.
+struct PartAgeCodec {
+	bool any = false;
+	int64 first = 0, lo = 0, hi = 0;
+	uint64 g = 0; // gcd of |age - first|
+
+	static uint64 Gcd(uint64 a, uint64 b) {
+		while (b != 0) {
+			uint64 t = a % b;
+			a = b;
+			b = t;
+		}
+		return a;
+	}
+	void Add(int64 age) {
+		if (!any) {
+			any = true;
+			first = lo = hi = age;
+			return;
+		}
+		uint64 d = age >= first ? (uint64)age - (uint64)first : (uint64)first - (uint64)age;
+		g = Gcd(g, d);
+		lo = Min(lo, age);
+		hi = Max(hi, age);
+	}
+	uint64 Scale() const { return g == 0 ? 1 : g; }
+	uint32 Width() const { return ((uint64)hi - (uint64)lo) / Scale() <= (uint64)PG_UINT32_MAX ? 4 : 8; }
+	uint32 Capacity() const { return RowsPerPartFor(Width()); }
+};
 
 inline uint32 GcEntriesPerPage() {
 	return (uint32)((S5V_COLD_ITEM_SIZE - offsetof(S5vGcQueueData, entries)) / sizeof(S5vGcEntryData));
@@ -233,11 +282,54 @@ inline uint32 GcEntriesPerPage() {
 inline ItemPointer PartTids(S5vColdPart p, const S5vPartLayout &l) {
 	return (ItemPointer)((char *)p + l.tids);
 }
-inline int64 *PartAges(S5vColdPart p, const S5vPartLayout &l) {
-	return (int64 *)((char *)p + l.ages);
+inline int64 PartAge(S5vColdPart p, const S5vPartLayout &l, uint32 r) {
+	const char *a = (const char *)p + l.ages;
+	if (l.width == 8)
+		return ((const int64 *)a)[r];
+	return (int64)((uint64)p->age_base + (uint64)((const uint32 *)a)[r] * p->age_scale);
 }
-inline uint8 *PartFlags(S5vColdPart p, const S5vPartLayout &l) {
-	return (uint8 *)((char *)p + l.flags);
+// A row's flags (S5V_COLD_ROW_*), from the bitmaps.
+inline uint8 PartRowFlags(S5vColdPart p, const S5vPartLayout &l, uint32 r) {
+	const uint8 *dead = (const uint8 *)p + l.dead;
+	const uint8 *nulls = (const uint8 *)p + l.nulls;
+	return (uint8)(((dead[r / 8] >> (r % 8)) & 1) ? S5V_COLD_ROW_DEAD : 0) |
+	       (uint8)(((nulls[r / 8] >> (r % 8)) & 1) ? S5V_COLD_ROW_AGE_NULL : 0);
+}
+inline void PartMarkDead(S5vColdPart p, const S5vPartLayout &l, uint32 r) {
+	((uint8 *)p + l.dead)[r / 8] |= (uint8)(1u << (r % 8));
+}
+
+// Fill a fresh part item (InitColdPage) with n rows: picks the age encoding and sets capacity, layout and arrays.
+// False (nothing written) when n rows do not fit one part page with their ages' encoding.
+inline bool PartWriteRows(S5vColdPart p, const ItemPointerData *tids, const int64 *ages, const uint8 *flags, uint32 n) {
+	PartAgeCodec codec;
+	for (uint32 r = 0; r < n; r++)
+		codec.Add(ages[r]);
+	uint32 width = codec.Width();
+	uint32 cap = RowsPerPartFor(width);
+	if (n == 0 || n > cap)
+		return false;
+	S5vPartLayout l = PartLayoutFor(cap, width);
+	p->count = (uint16)n;
+	p->capacity = (uint16)cap;
+	p->age_width = (uint8)width;
+	p->age_base = width == 4 ? codec.lo : 0;
+	p->age_scale = width == 4 ? codec.Scale() : 1;
+	memcpy(PartTids(p, l), tids, sizeof(ItemPointerData) * n);
+	char *a = (char *)p + l.ages;
+	uint8 *dead = (uint8 *)p + l.dead;
+	uint8 *nulls = (uint8 *)p + l.nulls;
+	for (uint32 r = 0; r < n; r++) {
+		if (width == 8)
+			((int64 *)a)[r] = ages[r];
+		else
+			((uint32 *)a)[r] = (uint32)(((uint64)ages[r] - (uint64)p->age_base) / p->age_scale);
+		if (flags[r] & S5V_COLD_ROW_DEAD)
+			dead[r / 8] |= (uint8)(1u << (r % 8));
+		if (flags[r] & S5V_COLD_ROW_AGE_NULL)
+			nulls[r / 8] |= (uint8)(1u << (r % 8));
+	}
+	return true;
 }
 
 inline uint32 ListsPerCentroidPage(uint32 dim) {

@@ -70,7 +70,7 @@ char *InitColdPage(Page page, uint16 page_type, uint8 tuple_type) {
 	InitPage(page, page_type);
 	char *item = (char *)palloc0(S5V_COLD_ITEM_SIZE);
 	item[0] = (char)tuple_type;
-	item[1] = (char)S5V_COLD_VERSION;
+	item[1] = (char)(tuple_type == S5V_TUPLE_COLD_PART ? S5V_PART_VERSION : S5V_COLD_VERSION);
 	if (PageAddItem(page, (Item)item, S5V_COLD_ITEM_SIZE, FirstOffsetNumber, false, false) != FirstOffsetNumber)
 		elog(ERROR, "s5vector: failed to add the item of a cold page");
 	pfree(item);
@@ -89,7 +89,14 @@ char *GetColdItem(Relation index, Page page, BlockNumber blkno, uint16 page_type
 	    ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ((PageHeader)page)->pd_special)
 		ReportCorruptCold(index, blkno, "item of the wrong size or outside the page");
 	char *item = (char *)PageGetItem(page, iid);
-	if ((uint8)item[0] != tuple_type || (uint8)item[1] != S5V_COLD_VERSION)
+	if ((uint8)item[0] == S5V_TUPLE_COLD_PART && tuple_type == S5V_TUPLE_COLD_PART &&
+	    (uint8)item[1] != S5V_PART_VERSION)
+		ReportCorruptCold(index, blkno,
+		                  (uint8)item[1] < S5V_PART_VERSION
+		                      ? "part page of an older format (built before part version 2)"
+		                      : "part page of an unknown format version");
+	if ((uint8)item[0] != tuple_type ||
+	    (uint8)item[1] != (tuple_type == S5V_TUPLE_COLD_PART ? S5V_PART_VERSION : S5V_COLD_VERSION))
 		ReportCorruptCold(index, blkno, "unknown tuple type or version");
 	return item;
 }
@@ -794,10 +801,13 @@ struct PageColdLists::State {
 	uint8 *live;
 	float *vecs;
 	BlockNumber heap_nblocks;
-	// Remote parts (offload.h): fetched for a whole round by Prefetch (one parallel download), or by the list's
-	// load when it was not prefetched; one WARNING per scan under on_s5_error = warning.
+	// Remote parts (offload.h): fetched by Prefetch (one parallel download for the lists of a call: a round, or every
+	// round the stream expects to read, IvfSearchParams::lookahead_rows), or by the list's load when it was not
+	// prefetched; one WARNING per scan under on_s5_error = warning. A prefetched list's entry stays until its load
+	// takes it (its vectors are freed then).
 	bool warned;
 	int npre;
+	int pre_cap;
 	uint32 *pre_list;
 	int *pre_n;
 	PartInfo **pre_parts;
@@ -910,12 +920,16 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 		int np = -1;
 		PartInfo *parts = nullptr;
 		float **vecs = nullptr;
+		int taken = -1;
 		for (int k = 0; k < s->npre; k++)
 			if (s->pre_list[k] == list) {
 				np = s->pre_n[k];
 				parts = s->pre_parts[k];
 				vecs = s->pre_vecs[k];
+				taken = k;
 			}
+		if (taken >= 0)
+			s->pre_list[taken] = PG_UINT32_MAX; // loaded once: its vectors are freed below
 		if (np < 0) {
 			np = ReadPartChain(s->index, s->dir.parts[list], list, &parts);
 			vecs = (float **)palloc0(sizeof(float *) * Max(np, 1));
@@ -949,26 +963,48 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 			}
 			s->chunk_start[++s->nchunks] = s->nrows;
 		}
+		for (int p = 0; p < np; p++)
+			if (vecs[p] != nullptr) {
+				pfree(vecs[p]);
+				vecs[p] = nullptr;
+			}
 	}
 	s->loaded = list;
 	MemoryContextSwitchTo(old);
 }
 
-// The remote parts of a round's lists, fetched together (one DownloadMany for every cache miss).
+// The remote parts of the lists the stream will read next, fetched together (one DownloadMany for every cache miss).
+// Lists prefetched by an earlier call and not loaded yet are not fetched again.
 void PrefetchColdParts(PageColdLists::State *s, const ivf::ListId *lists, int nlists) {
-	if (s->staging)
+	if (s->staging || nlists <= 0)
 		return;
 	MemoryContext old = MemoryContextSwitchTo(s->cxt);
-	s->npre = 0;
-	s->pre_list = (uint32 *)palloc(sizeof(uint32) * Max(nlists, 1));
-	s->pre_n = (int *)palloc(sizeof(int) * Max(nlists, 1));
-	s->pre_parts = (PartInfo **)palloc(sizeof(PartInfo *) * Max(nlists, 1));
-	s->pre_vecs = (float ***)palloc(sizeof(float **) * Max(nlists, 1));
+	if (s->npre + nlists > s->pre_cap) {
+		int cap = Max(s->npre + nlists, Max(2 * s->pre_cap, 8));
+		if (s->pre_cap == 0) {
+			s->pre_list = (uint32 *)palloc(sizeof(uint32) * cap);
+			s->pre_n = (int *)palloc(sizeof(int) * cap);
+			s->pre_parts = (PartInfo **)palloc(sizeof(PartInfo *) * cap);
+			s->pre_vecs = (float ***)palloc(sizeof(float **) * cap);
+		} else {
+			s->pre_list = (uint32 *)repalloc(s->pre_list, sizeof(uint32) * cap);
+			s->pre_n = (int *)repalloc(s->pre_n, sizeof(int) * cap);
+			s->pre_parts = (PartInfo **)repalloc(s->pre_parts, sizeof(PartInfo *) * cap);
+			s->pre_vecs = (float ***)repalloc(s->pre_vecs, sizeof(float **) * cap);
+		}
+		s->pre_cap = cap;
+	}
+	int first = s->npre;
 	int total = 0;
 	for (int k = 0; k < nlists; k++) {
 		uint32 list = lists[k];
 		if (list >= s->nlists || s->dir.parts[list] == InvalidBlockNumber ||
 		    !AgeRangeMatches(s->filter, s->dir.min_age[list], s->dir.max_age[list]))
+			continue;
+		bool pending = false;
+		for (int j = 0; j < s->npre && !pending; j++)
+			pending = s->pre_list[j] == list;
+		if (pending)
 			continue;
 		int j = s->npre++;
 		s->pre_list[j] = list;
@@ -979,14 +1015,15 @@ void PrefetchColdParts(PageColdLists::State *s, const ivf::ListId *lists, int nl
 		PartInfo *all = (PartInfo *)palloc(sizeof(PartInfo) * total);
 		float **vecs = (float **)palloc0(sizeof(float *) * total);
 		int at = 0;
-		for (int j = 0; j < s->npre; j++) {
+		for (int j = first; j < s->npre; j++) {
 			memcpy(all + at, s->pre_parts[j], sizeof(PartInfo) * s->pre_n[j]);
 			s->pre_vecs[j] = vecs + at;
 			at += s->pre_n[j];
 		}
 		FetchPartVectors(s->index, s->info, all, total, vecs, &s->warned);
+		pfree(all);
 	} else {
-		for (int j = 0; j < s->npre; j++)
+		for (int j = first; j < s->npre; j++)
 			s->pre_vecs[j] = nullptr;
 	}
 	MemoryContextSwitchTo(old);

@@ -130,14 +130,24 @@ int MarkColdRowsDead(Relation index, uint32 dim, BlockNumber meta_blkno, Buffer 
 	Page page = GenericXLogRegisterBuffer(state, buf, 0);
 	S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
 	Item item = PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
-	uint8 *wflags = part ? PartFlags((S5vColdPart)item, pl) : RowsFlags((S5vColdRows)item, rl);
+	uint8 *wflags = part ? nullptr : RowsFlags((S5vColdRows)item, rl);
 	uint16 count = part ? ((S5vColdPart)item)->count : ((S5vColdRows)item)->count;
 	int marked = 0;
-	for (int i = 0; i < ndead; i++)
-		if (dead[i] < count && !(wflags[dead[i]] & S5V_COLD_ROW_DEAD)) {
+	for (int i = 0; i < ndead; i++) {
+		if (dead[i] >= count)
+			continue;
+		if (part) {
+			// Part pages keep the flags as bitmaps (cold_pages.h, part version 2).
+			if (PartRowFlags((S5vColdPart)item, pl, dead[i]) & S5V_COLD_ROW_DEAD)
+				continue;
+			PartMarkDead((S5vColdPart)item, pl, dead[i]);
+		} else {
+			if (wflags[dead[i]] & S5V_COLD_ROW_DEAD)
+				continue;
 			wflags[dead[i]] |= S5V_COLD_ROW_DEAD;
-			marked++;
 		}
+		marked++;
+	}
 	cm->dead_rows = Min(cm->cold_rows, cm->dead_rows + marked);
 	GenericXLogFinish(state);
 	LockBuffer(buf, BUFFER_LOCK_UNLOCK);

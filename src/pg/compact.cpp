@@ -75,11 +75,19 @@ bool FindRun(const PartInfo *parts, int n, int *first, int *count) {
 		uint32 live = 0;
 		bool dirty = false;
 		int k = 0;
+		PartAgeCodec codec; // the live rows' ages: the new part's page must hold them with their encoding
 		for (int i = s; i < n && k < kCompactMaxRunParts; i++) {
 			uint32 l = LiveRows(parts[i]);
 			bool d = (uint64)(parts[i].rows - l) * 100 >= (uint64)kCompactDeadPercent * parts[i].rows;
 			if (!(d || l < small) || live + l > cap)
 				break;
+			PartAgeCodec with = codec;
+			for (uint32 r = 0; r < parts[i].rows; r++)
+				if (!(parts[i].flags[r] & S5V_COLD_ROW_DEAD))
+					with.Add(parts[i].ages[r]);
+			if (live + l > with.Capacity())
+				break;
+			codec = with;
 			live += l;
 			dirty = dirty || d;
 			k++;
@@ -289,23 +297,10 @@ bool SwapRun(Relation index, uint32 dim, CompactRun *c, const uint8 *cid, uint16
 	    CentroidEntry((S5vCentroids)PageGetItem(cpage, PageGetItemId(cpage, FirstOffsetNumber)), ref.slot, dim);
 	S5vGcQueue q = (S5vGcQueue)PageGetItem(qpage, PageGetItemId(qpage, FirstOffsetNumber));
 	if (upload) {
-		S5vColdPart p = (S5vColdPart)InitColdPage(ppage, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
-		uint32 cap = RowsPerPart();
-		S5vPartLayout pl = PartLayoutFor(cap);
-		p->count = (uint16)c->live;
-		p->capacity = (uint16)cap;
-		p->cid_len = cid_len;
-		p->list = c->list;
-		p->segment_no = c->segment_no;
-		p->remote_bytes = (int64)blob.size;
-		memcpy(p->cid, cid, cid_len);
-		memcpy(PartTids(p, pl), c->tids, sizeof(ItemPointerData) * c->live);
-		memcpy(PartAges(p, pl), c->ages, sizeof(int64) * c->live);
-		memcpy(PartFlags(p, pl), c->flags, c->live);
-		S5vPageGetOpaque(ppage)->nextblkno = next_after;
-		int qi = FindGcEntry(q, blob, S5V_GC_PENDING);
-		q->entries[qi] = q->entries[q->count - 1];
-		q->count--;
+		// The run's first page becomes the new part (FindRun checked the ages' encoding); its pending entry goes.
+		WritePartPage(
+		    ppage, NewPart{c->list, c->segment_no, cid, cid_len, blob, c->tids, c->ages, c->flags, c->live, next_after},
+		    q, "a compacted part");
 	} else if (ppage != nullptr) {
 		S5vPageGetOpaque(ppage)->nextblkno = next_after;
 	} else {

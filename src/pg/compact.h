@@ -8,7 +8,7 @@ namespace s5v::pg {
 
 // When a rewrite is worth it (the rule of docs/s5.md "Compaction", in one place):
 // - a part is *dirty* when at least kCompactDeadPercent of its rows are dead (tombstoned by VACUUM);
-// - a part is *small* when it has fewer live rows than RowsPerPart() / kCompactSmallDivisor (133 of 532);
+// - a part is *small* when it has fewer live rows than RowsPerPart() / kCompactSmallDivisor (194 of 778);
 // - a *run* is a sequence of adjacent parts of one list's part chain, each dirty or small, whose live rows fit one
 //   part page (RowsPerPart()), at most kCompactMaxRunParts parts; a run is rewritten when it holds a dirty part or at
 //   least two parts. Its live rows become one new segment (or none when every row is dead).
@@ -16,7 +16,7 @@ constexpr uint32 kCompactDeadPercent = 20;
 constexpr uint32 kCompactSmallDivisor = 4;
 constexpr int kCompactMaxRunParts = 8;
 
-// The worker reads at most kCompactScanFactor * max_rows_per_round rows of part pages (15 bytes a row) per round
+// The worker reads at most kCompactScanFactor * max_rows_per_round rows of part pages (about 10 bytes a row) per round
 // to look for runs, resuming where its last round stopped.
 constexpr int64 kCompactScanFactor = 16;
 

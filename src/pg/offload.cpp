@@ -274,6 +274,7 @@ bool FindSealable(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 l
 	c->flags = (uint8 *)palloc(cap);
 	c->vecs = (float *)palloc_extended(sizeof(float) * dim * cap, MCXT_ALLOC_HUGE);
 	BlockNumber blk = ref.e.tail_head;
+	PartAgeCodec codec;
 	while (blk != InvalidBlockNumber && blk != ref.e.tail_tail) {
 		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || (uint32)c->npages >= maxpages)
 			ReportCorruptCold(index, blk, "list chain leaves the index or loops");
@@ -285,10 +286,15 @@ bool FindSealable(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 l
 			UnlockReleaseBuffer(buf);
 			ReportCorruptCold(index, blk, "row page of another list");
 		}
-		if (c->rows + rows->count > cap) {
+		// The part's rows must fit one part page with their ages' encoding (4-byte offsets when they allow).
+		PartAgeCodec with = codec;
+		for (uint16 r = 0; r < rows->count; r++)
+			with.Add(RowsAges(rows, l)[r]);
+		if (c->rows + rows->count > with.Capacity()) {
 			UnlockReleaseBuffer(buf);
 			break;
 		}
+		codec = with;
 		memcpy(c->tids + c->rows, RowsTids(rows, l), sizeof(ItemPointerData) * rows->count);
 		memcpy(c->ages + c->rows, RowsAges(rows, l), sizeof(int64) * rows->count);
 		memcpy(c->flags + c->rows, RowsFlags(rows, l), rows->count);
@@ -363,32 +369,18 @@ bool SwapInPart(Relation index, uint32 dim, const ColdTierInfo &tier, SealCandid
 	S5vColdMeta cm = (S5vColdMeta)PageGetItem(mpage, PageGetItemId(mpage, FirstOffsetNumber));
 	S5vListInfo e =
 	    CentroidEntry((S5vCentroids)PageGetItem(cpage, PageGetItemId(cpage, FirstOffsetNumber)), ref.slot, dim);
-	S5vColdPart p = (S5vColdPart)InitColdPage(ppage, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
 	S5vGcQueue q = (S5vGcQueue)PageGetItem(qpage, PageGetItemId(qpage, FirstOffsetNumber));
-	uint32 cap = RowsPerPart();
-	S5vPartLayout pl = PartLayoutFor(cap);
-	p->count = (uint16)c->rows;
-	p->capacity = (uint16)cap;
-	p->cid_len = cid_len;
-	p->list = c->list;
-	p->segment_no = c->segment_no;
-	p->remote_bytes = (int64)blob.size;
-	memcpy(p->cid, cid, cid_len);
-	memcpy(PartTids(p, pl), c->tids, sizeof(ItemPointerData) * c->rows);
-	memcpy(PartAges(p, pl), c->ages, sizeof(int64) * c->rows);
-	memcpy(PartFlags(p, pl), c->flags, c->rows);
-	S5vPageGetOpaque(ppage)->nextblkno = c->old_parts_head;
+	// FindSealable checked the ages' encoding; the part goes first in the list's chain.
+	WritePartPage(
+	    ppage,
+	    NewPart{c->list, c->segment_no, cid, cid_len, blob, c->tids, c->ages, c->flags, c->rows, c->old_parts_head}, q,
+	    "a sealed part");
 	e->tail_head = c->next_head;
 	e->tail_pages = e->tail_pages >= (uint32)c->npages ? e->tail_pages - c->npages : 0;
 	e->parts_head = pblk;
 	cm->remote_rows += c->rows;
 	cm->remote_segments++;
 	cm->remote_bytes += (int64)blob.size;
-	int qi = FindGcEntry(q, blob, S5V_GC_PENDING);
-	if (qi >= 0) {
-		q->entries[qi] = q->entries[q->count - 1];
-		q->count--;
-	}
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(qbuf);
 	UnlockReleaseBuffer(cbuf);
@@ -404,6 +396,27 @@ void FreeRowPages(Relation index, uint32 dim, const SealCandidate *c) {
 }
 
 } // namespace
+
+void WritePartPage(Page page, const NewPart &part, S5vGcQueue queue, const char *what) {
+	S5vColdPart p = (S5vColdPart)InitColdPage(page, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
+	if (part.cid_len == 0 || part.cid_len > S5V_PART_CID_MAX)
+		elog(ERROR, "s5vector: %s has an encrypted CID of %u bytes", what, part.cid_len);
+	p->cid_len = part.cid_len;
+	p->list = part.list;
+	p->segment_no = part.segment_no;
+	p->remote_bytes = (int64)part.blob.size;
+	memcpy(p->cid, part.cid, part.cid_len);
+	if (!PartWriteRows(p, part.tids, part.ages, part.flags, part.rows))
+		elog(ERROR, "s5vector: %s does not fit its page", what);
+	S5vPageGetOpaque(page)->nextblkno = part.next;
+	if (queue != nullptr) {
+		int qi = FindGcEntry(queue, part.blob, S5V_GC_PENDING);
+		if (qi >= 0) {
+			queue->entries[qi] = queue->entries[queue->count - 1];
+			queue->count--;
+		}
+	}
+}
 
 void FreeColdPage(Relation index, BlockNumber blk, uint16 page_type, int tuple_type) {
 	Buffer buf = ReadBuffer(index, blk);
@@ -457,12 +470,14 @@ void EncodeAndUploadSegment(Relation index, const IndexInfoCache &info, const S5
 		*blob = ecid.encrypted;
 		s5::S5Client *client = nullptr;
 		S5V_RETURN_IF_ERROR(S5ClientForSettings(&client));
-		// 3. The intent, durable before the upload.
-		Status st;
-		s5::BlobId b = ecid.encrypted;
-		S5V_PG_CALL(st, LockColdWrite(index); *qblk = QueueBlob(index, b, S5V_GC_PENDING, queue_room);
-		            UnlockColdWrite(index));
-		S5V_RETURN_IF_ERROR(st);
+		// 3. The intent, durable before the upload (none inside CREATE INDEX: qblk NULL, cold_upload.h).
+		if (qblk != nullptr) {
+			Status st;
+			s5::BlobId b = ecid.encrypted;
+			S5V_PG_CALL(st, LockColdWrite(index); *qblk = QueueBlob(index, b, S5V_GC_PENDING, queue_room);
+			            UnlockColdWrite(index));
+			S5V_RETURN_IF_ERROR(st);
+		}
 		// 4. Upload; Upload checks the node's CID against ours (Corrupt otherwise).
 		s5::BlobId uploaded;
 		Status up = client->Upload(cipher, &uploaded, cancel);
@@ -581,14 +596,17 @@ bool DeleteRemoteBlob(const char *what, const uint8 *hash, uint64 size) {
 
 S5vColdPart GetColdPart(Relation index, Page page, BlockNumber blkno, S5vPartLayout *layout) {
 	S5vColdPart p = (S5vColdPart)GetColdItem(index, page, blkno, S5V_PAGE_COLD_PART, S5V_TUPLE_COLD_PART);
-	if (p->capacity != RowsPerPart() || p->count == 0 || p->count > p->capacity || p->cid_len == 0 ||
-	    p->cid_len > S5V_PART_CID_MAX || p->remote_bytes <= 0)
-		ReportCorruptCold(index, blkno, "part page with an impossible count, capacity or CID");
-	*layout = PartLayoutFor(p->capacity);
-	uint8 *flags = PartFlags(p, *layout);
-	for (uint16 r = 0; r < p->count; r++)
-		if (flags[r] & ~S5V_COLD_ROW_FLAGS)
-			ReportCorruptCold(index, blkno, "unknown row flags");
+	if ((p->age_width != 4 && p->age_width != 8) || p->capacity != RowsPerPartFor(p->age_width) || p->count == 0 ||
+	    p->count > p->capacity || p->cid_len == 0 || p->cid_len > S5V_PART_CID_MAX || p->remote_bytes <= 0 ||
+	    p->age_scale == 0 || (p->age_width == 8 && (p->age_base != 0 || p->age_scale != 1)))
+		ReportCorruptCold(index, blkno, "part page with an impossible count, capacity, age encoding or CID");
+	*layout = PartLayoutFor(p->capacity, p->age_width);
+	// Bits past count must be clear (a flag of a row that does not exist).
+	const uint8 *dead = (const uint8 *)p + layout->dead;
+	const uint8 *nulls = (const uint8 *)p + layout->nulls;
+	for (uint32 r = p->count; r < p->capacity; r++)
+		if (((dead[r / 8] | nulls[r / 8]) >> (r % 8)) & 1)
+			ReportCorruptCold(index, blkno, "row flags past the part's rows");
 	return p;
 }
 
@@ -647,8 +665,10 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 		pi->ages = (int64 *)palloc(sizeof(int64) * p->count);
 		pi->flags = (uint8 *)palloc(p->count);
 		memcpy(pi->tids, PartTids(p, l), sizeof(ItemPointerData) * p->count);
-		memcpy(pi->ages, PartAges(p, l), sizeof(int64) * p->count);
-		memcpy(pi->flags, PartFlags(p, l), p->count);
+		for (uint32 r = 0; r < p->count; r++) {
+			pi->ages[r] = PartAge(p, l, r);
+			pi->flags[r] = PartRowFlags(p, l, r);
+		}
 		BlockNumber next = S5vPageGetOpaque(page)->nextblkno;
 		UnlockReleaseBuffer(buf);
 		blk = next;
@@ -948,11 +968,10 @@ void VacuumPartChain(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNu
 			ReportCorruptCold(index, blk, "part page of another list");
 		}
 		ItemPointer tids = PartTids(p, l);
-		uint8 *flags = PartFlags(p, l);
 		uint16 *dead = (uint16 *)palloc(sizeof(uint16) * p->count);
 		int ndead = 0;
 		for (uint16 r = 0; r < p->count; r++) {
-			if (flags[r] & S5V_COLD_ROW_DEAD)
+			if (PartRowFlags(p, l, r) & S5V_COLD_ROW_DEAD)
 				continue;
 			if (callback(&tids[r], callback_state))
 				dead[ndead++] = r;

@@ -65,10 +65,34 @@ void AbandonPending(Relation index, BlockNumber qblk, const s5::BlobId &blob);
 // Steps 2-4 of an offload for one segment of `rows` rows (tids, rows * dim vecs) of list `list`: encode, encrypt
 // with a fresh key, log the intent (QueueBlob PENDING with `queue_room`, durable), upload and check the node's CID.
 // No lock held by the caller. Fills the encrypted CID bytes, the blob and the intent's queue page. Raises on
-// failure (the intent then stays queued: an orphan for GC).
+// failure (the intent then stays queued: an orphan for GC). With qblk NULL no intent is logged: CREATE INDEX's
+// direct upload (cold_upload.h), whose index and queue vanish with the build's transaction if it aborts.
 void EncodeAndUploadSegment(Relation index, const IndexInfoCache &info, const S5vMetaPageData &meta, uint32 list,
                             uint32 segment_no, uint32 rows, const ItemPointerData *tids, const float *vecs,
                             uint32 queue_room, uint8 *cid_out, uint16 *cid_len, s5::BlobId *blob, BlockNumber *qblk);
+
+// A new part page's content: its segment (list, number, encrypted CID, blob), its rows and its chain pointer.
+struct NewPart {
+	uint32 list;
+	uint32 segment_no;
+	const uint8 *cid; // EncodeEncryptedCidBytes, at most S5V_PART_CID_MAX bytes
+	uint16 cid_len;
+	s5::BlobId blob;
+	const ItemPointerData *tids;
+	const int64 *ages;
+	const uint8 *flags; // S5V_COLD_ROW_* a row
+	uint32 rows;
+	BlockNumber next; // the next part of the list's chain (InvalidBlockNumber: none)
+};
+
+// Fill `page` (the part page as registered for WAL, or as written by the build) with a new part: the page and its item
+// are initialised (InitColdPage), the segment's fields, rows (PartWriteRows: the age encoding) and chain pointer set.
+// With `queue` non-NULL (the queue page of the upload's intent, registered in the same record) the blob's pending
+// entry is removed: the page that references the blob and the end of its intent are one change. The one writer of
+// part pages: offload's swap, compaction's swap and CREATE INDEX's direct upload. Raises ERROR (`what` names the
+// writer) when the rows do not fit one page with their ages' encoding (callers check that with PartAgeCodec before
+// they upload; a Generic WAL record not yet finished is then not applied).
+void WritePartPage(Page page, const NewPart &part, S5vGcQueue queue, const char *what);
 
 // A page that nothing references any more becomes a free page (WAL) in the FSM, if it still is of `page_type` (and
 // its item of `tuple_type`, unless negative). Call after WaitForScans.

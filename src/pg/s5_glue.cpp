@@ -86,6 +86,9 @@ void MemClear() {
 	mem_bytes = 0;
 }
 
+// Concurrent transfers (and kept-alive connections) of a backend's client.
+constexpr int kMaxParallelTransfers = 64;
+
 s5::S5ClientOptions OptionsFromSettings() {
 	s5::S5ClientOptions o;
 	o.base_url = s5v_s5_url ? s5v_s5_url : "";
@@ -96,6 +99,10 @@ s5::S5ClientOptions OptionsFromSettings() {
 	o.request_timeout_ms = s5v_s5_timeout_ms;
 	o.max_attempts = 1 + s5v_s5_retries;
 	o.max_blob_size = uint64_t{1} << 30;
+	// A query's remote parts go in one parallel batch (FetchRemoteParts: one DownloadMany); transfers beyond
+	// max_parallel wait for a connection, one more round trip each wave. At 1M x 128 with 1000 lists a probe of 8
+	// lists is ~40 segments (three waves of the old 16).
+	o.max_parallel = kMaxParallelTransfers;
 	return o;
 }
 

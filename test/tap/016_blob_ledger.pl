@@ -1,7 +1,9 @@
 # The blob ledger (docs/s5.md "Dropped, rebuilt and truncated indexes"), with a real s5vector-node: DROP INDEX,
 # REINDEX, REINDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, TRUNCATE and DROP TABLE copy exactly the blobs the index
 # referenced or queued (compared with the blobs on the node) into s5vector_dropped_blobs in the command's transaction
-# (a rolled-back DROP or REINDEX leaves nothing and the index answers); s5vector_gc_dropped() deletes them after
+# (a rolled-back DROP or REINDEX leaves nothing and the index answers); a rebuild (REINDEX, VACUUM FULL, CLUSTER,
+# REINDEX CONCURRENTLY) with S5 configured uploads the new storage's cold part like CREATE INDEX (new blobs, one per
+# segment, referenced and not in the ledger; answers exact from them); s5vector_gc_dropped() deletes them after
 # gc_grace (the node answers 404), never on a standby; the ledger is closed to other roles, a table owner's DROP is
 # still tracked; DROP EXTENSION is refused while blobs are tracked; the worker collects on its own; a session
 # without shared_preload_libraries tracks a DROP through the event trigger (and, as a control, does not when the
@@ -79,7 +81,9 @@ sub ledger_hashes
 }
 my $ledger_count = 'SELECT count(*) FROM s5vector_dropped_blobs';
 
-# A table with a pure cold index of 2000 rows in 4 lists, offloaded: returns the blobs it put on the node (sorted).
+# A table with a pure cold index of 2000 rows in 4 lists, built with S5 configured (the build uploads its cold part,
+# docs/s5.md "CREATE INDEX with S5"; the offload after it finds nothing sealed): returns the blobs it put on the node
+# (sorted).
 sub make_offloaded
 {
 	my ($t, %opt) = @_;
@@ -93,6 +97,33 @@ SELECT s5vector_offload('${t}_idx');
 }, @as);
 	my $after = store_set($s5->{store});
 	return join(',', sort grep { !$before->{$_} } keys %$after);
+}
+
+# The blobs that appeared on the node since `$before` (a store_set), sorted.
+sub new_blobs
+{
+	my ($before) = @_;
+	return join(',', sort grep { !$before->{$_} } keys %{ store_set($s5->{store}) });
+}
+
+# A command that rebuilds index `$idx` (of a 2000-row table) through its build, with S5 configured: the ledger gets
+# exactly the old storage's blobs `$old` under `$reason`, and the build uploads the rebuilt index's cold part: new
+# blobs on the node, as many as its segments, every cold row remote, none of them in the ledger. Returns the new
+# blobs (the old ones of the next rebuild).
+sub check_rebuild
+{
+	my ($cmd, $idx, $reason, $old) = @_;
+	my $b = store_set($s5->{store});
+	$node->safe_psql('postgres', $cmd);
+	my $new = new_blobs($b);
+	my @new = grep { length } split /,/, $new;
+	is(ledger_hashes("index_name = 'public.$idx' AND reason = '$reason'"), $old, "$cmd: exactly the old blobs");
+	cmp_ok(scalar(@new), '>=', 1, "$cmd: the build uploaded the rebuilt index's cold part (" . scalar(@new) . ' blobs)');
+	is($node->safe_psql('postgres', "SELECT segments || '/' || cold_remote_rows || '/' || cold_rows FROM s5vector_index_stats('$idx')"),
+		scalar(@new) . '/2000/2000', "$cmd: the rebuilt index references one segment per new blob, every cold row remote");
+	my %ledger = map { $_ => 1 } split /,/, ledger_hashes('true');
+	is(scalar(grep { $ledger{$_} } @new), 0, "$cmd: none of the new blobs is in the ledger");
+	return $new;
 }
 
 my $rng = lcg_new(11);
@@ -164,11 +195,10 @@ is($node->safe_psql('postgres', "BEGIN; REINDEX INDEX t2_idx; $ledger_count; ROL
 	'inside REINDEX the ledger holds the old storage\'s 4 blobs');
 is($node->safe_psql('postgres', "$ledger_count; SELECT segments FROM s5vector_index_stats('t2_idx')"), "0\n4",
 	'REINDEX rolled back: ledger empty, the index still has its 4 remote segments');
-$node->safe_psql('postgres', 'REINDEX INDEX t2_idx');
-is(ledger_hashes("reason = 'REINDEX' AND index_name = 'public.t2_idx'"), $h2, 'REINDEX: exactly the old blobs');
-is($node->safe_psql('postgres', "SELECT segments || '/' || cold_rows FROM s5vector_index_stats('t2_idx')"), '0/2000',
-	'the rebuilt index keeps its cold tier local');
-is(answers('t2', 'index'), answers('t2', 'exact'), 'the rebuilt index answers exactly');
+# (The rolled-back REINDEX uploaded its build's segments: orphans on the node, docs/s5.md "CREATE INDEX with S5".)
+my $h2b = check_rebuild('REINDEX INDEX t2_idx', 't2_idx', 'REINDEX', $h2);
+$node->safe_psql('postgres', 'SELECT s5vector_cache_reset()');
+is(answers('t2', 'index'), answers('t2', 'exact'), 'the rebuilt index answers exactly (cold cache: from its new blobs)');
 verify_all_ok($node, 't2_idx', 'verify clean after REINDEX');
 
 # --- TRUNCATE, DROP TABLE ---
@@ -183,19 +213,17 @@ is(ledger_hashes("index_name = 'public.t4_idx' AND reason = 'DROP TABLE'"), $h4,
 
 my $before;
 # --- VACUUM FULL, CLUSTER, REINDEX TABLE: every command that rebuilds the index through its build ---
+# Each rebuild uploads the new storage's cold part: its blobs are the old ones of the next.
 my $h13 = make_offloaded('t13');
-$node->safe_psql('postgres', 'VACUUM FULL t13');
-is(ledger_hashes("index_name = 'public.t13_idx' AND reason = 'VACUUM'"), $h13, 'VACUUM FULL: exactly the old blobs');
-for my $cmd ('CLUSTER t13 USING t13_pkey', 'REINDEX TABLE t13')
+my @h13 = ($h13);
+for my $cmd ('VACUUM FULL t13', 'CLUSTER t13 USING t13_pkey', 'REINDEX TABLE t13')
 {
-	my $b = store_set($s5->{store});
-	$node->safe_psql('postgres', "SELECT s5vector_offload('t13_idx')");
-	my $h = join(',', sort grep { !$b->{$_} } keys %{ store_set($s5->{store}) });
-	$node->safe_psql('postgres', $cmd);
 	my ($tag) = $cmd =~ /^(\w+)/;
-	is(ledger_hashes("index_name = 'public.t13_idx' AND reason = '$tag'"), $h, "$cmd: exactly the old blobs");
+	push @h13, check_rebuild($cmd, 't13_idx', $tag, $h13[-1]);
 }
-is(answers('t13', 'index'), answers('t13', 'exact'), 'the rebuilt index answers exactly');
+my $h13now = pop @h13;    # referenced by the index now; the others are tracked
+$node->safe_psql('postgres', 'SELECT s5vector_cache_reset()');
+is(answers('t13', 'index'), answers('t13', 'exact'), 'the rebuilt index answers exactly (cold cache)');
 # REINDEX (TABLESPACE ...): PostgreSQL schedules the old relfilenode twice (new tablespace, no file; old one).
 my $tsdir = PostgreSQL::Test::Utils::tempdir();
 my $h15 = make_offloaded('t15');
@@ -205,27 +233,35 @@ is(ledger_hashes("index_name = 'public.t15_idx' AND reason = 'REINDEX'"), $h15,
 	'REINDEX (TABLESPACE ...): exactly the old blobs');
 is(answers('t15', 'index'), answers('t15', 'exact'), 'the index moved and rebuilt answers exactly');
 # REINDEX SCHEMA runs each table in a transaction of its own: each rebuild copies in its own.
+$before = store_set($s5->{store});
 $node->safe_psql('postgres', qq{
 CREATE SCHEMA rs;
 CREATE TABLE rs.t14 (id int PRIMARY KEY, v vector($dim));
 INSERT INTO rs.t14 SELECT i, @{[ vec_sql('i', $dim) ]} FROM generate_series(1, 2000) i;
 CREATE INDEX t14_idx ON rs.t14 USING s5vector (v) WITH (hot_window = '0', lists = 4);
 });
+my $h14 = new_blobs($before);
+ok(length $h14, 'rs.t14_idx: its build uploaded its cold part');
 $before = store_set($s5->{store});
-$node->safe_psql('postgres', "SELECT s5vector_offload('rs.t14_idx')");
-my $h14 = join(',', sort grep { !$before->{$_} } keys %{ store_set($s5->{store}) });
 $node->safe_psql('postgres', 'REINDEX SCHEMA rs');
 is(ledger_hashes("index_name = 'rs.t14_idx' AND reason = 'REINDEX'"), $h14, 'REINDEX SCHEMA: exactly the old blobs');
+my $h14b = new_blobs($before);
+ok(length $h14b, 'REINDEX SCHEMA: the rebuild uploaded new blobs');
+is($node->safe_psql('postgres', "SELECT segments FROM s5vector_index_stats('rs.t14_idx')"),
+	scalar(split /,/, $h14b), '... one per segment of the rebuilt index');
 
 # --- REINDEX CONCURRENTLY (the old index is dropped), DROP INDEX CONCURRENTLY ---
 my $h5 = make_offloaded('t5');
+$before = store_set($s5->{store});
 $node->safe_psql('postgres', 'REINDEX INDEX CONCURRENTLY t5_idx');
 is(ledger_hashes("index_name LIKE 'public.t5_idx%'"), $h5, 'REINDEX CONCURRENTLY: exactly the old index\'s blobs');
-is(answers('t5', 'index'), answers('t5', 'exact'), 'the new index answers exactly');
-$before = store_set($s5->{store});
-$node->safe_psql('postgres', "SELECT s5vector_offload('t5_idx')");
-my $h5b = join(',', sort grep { !$before->{$_} } keys %{ store_set($s5->{store}) });
-ok(length $h5b, 'the new index offloaded again');
+# The new index's build uploaded its own cold part.
+my $h5b = new_blobs($before);
+ok(length $h5b, 'the new index uploaded its cold part at its build');
+is($node->safe_psql('postgres', "SELECT segments || '/' || cold_remote_rows FROM s5vector_index_stats('t5_idx')"),
+	scalar(split /,/, $h5b) . '/2000', '... one segment per new blob, every cold row remote');
+$node->safe_psql('postgres', 'SELECT s5vector_cache_reset()');
+is(answers('t5', 'index'), answers('t5', 'exact'), 'the new index answers exactly (cold cache)');
 $node->safe_psql('postgres', 'DROP INDEX CONCURRENTLY t5_idx');
 is(ledger_hashes("index_name = 'public.t5_idx' AND reason = 'DROP INDEX'"), $h5b,
 	'DROP INDEX CONCURRENTLY: exactly the new index\'s blobs');
@@ -255,7 +291,7 @@ cmp_ok($tracked, '>=', 40, "the ledger tracks $tracked blobs");
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.gc_grace = 0; ALTER SYSTEM SET s5vector.worker_enabled = on; SELECT pg_reload_conf();');
 ok($node->poll_query_until('postgres', "SELECT ($ledger_count) = 0"), 'the worker emptied the ledger');
-my @left = grep { store_set($s5->{store})->{$_} } map { split /,/ } ($h2, $h3, $h4, $h5, $h5b, $h6, $h6b, $h13, $h14, $h15);
+my @left = grep { store_set($s5->{store})->{$_} } map { split /,/ } ($h2, $h3, $h4, $h5, $h5b, $h6, $h6b, @h13, $h14, $h15);
 is(scalar(@left), 0, 'and deleted every tracked blob on the node');
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET s5vector.worker_enabled = off; ALTER SYSTEM RESET s5vector.gc_grace; SELECT pg_reload_conf();');

@@ -581,6 +581,99 @@ TEST(IvfStream, BoundedIsExactOrderAndReadsOnlyWhatTheBoundsNeed) {
 	EXPECT_GT(inversions, 0u);
 }
 
+// Lists behind a "network": Prefetch fetches the lists it names that were not fetched before (one round trip per
+// call that fetches something); reading a list never fetched costs a round trip of its own.
+class FetchCountingLists final : public ivf::InvertedLists {
+public:
+	explicit FetchCountingLists(ivf::InvertedLists &inner) : inner_(inner) {}
+	std::size_t list_count() const override { return inner_.list_count(); }
+	std::size_t dim() const override { return inner_.dim(); }
+	Status Centroids(std::span<const float> &out) override { return inner_.Centroids(out); }
+	Status Prefetch(std::span<const ivf::ListId> lists) override {
+		bool fetched = false;
+		for (ivf::ListId l : lists)
+			fetched = fetched_.insert(l).second || fetched;
+		round_trips += fetched ? 1 : 0;
+		return inner_.Prefetch(lists);
+	}
+	Status ChunkCount(ivf::ListId list, std::size_t &out) override {
+		if (fetched_.insert(list).second)
+			round_trips++;
+		return inner_.ChunkCount(list, out);
+	}
+	Status GetChunk(ivf::ListId list, std::size_t index, ivf::ListChunk &out) override {
+		return inner_.GetChunk(list, index, out);
+	}
+	void ReleaseChunk(ivf::ListChunk &chunk) noexcept override { inner_.ReleaseChunk(chunk); }
+	void Reset() {
+		fetched_.clear();
+		round_trips = 0;
+	}
+	std::size_t round_trips = 0;
+
+private:
+	ivf::InvertedLists &inner_;
+	std::set<ivf::ListId> fetched_;
+};
+
+// lookahead_rows: the rounds a bounded stream needs for its first k rows are prefetched in one call after the first
+// round, so a top-k costs at most two fetches (round trips for remote parts) instead of one per round; the rows
+// and their order are the same.
+TEST(IvfStream, BoundedLookaheadFetchesTheTopKInTwoRoundTrips) {
+	const std::size_t dim = 4, nlists = 64, n = 3000, k = 10;
+	std::mt19937 rng(5);
+	std::normal_distribution<float> g;
+	std::vector<float> centroids(nlists * dim);
+	for (float &c : centroids)
+		c = 4 * g(rng);
+	ivf::InMemoryInvertedLists mem(dim, centroids, 32);
+	std::vector<float> data(n * dim);
+	for (std::size_t i = 0; i < n; ++i) {
+		const std::size_t c = rng() % nlists;
+		for (std::size_t j = 0; j < dim; ++j)
+			data[i * dim + j] = centroids[c * dim + j] + 1.5f * g(rng);
+		ASSERT_TRUE(mem.Add(mem.NearestList(Metric::L2, &data[i * dim]), i, 0, &data[i * dim]).ok());
+	}
+	FetchCountingLists lists(mem);
+	NeverCancel never;
+	std::size_t trips_without = 0, trips_with = 0, max_with = 0, more_than_two_without = 0;
+	for (std::size_t qi = 0; qi < 20; ++qi) {
+		const float *q = &data[qi * 131 * dim];
+		std::vector<ScoredRow> want;
+		for (std::size_t i = 0; i < n; ++i)
+			want.push_back({IndexDistance(Metric::L2, q, &data[i * dim], dim), i});
+		std::sort(want.begin(), want.end(), [](const ScoredRow &a, const ScoredRow &b) {
+			return a.distance < b.distance || (a.distance == b.distance && a.row < b.row);
+		});
+		std::vector<ScoredRow> got[2];
+		for (int with = 0; with < 2; ++with) {
+			ivf::IvfSearchParams p{2, 0, true};
+			p.bounded = true;
+			p.lookahead_rows = with ? k : 0;
+			lists.Reset();
+			ivf::IvfStream s(lists, Metric::L2, never);
+			ASSERT_TRUE(s.Start(q, p).ok());
+			got[with] = DrainStream(s, k);
+			ASSERT_EQ(got[with].size(), k);
+			for (std::size_t i = 0; i < k; ++i)
+				EXPECT_EQ(got[with][i].row, want[i].row) << "query " << qi << " rank " << i << " lookahead " << with;
+			(with ? trips_with : trips_without) += lists.round_trips;
+			if (with)
+				max_with = std::max(max_with, lists.round_trips);
+			else
+				more_than_two_without += lists.round_trips > 2;
+			auto rest = DrainStream(s); // the rest still comes in exact order
+			ASSERT_EQ(k + rest.size(), want.size());
+			for (std::size_t i = 0; i < rest.size(); ++i)
+				EXPECT_EQ(rest[i].row, want[k + i].row);
+		}
+	}
+	EXPECT_LE(max_with, 2u);
+	EXPECT_GT(more_than_two_without, 0u); // the case it is for: without lookahead some top-10s take 3+ round trips
+	EXPECT_LT(trips_with, trips_without);
+	EXPECT_EQ(mem.chunks_held(), 0u);
+}
+
 TEST(IvfStream, BoundedCosineIsExactOrder) {
 	// Unit vectors and unit centroids, as the cosine index stores them.
 	IvfFixture f(16);
