@@ -223,7 +223,7 @@ TIERS_SQL="SELECT hot_elements AS \"hot rows (graph)\", cold_rows AS \"cold rows
 	pg_size_pretty(local_bytes) AS \"local bytes\",
 	round(local_bytes::numeric / nullif(hot_elements + cold_rows, 0)) AS \"local bytes a row\", worker
 	FROM s5vector_index_stats('fashion_embedding_idx')"
-echo "Right after the build (rows older than 7 days went straight to the cold tier):"
+echo "Right after the build (rows older than 7 days went straight to the cold tier, their vectors straight to S5):"
 "${PSQL[@]}" -P footer=off -c "$TIERS_SQL"
 HOT_BEFORE=$(stat hot_elements)
 COLD_BEFORE=$(stat cold_rows)
@@ -266,7 +266,7 @@ COLD_AFTER=$(stat cold_rows)
 BYTES_AFTER=$(stat "pg_size_pretty(local_bytes)")
 MOVED=$((HOT_BEFORE - HOT_AFTER)) # nothing else moves rows in this cluster
 
-heading "The worker offloads the cold lists' sealed parts to S5 (vectors leave the index; TIDs and ages stay)"
+heading "The worker offloads what it moved to the cold lists (the build uploaded the older rows' vectors already; TIDs and ages stay)"
 t=$(now)
 last=""
 stable=0

@@ -47,6 +47,7 @@ int s5v_worker_cost_limit = -1;
 // S5.
 char *s5v_s5_url = nullptr;
 char *s5v_s5_auth_token = nullptr;
+char *s5v_s5_auth_token_file = nullptr;
 int s5v_s5_connect_timeout_ms = 5000;
 int s5v_s5_timeout_ms = 60000;
 int s5v_s5_retries = 3;
@@ -197,6 +198,13 @@ void InitGucs() {
 	DefineCustomStringVariable("s5vector.s5_auth_token", "Bearer token sent to the S5 node.", nullptr,
 	                           &s5v_s5_auth_token, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, nullptr,
 	                           nullptr, nullptr);
+	// PostgreSQL logs the new value of every setting that a reload changes ("parameter ... changed to ..."), so a
+	// token set in postgresql.conf or with ALTER SYSTEM reaches the server log; a file named here does not.
+	DefineCustomStringVariable("s5vector.s5_auth_token_file",
+	                           "File whose first line is the bearer token, when s5vector.s5_auth_token is empty.",
+	                           "Absolute, or relative to the data directory; read again when the file changes. "
+	                           "Keeps the token out of the server log, which shows a changed setting's value.",
+	                           &s5v_s5_auth_token_file, "", PGC_SUSET, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("s5vector.s5_connect_timeout", "Time allowed to connect to the S5 node.", nullptr,
 	                        &s5v_s5_connect_timeout_ms, 5000, 1, 600000, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr,
 	                        nullptr);

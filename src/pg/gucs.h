@@ -22,6 +22,7 @@ extern int s5v_worker_cost_limit;    // the worker's cost limit (-1: autovacuum'
 // S5 (offload, docs/s5.md "Settings").
 extern char *s5v_s5_url;
 extern char *s5v_s5_auth_token;
+extern char *s5v_s5_auth_token_file;
 extern int s5v_s5_connect_timeout_ms;
 extern int s5v_s5_timeout_ms;
 extern int s5v_s5_retries;

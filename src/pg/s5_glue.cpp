@@ -89,12 +89,61 @@ void MemClear() {
 // Concurrent transfers (and kept-alive connections) of a backend's client.
 constexpr int kMaxParallelTransfers = 64;
 
-s5::S5ClientOptions OptionsFromSettings() {
+// The bearer token: s5vector.s5_auth_token, else the first line of s5vector.s5_auth_token_file (read again when the
+// file's inode, size or mtime changes; at most 4 kB; a trailing \r and blanks are not part of it).
+Status TokenFromSettings(std::string *token) {
+	if (s5v_s5_auth_token != nullptr && s5v_s5_auth_token[0] != '\0') {
+		*token = s5v_s5_auth_token;
+		return Status::Ok();
+	}
+	token->clear();
+	if (s5v_s5_auth_token_file == nullptr || s5v_s5_auth_token_file[0] == '\0')
+		return Status::Ok();
+	static std::string cached_path, cached_token;
+	static struct stat cached_st;
+	const char *path = s5v_s5_auth_token_file;
+	struct stat st;
+	auto unreadable = [&](int err) {
+		return Status::Unavailable(std::string("could not read the token file \"") + path +
+		                           "\" (s5vector.s5_auth_token_file): " + strerror(err));
+	};
+	if (stat(path, &st) != 0)
+		return unreadable(errno);
+	if (cached_path == path && st.st_ino == cached_st.st_ino && st.st_dev == cached_st.st_dev &&
+	    st.st_size == cached_st.st_size && st.st_mtim.tv_sec == cached_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == cached_st.st_mtim.tv_nsec) {
+		*token = cached_token;
+		return Status::Ok();
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return unreadable(errno);
+	char buf[4096];
+	ssize_t n;
+	do
+		n = read(fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		return unreadable(err);
+	std::string t(buf, (size_t)n);
+	t = t.substr(0, t.find('\n'));
+	while (!t.empty() && (t.back() == '\r' || t.back() == ' ' || t.back() == '\t'))
+		t.pop_back();
+	cached_path = path;
+	cached_token = t;
+	cached_st = st;
+	*token = t;
+	return Status::Ok();
+}
+
+s5::S5ClientOptions OptionsFromSettings(const std::string &token) {
 	s5::S5ClientOptions o;
 	o.base_url = s5v_s5_url ? s5v_s5_url : "";
 	while (!o.base_url.empty() && o.base_url.back() == '/')
 		o.base_url.pop_back();
-	o.auth_token = s5v_s5_auth_token ? s5v_s5_auth_token : "";
+	o.auth_token = token;
 	o.connect_timeout_ms = s5v_s5_connect_timeout_ms;
 	o.request_timeout_ms = s5v_s5_timeout_ms;
 	o.max_attempts = 1 + s5v_s5_retries;
@@ -285,7 +334,9 @@ Status S5ClientForSettings(s5::S5Client **out) noexcept {
 	if (!S5Configured())
 		return Status::Unavailable("s5vector.s5_url is not set");
 	try {
-		s5::S5ClientOptions o = OptionsFromSettings();
+		std::string token;
+		S5V_RETURN_IF_ERROR(TokenFromSettings(&token));
+		s5::S5ClientOptions o = OptionsFromSettings(token);
 		if (backend_client == nullptr || !SameOptions(backend_client->options(), o)) {
 			backend_client.reset();
 			S5V_RETURN_IF_ERROR(s5::S5Client::Create(o, &backend_client));

@@ -5,7 +5,7 @@
 # database dropped while their worker runs; pgbench clients inserting and searching (and one deleting and
 # VACUUMing) for 60 s while the worker migrates; worker_cost_delay makes its steps sleep; a standby runs no worker
 # and answers like the primary; S5 down: migration goes on and offload resumes when a node is set (a wrong token
-# first: a clear line without the token, then the right one by reload).
+# file first: a clear line without the token, then the file rewritten with the right one).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -291,21 +291,26 @@ pass('S5 down: the failed offload step is one log line');
 like($primary->safe_psql('postgres', "SELECT last_error FROM s5vector_index_stats('t_idx')"), qr/offload/,
 	'... and the index\'s last_error');
 is($primary->safe_psql('postgres', "SELECT cold_remote_rows FROM s5vector_index_stats('t_idx')"), '0', 'nothing offloaded');
-# A node that wants a token, set with a wrong one first: the step fails with a clear line that does not show the
-# token; the right token, set with a reload while the rounds go on, makes the next rounds offload.
+# A node that wants a token, given in a token file (s5_auth_token_file: a token set in postgresql.conf would be
+# logged by PostgreSQL at the reload that changes it), a wrong one first: the step fails with a clear line; the
+# file rewritten with the right token while the rounds go on (no reload needed) makes the next rounds offload.
 my $token = 'tok-' . join('', map { ('a' .. 'z')[ int(rand(26)) ] } 1 .. 20);
 my $s5 = s5_node_start(PostgreSQL::Test::Utils::tempdir(), '--auth-token', $token);
+my $token_file = $primary->data_dir . '/s5_token';
+PostgreSQL::Test::Utils::append_to_file($token_file, "wrong-$token\n");
 $log_offset = -s $primary->logfile;
 $primary->safe_psql('postgres',
-	"ALTER SYSTEM SET s5vector.s5_auth_token = 'wrong-$token'; ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf()");
+	"ALTER SYSTEM SET s5vector.s5_auth_token_file = 's5_token'; ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf()");
 $primary->wait_for_log(qr/step "offload" failed on index public\.t_idx .*check the S5 auth token/, $log_offset);
 pass('a wrong token: the offload step fails and says to check the token');
-unlike(PostgreSQL::Test::Utils::slurp_file($primary->logfile), qr/\Q$token\E/, 'the token is not in the server log');
 is($primary->safe_psql('postgres', "SELECT cold_remote_rows FROM s5vector_index_stats('t_idx')"), '0', 'still nothing offloaded');
-$primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_auth_token = '$token'; SELECT pg_reload_conf()");
+open(my $tfh, '>', $token_file) or die "$token_file: $!";
+print $tfh "$token\n";
+close($tfh);
 ok($primary->poll_query_until('postgres', "SELECT cold_remote_rows > 0 FROM s5vector_index_stats('t_idx')"),
-	'the node and the right token set with reloads: the next rounds offload')
+	'the token file rewritten with the right token: the next rounds offload')
   or diag_worker($primary);
+unlike(PostgreSQL::Test::Utils::slurp_file($primary->logfile), qr/\Q$token\E/, 'the token is not in the server log');
 is(index_sweep_count($primary, 't', 'v', rand_vec_literal(lcg_new(6), $dim)), $total, 'every row once after the offload');
 verify_all_ok($primary, 't_idx', 'verify all ok after the offload (every blob fetched and checked)');
 $primary->safe_psql('postgres', "ALTER SYSTEM SET s5vector.worker_enabled = off; SELECT pg_reload_conf()");
