@@ -28,6 +28,30 @@ namespace s5v::pg {
 
 namespace {
 
+// The centroid page holding list `list`'s entry, locked exclusively and checked (*slot: the entry's slot). On a
+// mismatch `held` (if valid) is released and the index reported corrupt (`blk`: the row page that led here).
+Buffer LockCentroidPageOf(Relation index, const ColdTierInfo &tier, uint32 list, BlockNumber blk, Buffer held,
+                          uint32 *slot) {
+	if (list >= tier.lists) {
+		if (BufferIsValid(held))
+			UnlockReleaseBuffer(held);
+		ReportCorruptCold(index, blk, "list chain leaves the index, loops or mixes lists");
+	}
+	BlockNumber cblk = tier.centroid_head + list / tier.lists_per_page;
+	*slot = list % tier.lists_per_page;
+	Buffer cbuf = ReadBuffer(index, cblk);
+	LockBuffer(cbuf, BUFFER_LOCK_EXCLUSIVE);
+	S5vCentroids c =
+	    (S5vCentroids)GetColdItem(index, BufferGetPage(cbuf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
+	if (c->first_list != list - *slot || *slot >= c->count) {
+		UnlockReleaseBuffer(cbuf);
+		if (BufferIsValid(held))
+			UnlockReleaseBuffer(held);
+		ReportCorruptCold(index, cblk, "list chain leaves the index, loops or mixes lists");
+	}
+	return cbuf;
+}
+
 // Compact row page `blk` of list `list` (dead rows dropped, live rows slid down in their order), in one Generic WAL
 // record with the cold metapage (cold_rows and dead_rows less the dropped rows) and the list's entry (its rows
 // counter; the staging entry is in the cold metapage): at most 3 pages, locked in the documented order (cold
@@ -39,24 +63,8 @@ int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 lis
 	Buffer metabuf = ReadBuffer(index, tier.meta_blkno);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	(void)GetColdMeta(index, BufferGetPage(metabuf), tier.meta_blkno, dim, nblocks);
-	Buffer cbuf = InvalidBuffer;
-	BlockNumber cblk = InvalidBlockNumber;
 	uint32 slot = 0;
-	if (!staging) {
-		if (list >= tier.lists)
-			ReportCorruptCold(index, blk, "list chain leaves the index, loops or mixes lists");
-		cblk = tier.centroid_head + list / tier.lists_per_page;
-		slot = list % tier.lists_per_page;
-		cbuf = ReadBuffer(index, cblk);
-		LockBuffer(cbuf, BUFFER_LOCK_EXCLUSIVE);
-		S5vCentroids c =
-		    (S5vCentroids)GetColdItem(index, BufferGetPage(cbuf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
-		if (c->first_list != list - slot || slot >= c->count) {
-			UnlockReleaseBuffer(cbuf);
-			UnlockReleaseBuffer(metabuf);
-			ReportCorruptCold(index, cblk, "list chain leaves the index, loops or mixes lists");
-		}
-	}
+	Buffer cbuf = staging ? InvalidBuffer : LockCentroidPageOf(index, tier, list, blk, metabuf, &slot);
 	Buffer buf = ReadBuffer(index, blk);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	S5vRowsLayout l;
@@ -177,16 +185,7 @@ bool UnlinkEmptyPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint3
 		LockBuffer(ebuf, BUFFER_LOCK_EXCLUSIVE);
 		(void)GetColdMeta(index, BufferGetPage(ebuf), tier.meta_blkno, dim, nblocks);
 	} else {
-		BlockNumber cblk = tier.centroid_head + list / tier.lists_per_page;
-		slot = list % tier.lists_per_page;
-		ebuf = ReadBuffer(index, cblk);
-		LockBuffer(ebuf, BUFFER_LOCK_EXCLUSIVE);
-		S5vCentroids c =
-		    (S5vCentroids)GetColdItem(index, BufferGetPage(ebuf), cblk, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
-		if (c->first_list != list - slot || slot >= c->count) {
-			UnlockReleaseBuffer(ebuf);
-			ReportCorruptCold(index, cblk, "list chain leaves the index, loops or mixes lists");
-		}
+		ebuf = LockCentroidPageOf(index, tier, list, blk, InvalidBuffer, &slot);
 	}
 	auto entry_of = [&](Page page) -> S5vListInfo {
 		Item item = PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
