@@ -5,7 +5,10 @@ For each engine: load the vectors, build the index (timed), report its size, the
 for a sweep of probes and report recall@k against exact ground truth, QPS and p50/p99 latency; then QPS at equal
 recall (interpolated between the sweep points that bracket each target, as bench/hnsw_bench.py does), side by
 side. s5vector runs with s5vector.iterative_scan = relaxed_order unless --strict (pgvector's ivfflat default is
-off: no widening, which a plain LIMIT k query never needs as long as the probed lists hold k rows).
+off: no widening, which a plain LIMIT k query never needs as long as the probed lists hold k rows). Each sweep
+point also has the backend's CPU per query (user + system time of the connection's backend, from /proc, the least
+of the rounds), and the comparison is repeated on it: on a machine shared with other work, wall-clock QPS moves
+by tens of percent between runs, the CPU a query takes much less.
 
 Mixed mode (--hot-fraction F, s5vector only): every row gets an age (timestamptz) of 0 .. 999 hours before the
 load, evenly spread (hour = id * 7919 mod 1000), and the index is built on (embedding, age) with hot_window = F *
@@ -106,6 +109,7 @@ class IvfEngine(hb.PgEngine):
         self.literals = [hb.vector_literal(q) for q in queries]
         self.sql = f"SELECT id FROM {self.table} ORDER BY embedding <-> %s LIMIT {args.k}"
         self.cur = conn.cursor()
+        self.backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         self.cur.execute("EXPLAIN (COSTS OFF) " + self.sql, (self.literals[0],))
         plan = "\n".join(r[0] for r in self.cur.fetchall())
         res["index_used"] = self.index in plan
@@ -150,6 +154,37 @@ class IvfEngine(hb.PgEngine):
                     copy.write(rows.tobytes())
                 copy.write(struct.pack(">h", -1))
 
+    def backend_cpu(self):
+        """User + system CPU seconds of this connection's backend so far (/proc, when the server runs on this
+        machine; None otherwise). Less disturbed by other load on a shared machine than wall-clock QPS."""
+        try:
+            with open(f"/proc/{self.backend_pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def timed_queries(self):
+        results, latencies = [], []
+        cpu0 = self.backend_cpu()
+        for lit in self.literals:
+            t0 = time.perf_counter()
+            self.cur.execute(self.sql, (lit,), prepare=True)
+            rows = self.cur.fetchall()
+            latencies.append(time.perf_counter() - t0)
+            results.append([r[0] for r in rows])
+        cpu1 = self.backend_cpu()
+        self.last_cpu_ms = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) * 1000 / len(self.literals)
+        return results, latencies
+
+    def measure(self, probes):
+        """Every query at this probes value (after the warm-up); the backend's CPU per query in last_cpu_ms."""
+        self.cur.execute(f"SET {self.guc} = {int(probes)}")
+        for lit in self.literals[: self.args.warmup]:
+            self.cur.execute(self.sql, (lit,), prepare=True)
+            self.cur.fetchall()
+        return self.timed_queries()
+
     def measure_defaults(self):
         """Every query at the default probes, ef_search and iterative_scan (what a user gets without a SET)."""
         cur = self.cur
@@ -160,13 +195,7 @@ class IvfEngine(hb.PgEngine):
         for lit in self.literals[: self.args.warmup]:
             cur.execute(self.sql, (lit,), prepare=True)
             cur.fetchall()
-        results, latencies = [], []
-        for lit in self.literals:
-            t0 = time.perf_counter()
-            cur.execute(self.sql, (lit,), prepare=True)
-            rows = cur.fetchall()
-            latencies.append(time.perf_counter() - t0)
-            results.append([r[0] for r in rows])
+        results, latencies = self.timed_queries()
         cur.execute(f"SET s5vector.iterative_scan = {self.args.iterative_mode}")
         return settings, results, latencies
 
@@ -197,17 +226,22 @@ def run(base, queries, truth, args):
             if eng.mixed:
                 settings, got, lat = eng.measure_defaults()
                 point = point_of(got, lat, truth, args.k, int(settings["s5vector.probes"]))
+                point["cpu_ms"] = eng.last_cpu_ms
                 point["settings"] = settings
                 if "defaults" not in res or point["qps"] > res["defaults"]["qps"]:
                     res["defaults"] = point
             for p in args.probes:
                 got, lat = eng.measure(p)
                 point = point_of(got, lat, truth, args.k, p)
+                point["cpu_ms"] = eng.last_cpu_ms
                 old = next((s for s in res["sweep"] if s["probes"] == p), None)
                 if old is None:
                     res["sweep"].append(point)
-                elif point["qps"] > old["qps"]:
+                    continue
+                cpus = [c for c in (old.get("cpu_ms"), point["cpu_ms"]) if c is not None]
+                if point["qps"] > old["qps"]:
                     old.update(point)
+                old["cpu_ms"] = min(cpus) if cpus else None  # the least CPU of the rounds
     for eng, _ in results:
         eng.close()
     return [r for _, r in results]
@@ -263,10 +297,11 @@ def main(argv):
             d = res["defaults"]
             print("  default settings (" + ", ".join(f"{g} = {v}" for g, v in d["settings"].items()) + "): "
                   f"recall@{args.k} {d['recall']:.4f}, {d['qps']:.1f} QPS, p50 {d['p50_ms']:.2f} ms, "
-                  f"p99 {d['p99_ms']:.2f} ms")
-        print("  probes  recall   QPS     p50 ms  p99 ms")
+                  f"p99 {d['p99_ms']:.2f} ms" + (f", backend CPU {d['cpu_ms']:.2f} ms a query" if d.get("cpu_ms") else ""))
+        print("  probes  recall   QPS     p50 ms  p99 ms  CPU ms")
         for s in sorted(res["sweep"], key=lambda s: s["probes"]):
-            print(f"  {s['probes']:6d}  {s['recall']:.4f}  {s['qps']:7.1f}  {s['p50_ms']:6.2f}  {s['p99_ms']:6.2f}")
+            cpu = f"{s['cpu_ms']:6.2f}" if s.get("cpu_ms") is not None else "     -"
+            print(f"  {s['probes']:6d}  {s['recall']:.4f}  {s['qps']:7.1f}  {s['p50_ms']:6.2f}  {s['p99_ms']:6.2f}  {cpu}")
     eq = hb.equal_recall(results, targets)
     if len(results) == 2:
         a, b = results[0]["engine"], results[1]["engine"]
@@ -275,6 +310,19 @@ def main(argv):
             qa, qb = eq[a][t], eq[b][t]
             ratio = f"{qa[0] / qb[0]:.2f}x" if qa[0] and qb[0] and qa[2] == "exact" and qb[2] == "exact" else "n/a"
             print(f"  recall {t:.2f}: {hb.fmt_qps(qa)} vs {hb.fmt_qps(qb)}  -> {ratio}")
+        # The same comparison on the backends' CPU per query (1000 / cpu_ms as "CPU QPS"): on a shared machine
+        # the wall-clock QPS of one engine can suffer from load the other did not see.
+        cpu_results = []
+        for res in results:
+            pts = [dict(s, qps=1000.0 / s["cpu_ms"]) for s in res["sweep"] if s.get("cpu_ms")]
+            cpu_results.append({"engine": res["engine"], "sweep": pts})
+        if all(len(r["sweep"]) == len(res["sweep"]) for r, res in zip(cpu_results, results)):
+            eqc = hb.equal_recall(cpu_results, targets)
+            print(f"queries per backend CPU second at equal recall ({a} / {b}):")
+            for t in targets:
+                qa, qb = eqc[a][t], eqc[b][t]
+                ratio = f"{qa[0] / qb[0]:.2f}x" if qa[0] and qb[0] and qa[2] == "exact" and qb[2] == "exact" else "n/a"
+                print(f"  recall {t:.2f}: {hb.fmt_qps(qa)} vs {hb.fmt_qps(qb)}  -> {ratio}")
         print(f"  build time {results[0]['build_s'] / results[1]['build_s']:.2f}x, index size "
               f"{results[0]['index_bytes'] / results[1]['index_bytes']:.2f}x")
     if args.json:
