@@ -163,6 +163,7 @@ Status IvfStream::Start(const float *query, const IvfSearchParams &params, RowFi
 		suffix_bound_.assign(limit_ + 1, kNoMoreRows);
 		if (params.bounded && limit_ > 0)
 			ComputeListBounds(metric_, query_.data(), centroids.data(), dim, by_distance, limit_, suffix_bound_);
+		scored_ = lists_.ScoresQuery(metric_, std::span<const float>(query_.data(), dim));
 		next_list_ = 0;
 		round_.clear();
 		pos_ = 0;
@@ -211,7 +212,8 @@ Status IvfStream::ReadRound() {
 			ListChunk chunk;
 			S5V_RETURN_IF_ERROR(lists_.GetChunk(list, c, chunk));
 			const std::size_t rows = chunk.rows();
-			if (chunk.ages.size() != rows || chunk.live.size() != rows || chunk.vectors.size() != rows * dim) {
+			if (chunk.ages.size() != rows || chunk.live.size() != rows ||
+			    (scored_ ? chunk.distances.size() != rows : chunk.vectors.size() != rows * dim)) {
 				lists_.ReleaseChunk(chunk);
 				return Status::Corrupt("inverted list chunk has arrays of different lengths");
 			}
@@ -219,8 +221,9 @@ Status IvfStream::ReadRound() {
 				for (std::size_t r = 0; r < rows; ++r) {
 					if (!chunk.live[r] || (filter_ && !filter_(chunk.ids[r], chunk.ages[r])))
 						continue;
-					round_.push_back(
-					    ScoredRow{IndexDistance(metric_, query_.data(), &chunk.vectors[r * dim], dim), chunk.ids[r]});
+					float d = scored_ ? chunk.distances[r]
+					                  : IndexDistance(metric_, query_.data(), &chunk.vectors[r * dim], dim);
+					round_.push_back(ScoredRow{d, chunk.ids[r]});
 					computations_++;
 				}
 			} catch (...) {

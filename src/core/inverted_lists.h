@@ -26,9 +26,12 @@ struct ListChunk {
 	std::size_t index = 0;              // which chunk of the list
 	std::span<const RowId> ids;         // one per row
 	std::span<const std::int64_t> ages; // one per row (microseconds, see the age column)
-	std::span<const float> vectors;     // rows * dim, as stored (normalised for cosine)
+	std::span<const float> vectors;     // rows * dim, as stored (normalised for cosine); empty when scored
 	std::span<const std::uint8_t> live; // 1 = live, 0 = deleted (kept until its chunk is compacted)
-	std::uintptr_t token = 0;           // the implementation's handle (a buffer, a cache entry)
+	// Lists that score their rows themselves (ScoresQuery): one distance per row, IndexDistance(metric, query,
+	// row), for the query given there (any value for rows that are not live). Empty otherwise.
+	std::span<const float> distances;
+	std::uintptr_t token = 0; // the implementation's handle (a buffer, a cache entry)
 
 	std::size_t rows() const { return ids.size(); }
 };
@@ -43,6 +46,16 @@ public:
 	// Every centroid, list_count() * dim() floats, list i at [i * dim, (i + 1) * dim); valid as long as the
 	// lists object (an implementation may read them once and keep them).
 	virtual Status Centroids(std::span<const float> &out) = 0;
+
+	// Score rows while reading them: an implementation that returns true hands out chunks with `distances` set
+	// (IndexDistance(metric, query, row) per row) from then on, and need not copy the vectors out of its pages
+	// (`vectors` may be empty). `query` stays valid as long as the lists are read. The default returns false:
+	// chunks carry vectors and the search scores them.
+	virtual bool ScoresQuery(Metric metric, std::span<const float> query) {
+		(void)metric;
+		(void)query;
+		return false;
+	}
 
 	// A hint that these lists will be read soon (start fetching remote segments). The default does nothing.
 	virtual Status Prefetch(std::span<const ListId> lists) {
@@ -165,6 +178,7 @@ private:
 	std::size_t computations_ = 0;
 	std::size_t returned_ = 0; // rows handed out since Start
 	bool started_ = false;
+	bool scored_ = false; // the lists score rows themselves (ScoresQuery)
 };
 
 } // namespace s5v::ivf

@@ -799,7 +799,10 @@ struct PageColdLists::State {
 	uint64 *ids;
 	int64 *ages;
 	uint8 *live;
-	float *vecs;
+	float *vecs;  // without a query (ScoresQuery not called): the rows' vectors
+	float *dists; // with a query: each row's distance to it, computed from the page (no copy of the vector)
+	const float *query;
+	s5v::Metric metric;
 	BlockNumber heap_nblocks;
 	// Remote parts (offload.h): fetched by Prefetch (one parallel download for the lists of a call: a round, or every
 	// round the stream expects to read, IvfSearchParams::lookahead_rows), or by the list's load when it was not
@@ -863,7 +866,10 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 		s->ids = (uint64 *)palloc(sizeof(uint64) * s->row_cap);
 		s->ages = (int64 *)palloc(sizeof(int64) * s->row_cap);
 		s->live = (uint8 *)palloc(s->row_cap);
-		s->vecs = (float *)palloc(sizeof(float) * dim * s->row_cap);
+		if (s->query != nullptr)
+			s->dists = (float *)palloc(sizeof(float) * s->row_cap);
+		else
+			s->vecs = (float *)palloc(sizeof(float) * dim * s->row_cap);
 	}
 	uint32 id = s->staging ? S5V_STAGING_LIST : list;
 	BlockNumber last_blk;
@@ -891,7 +897,10 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 				    s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
 				    s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
 				    s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
-				    s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+				    if (s->query != nullptr)
+					    s->dists = (float *)repalloc_huge(s->dists, sizeof(float) * s->row_cap);
+				    else
+					    s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
 			    }
 			    bool live = RowMatches(s->filter, age, flags);
 			    if (live)
@@ -901,7 +910,10 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 			        ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
 			    s->ages[i] = age;
 			    s->live[i] = live ? 1 : 0;
-			    memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
+			    if (s->query == nullptr)
+				    memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
+			    else
+				    s->dists[i] = live ? s5v::IndexDistance(s->metric, s->query, vec, dim) : 0.0f;
 		    },
 		    s->staging ? nullptr : &changed);
 		if (!changed)
@@ -944,7 +956,10 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 					s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
 					s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
 					s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
-					s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+					if (s->query != nullptr)
+						s->dists = (float *)repalloc_huge(s->dists, sizeof(float) * s->row_cap);
+					else
+						s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
 				}
 				ItemPointer tid = &parts[p].tids[r];
 				bool live = RowMatches(s->filter, parts[p].ages[r], parts[p].flags[r]);
@@ -955,7 +970,11 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 				    ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
 				s->ages[i] = parts[p].ages[r];
 				s->live[i] = live ? 1 : 0;
-				memcpy(s->vecs + (Size)i * dim, vecs[p] + (Size)r * dim, sizeof(float) * dim);
+				const float *vec = vecs[p] + (Size)r * dim;
+				if (s->query == nullptr)
+					memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
+				else
+					s->dists[i] = live ? s5v::IndexDistance(s->metric, s->query, vec, dim) : 0.0f;
 			}
 			if (s->nchunks + 1 >= s->chunk_cap) {
 				s->chunk_cap *= 2;
@@ -1093,6 +1112,16 @@ Status PageColdLists::ChunkCount(ivf::ListId list, std::size_t &out) {
 	return Status::Ok();
 }
 
+bool PageColdLists::ScoresQuery(s5v::Metric metric, std::span<const float> query) {
+	State *s = state_;
+	if (query.size() != dim_ || (s->query == nullptr && s->chunk_start != nullptr))
+		return false; // rows already loaded with their vectors: keep handing those out
+	s->metric = metric;
+	s->query = query.data();
+	s->loaded = -1; // distances to another query
+	return true;
+}
+
 Status PageColdLists::Prefetch(std::span<const ivf::ListId> lists) {
 	if (!failed_.ok())
 		return failed_;
@@ -1116,7 +1145,10 @@ Status PageColdLists::GetChunk(ivf::ListId list, std::size_t index, ivf::ListChu
 	out.index = index;
 	out.ids = std::span<const RowId>(s->ids + begin, n);
 	out.ages = std::span<const std::int64_t>(s->ages + begin, n);
-	out.vectors = std::span<const float>(s->vecs + (Size)begin * dim_, n * dim_);
+	if (s->query != nullptr)
+		out.distances = std::span<const float>(s->dists + begin, n);
+	else
+		out.vectors = std::span<const float>(s->vecs + (Size)begin * dim_, n * dim_);
 	out.live = std::span<const std::uint8_t>(s->live + begin, n);
 	out.token = 1;
 	return Status::Ok();

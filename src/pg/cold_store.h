@@ -113,7 +113,8 @@ uint32 ColdNearestList(Relation index, const IndexInfoCache &info, const ColdTie
 
 // The cold tier's lists for a scan, as the core's InvertedLists: either the trained lists or the staging list
 // alone (a second stream that a scan reads whole). A list's rows are copied out of its pages (one page locked at a
-// time) when its chunk count is asked for; chunks are views of that copy. Rows that are dead or do not match the
+// time) when its chunk count is asked for; chunks are views of that copy (the rows' distances to the query instead of
+// their vectors once ScoresQuery was called). Rows that are dead or do not match the
 // age filter are handed out with live = 0, and lists whose age range cannot match have no chunks.
 class PageColdLists final : public ivf::InvertedLists {
 public:
@@ -128,6 +129,9 @@ public:
 	std::size_t list_count() const override;
 	std::size_t dim() const override { return dim_; }
 	Status Centroids(std::span<const float> &out) override;
+	// Rows are scored against `query` as they are read from their pages (no copy of the vectors): chunks carry
+	// distances. Only before the first list is read.
+	bool ScoresQuery(s5v::Metric metric, std::span<const float> query) override;
 	// Fetch the remote parts of the lists a round will read, all at once (cache, then one parallel download).
 	Status Prefetch(std::span<const ivf::ListId> lists) override;
 	Status ChunkCount(ivf::ListId list, std::size_t &out) override;

@@ -807,6 +807,73 @@ TEST(IvfStream, ChunkErrorPropagatesAndNothingIsHeld) {
 	}
 }
 
+// Lists that score their rows themselves (ScoresQuery, as the cold tier's page lists do): chunks carry distances
+// and no vectors. `lie` makes one chunk's distances array a row short.
+class ScoringLists final : public ivf::InvertedLists {
+public:
+	ScoringLists(ivf::InMemoryInvertedLists &inner, bool lie = false) : inner_(inner), lie_(lie) {}
+	std::size_t list_count() const override { return inner_.list_count(); }
+	std::size_t dim() const override { return inner_.dim(); }
+	Status Centroids(std::span<const float> &out) override { return inner_.Centroids(out); }
+	bool ScoresQuery(Metric metric, std::span<const float> query) override {
+		metric_ = metric;
+		query_ = query;
+		asked++;
+		return true;
+	}
+	Status ChunkCount(ivf::ListId list, std::size_t &out) override { return inner_.ChunkCount(list, out); }
+	Status GetChunk(ivf::ListId list, std::size_t index, ivf::ListChunk &out) override {
+		S5V_RETURN_IF_ERROR(inner_.GetChunk(list, index, out));
+		dists_.resize(out.rows());
+		for (std::size_t r = 0; r < out.rows(); ++r)
+			dists_[r] = IndexDistance(metric_, query_.data(), &out.vectors[r * dim()], dim());
+		out.vectors = {};
+		out.distances = std::span<const float>(dists_.data(), dists_.size() - (lie_ && !dists_.empty() ? 1 : 0));
+		return Status::Ok();
+	}
+	void ReleaseChunk(ivf::ListChunk &chunk) noexcept override { inner_.ReleaseChunk(chunk); }
+	int asked = 0;
+
+private:
+	ivf::InMemoryInvertedLists &inner_;
+	bool lie_;
+	Metric metric_ = Metric::L2;
+	std::span<const float> query_;
+	std::vector<float> dists_;
+};
+
+TEST(IvfStream, ListsThatScoreThemselvesGiveTheSameRows) {
+	IvfFixture f(16);
+	NeverCancel never;
+	ScoringLists scoring(*f.lists);
+	for (bool bounded : {false, true})
+		for (std::size_t qi = 0; qi < 8; ++qi) {
+			const float *q = &f.data[qi * 41 * f.dim];
+			ivf::IvfSearchParams params{2, 0, true, bounded};
+			ivf::IvfStream plain(*f.lists, Metric::L2, never), scored(scoring, Metric::L2, never);
+			ASSERT_TRUE(plain.Start(q, params).ok());
+			ASSERT_TRUE(scored.Start(q, params).ok());
+			auto want = DrainStream(plain), got = DrainStream(scored);
+			ASSERT_EQ(got.size(), want.size());
+			ASSERT_EQ(got.size(), f.n);
+			for (std::size_t i = 0; i < got.size(); ++i) {
+				EXPECT_EQ(got[i].row, want[i].row);
+				EXPECT_EQ(got[i].distance, want[i].distance);
+			}
+			EXPECT_EQ(f.lists->chunks_held(), 0u);
+		}
+	EXPECT_EQ(scoring.asked, 16);
+	// A chunk whose distances do not match its rows is corruption, not a wrong answer.
+	ScoringLists lying(*f.lists, true);
+	std::vector<float> q(f.dim, 0.1f);
+	ivf::IvfStream s(lying, Metric::L2, never);
+	ASSERT_TRUE(s.Start(q.data(), ivf::IvfSearchParams{f.nlists, 0, true}).ok());
+	ScoredRow r;
+	bool done;
+	EXPECT_EQ(s.Next(r, done).code(), StatusCode::Corrupt);
+	EXPECT_EQ(f.lists->chunks_held(), 0u);
+}
+
 TEST(IvfStream, BadInput) {
 	IvfFixture f(16);
 	NeverCancel never;
