@@ -6,7 +6,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IO::Uncompress::Gunzip qw($GunzipError);
 use Time::HiRes qw(time);
 use S5VTest;
 
@@ -16,33 +15,6 @@ plan skip_all => "Fashion-MNIST not installed at $dir (Debian package dataset-fa
 
 my ($ntrain, $ntest, $dim) = (10000, 50, 784);
 
-# Read the first $n images of an idx3 file: 16-byte header (magic 0x00000803,
-# count, rows, cols, big endian), then rows*cols uint8 per image.
-sub read_images
-{
-	my ($file, $n) = @_;
-	my $z = IO::Uncompress::Gunzip->new($file) or die "gunzip $file: $GunzipError";
-	my $hdr = '';
-	$z->read($hdr, 16) == 16 or die "short header in $file";
-	my ($magic, $count, $rows, $cols) = unpack('N4', $hdr);
-	die "bad idx3 magic in $file" unless $magic == 0x803 && $rows * $cols == $dim;
-	die "$file has only $count images" if $count < $n;
-	my @images;
-	for (1 .. $n)
-	{
-		my $buf = '';
-		my $got = 0;
-		while ($got < $dim)
-		{
-			my $r = $z->read($buf, $dim - $got, $got);
-			die "short read in $file" unless $r;
-			$got += $r;
-		}
-		push @images, '[' . join(',', unpack('C*', $buf)) . ']';
-	}
-	$z->close;
-	return \@images;
-}
 
 my $node = PostgreSQL::Test::Cluster->new('fmnist');
 $node->init;
@@ -53,8 +25,8 @@ max_wal_size = '1GB'
 });
 $node->start;
 
-my $train = read_images("$dir/train-images-idx3-ubyte.gz", $ntrain);
-my $test = read_images("$dir/t10k-images-idx3-ubyte.gz", $ntest);
+my $train = read_idx_images("$dir/train-images-idx3-ubyte.gz", $ntrain, $dim);
+my $test = read_idx_images("$dir/t10k-images-idx3-ubyte.gz", $ntest, $dim);
 
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 open(my $fh, '>', "$tmp/train.tsv") or die;

@@ -10,7 +10,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IO::Uncompress::Gunzip qw($GunzipError);
 use POSIX qw(strftime);
 use Time::HiRes qw(time);
 use S5VTest;
@@ -22,33 +21,6 @@ plan skip_all => "Fashion-MNIST not installed at $dir (Debian package dataset-fa
 my ($ntrain, $ntest, $dim) = (60000, 100, 784);
 my ($hours, $hot_hours) = (1000, 200);
 
-# Read the first $n images of an idx3 file: 16-byte header (magic 0x00000803,
-# count, rows, cols, big endian), then rows*cols uint8 per image.
-sub read_images
-{
-	my ($file, $n) = @_;
-	my $z = IO::Uncompress::Gunzip->new($file) or die "gunzip $file: $GunzipError";
-	my $hdr = '';
-	$z->read($hdr, 16) == 16 or die "short header in $file";
-	my ($magic, $count, $rows, $cols) = unpack('N4', $hdr);
-	die "bad idx3 magic in $file" unless $magic == 0x803 && $rows * $cols == $dim;
-	die "$file has only $count images" if $count < $n;
-	my @images;
-	for (1 .. $n)
-	{
-		my $buf = '';
-		my $got = 0;
-		while ($got < $dim)
-		{
-			my $r = $z->read($buf, $dim - $got, $got);
-			die "short read in $file" unless $r;
-			$got += $r;
-		}
-		push @images, '[' . join(',', unpack('C*', $buf)) . ']';
-	}
-	$z->close;
-	return \@images;
-}
 
 my $t_start = time;
 my $node = PostgreSQL::Test::Cluster->new('mixed');
@@ -61,8 +33,8 @@ max_wal_size = '2GB'
 });
 $node->start;
 
-my $train = read_images("$dir/train-images-idx3-ubyte.gz", $ntrain);
-my $test = read_images("$dir/t10k-images-idx3-ubyte.gz", $ntest);
+my $train = read_idx_images("$dir/train-images-idx3-ubyte.gz", $ntrain, $dim);
+my $test = read_idx_images("$dir/t10k-images-idx3-ubyte.gz", $ntest, $dim);
 
 # Ages relative to the time the file is written: the build (a few seconds later) sees the same split, since no
 # row is within a minute of the 200-hour boundary (ages are whole hours).

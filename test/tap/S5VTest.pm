@@ -5,10 +5,11 @@ use strict;
 use warnings;
 use Exporter 'import';
 use Test::More;
+use IO::Uncompress::Gunzip qw($GunzipError);
 
 our @EXPORT = qw(vec_sql rand_vec_literal lcg_new verify_all_ok index_sweep_count
   recall_at_k ids_of knn_ids uses_index sqlstate_of poke_file peek_file relation_files
-  s5_node_start s5_node_stop);
+  s5_node_start s5_node_stop read_idx_images);
 
 # SQL expression for a deterministic pseudo-random vector of $dim components in
 # [-10, 10), keyed by the SQL expression $key (e.g. a generate_series variable).
@@ -214,6 +215,35 @@ sub s5_node_stop
 	return unless $node->{handle};
 	eval { $node->{handle}->signal('TERM'); $node->{handle}->finish; };
 	delete $node->{handle};
+}
+
+
+# The first $n images of a gzipped idx3 file (Fashion-MNIST) as vector literals '[p0,...]': a 16-byte header
+# (magic 0x00000803, count, rows, cols, big endian), then rows*cols uint8 per image; rows*cols must be $dim.
+sub read_idx_images
+{
+	my ($file, $n, $dim) = @_;
+	my $z = IO::Uncompress::Gunzip->new($file) or die "gunzip $file: $GunzipError";
+	my $hdr = '';
+	$z->read($hdr, 16) == 16 or die "short header in $file";
+	my ($magic, $count, $rows, $cols) = unpack('N4', $hdr);
+	die "bad idx3 magic in $file" unless $magic == 0x803 && $rows * $cols == $dim;
+	die "$file has only $count images" if $count < $n;
+	my @images;
+	for (1 .. $n)
+	{
+		my $buf = '';
+		my $got = 0;
+		while ($got < $dim)
+		{
+			my $r = $z->read($buf, $dim - $got, $got);
+			die "short read in $file" unless $r;
+			$got += $r;
+		}
+		push @images, '[' . join(',', unpack('C*', $buf)) . ']';
+	}
+	$z->close;
+	return \@images;
 }
 
 1;
