@@ -12,6 +12,7 @@ extern "C" {
 #include "access/generic_xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
 #include "storage/indexfsm.h"
@@ -234,9 +235,70 @@ void CollectOutLinks(Relation index, uint32 dim, const DeletedSet &deleted, Buff
 	}
 }
 
+// The slots of the hot pages FindBrokenLinks read, as a dense numbering (base[blk] + off - 1), with one bit for
+// the live elements it saw and one for those the reachability pass reaches. A few bits a slot and 4 bytes a block.
+struct LiveMap {
+	BlockNumber nblocks; // blocks the pass covered; later pages hold only newer elements
+	uint32 *base;        // nblocks + 1 entries
+	uint8 *live;
+	uint8 *reached;
+	Size live_bytes; // allocated size of live
+	int64 slots;
+	int64 nlive;
+};
+
+void LiveMapInit(LiveMap *m, BlockNumber nblocks) {
+	m->nblocks = nblocks;
+	m->base = (uint32 *)palloc_extended(sizeof(uint32) * ((Size)nblocks + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	m->slots = 0;
+	m->nlive = 0;
+	m->live_bytes = 1024;
+	m->live = (uint8 *)palloc0(m->live_bytes);
+	m->reached = nullptr;
+}
+
+// Called for each hot page in block order with its line pointer count: fills base[] up to blk.
+void LiveMapPage(LiveMap *m, BlockNumber blk, OffsetNumber maxoff, BlockNumber *filled) {
+	for (BlockNumber b = *filled; b <= blk && b < m->nblocks; b++)
+		m->base[b] = (uint32)m->slots;
+	*filled = blk + 1;
+	Size need = (Size)(m->slots + maxoff + 7) / 8;
+	if (need > m->live_bytes) {
+		Size size = need * 2;
+		m->live = (uint8 *)repalloc_huge(m->live, size);
+		memset(m->live + m->live_bytes, 0, size - m->live_bytes);
+		m->live_bytes = size;
+	}
+	m->slots += maxoff;
+}
+
+void LiveMapFinish(LiveMap *m, BlockNumber filled) {
+	for (BlockNumber b = filled; b <= m->nblocks; b++)
+		m->base[b] = (uint32)m->slots;
+	m->reached = (uint8 *)palloc_extended((Size)(m->slots + 8) / 8, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+}
+
+// The dense slot of `id`, or -1 when the pass did not cover it (a page added since, or an offset past the page's
+// line pointers then).
+int64 LiveMapSlot(const LiveMap *m, uint64 id) {
+	BlockNumber blk = NodeBlock(id);
+	OffsetNumber off = NodeOffset(id);
+	if (blk >= m->nblocks || off < FirstOffsetNumber)
+		return -1;
+	int64 slot = (int64)m->base[blk] + off - 1;
+	return slot < (int64)m->base[blk + 1] ? slot : -1;
+}
+
+inline bool BitGet(const uint8 *bits, int64 i) {
+	return (bits[i >> 3] >> (i & 7)) & 1;
+}
+inline void BitSet(uint8 *bits, int64 i) {
+	bits[i >> 3] |= (uint8)(1 << (i & 7));
+}
+
 // Live elements that link to a deleted one, with their levels; and the live element of highest level.
 void FindBrokenLinks(Relation index, uint32 dim, const DeletedSet &deleted, Watch *watch, BufferAccessStrategy strategy,
-                     uint64 **out, int **levels, int64 *nout, uint64 *best_entry, int *best_level) {
+                     uint64 **out, int **levels, int64 *nout, uint64 *best_entry, int *best_level, LiveMap *map) {
 	int64 cap = 1024;
 	*out = (uint64 *)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
 	*levels = (int *)palloc_extended(sizeof(int) * cap, MCXT_ALLOC_HUGE);
@@ -245,15 +307,24 @@ void FindBrokenLinks(Relation index, uint32 dim, const DeletedSet &deleted, Watc
 	S5vPageIter it;
 	PageIterBegin(&it, index, S5V_PAGE_MASK(S5V_PAGE_HOT), BUFFER_LOCK_SHARE, strategy, S5V_PAGE_ITER_VACUUM_DELAY);
 	BlockNumber known = it.nblocks; // for checking TIDs (may grow), not the loop bound
+	LiveMapInit(map, it.nblocks);
+	BlockNumber filled = 0;
 	while (PageIterNext(&it)) {
 		BlockNumber blk = it.blkno;
 		Buffer buf = it.buf;
 		Page page = it.page;
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		if (blk < map->nblocks)
+			LiveMapPage(map, blk, maxoff, &filled);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
 			S5vElementTuple etup = GetElement(index, page, blk, off, dim);
 			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED))
 				continue;
+			int64 slot = LiveMapSlot(map, NodeIdFromTid(blk, off));
+			if (slot >= 0) {
+				BitSet(map->live, slot);
+				map->nlive++;
+			}
 			if (etup->level > *best_level) {
 				*best_level = etup->level;
 				*best_entry = NodeIdFromTid(blk, off);
@@ -293,6 +364,115 @@ void FindBrokenLinks(Relation index, uint32 dim, const DeletedSet &deleted, Watc
 		}
 	}
 	PageIterEnd(&it);
+	LiveMapFinish(map, filled);
+}
+
+// The live elements that only deleted ones connect to the rest: a pass from the entry point that walks through live
+// elements only (the graph as it will be once the deleted elements are removed). Fills *out with the elements
+// FindBrokenLinks saw live that the pass did not reach. Elements added since are walked through (a small hash set
+// marks them) but never reported. Returns false, having checked nothing, when the pass's queue (8 bytes an element)
+// would pass `budget` bytes.
+bool FindLiveOnlyUnreachable(Relation index, uint32 dim, const DeletedSet &deleted, LiveMap *map, uint64 entry,
+                             BufferAccessStrategy strategy, Size budget, uint64 **out, int16 **out_levels,
+                             int64 *nout) {
+	*nout = 0;
+	memset(map->reached, 0, (Size)(map->slots + 8) / 8);
+	HASHCTL ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(uint64);
+	ctl.hcxt = CurrentMemoryContext;
+	HTAB *newer = hash_create("s5vector vacuum reach", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	Size cap = 1024, n = 0;
+	uint64 *stack = (uint64 *)palloc(sizeof(uint64) * cap);
+	bool ok = true;
+	BlockNumber known = RelationGetNumberOfBlocks(index);
+	// Marks `id` reached; true when it was not yet.
+	auto mark = [&](uint64 id) -> bool {
+		int64 slot = LiveMapSlot(map, id);
+		if (slot >= 0) {
+			if (BitGet(map->reached, slot))
+				return false;
+			BitSet(map->reached, slot);
+			return true;
+		}
+		bool found;
+		hash_search(newer, &id, HASH_ENTER, &found);
+		return !found;
+	};
+	CheckIndexBlock(index, NodeBlock(entry), &known, "the entry point");
+	mark(entry);
+	stack[n++] = entry;
+	while (n > 0) {
+		vacuum_delay_point();
+		uint64 id = stack[--n];
+		BlockNumber blk = NodeBlock(id);
+		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		CheckPage(index, page, blk);
+		S5vElementTuple etup = GetElement(index, page, blk, NodeOffset(id), dim);
+		if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED)) {
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known, "a neighbour-list TID");
+		Buffer nbuf;
+		S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
+		for (int k = 0; ntup != nullptr && k < ntup->count; k++) {
+			ItemPointer t = &ntup->tids[k];
+			if (!ItemPointerIsValid(t))
+				continue;
+			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(t), &known, "a neighbour TID");
+			uint64 target = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+			if (IsDeletedId(deleted, target) || !mark(target))
+				continue;
+			if (n == cap) {
+				if (sizeof(uint64) * cap * 2 > budget) {
+					ok = false;
+					break;
+				}
+				cap *= 2;
+				stack = (uint64 *)repalloc_huge(stack, sizeof(uint64) * cap);
+			}
+			stack[n++] = target;
+		}
+		ReleaseNeighborPage(buf, nbuf);
+		UnlockReleaseBuffer(buf);
+		if (!ok)
+			break;
+	}
+	pfree(stack);
+	hash_destroy(newer);
+	if (!ok)
+		return false;
+	int64 ncap = 64;
+	*out = (uint64 *)palloc(sizeof(uint64) * ncap);
+	*out_levels = (int16 *)palloc(sizeof(int16) * ncap);
+	for (BlockNumber b = 0; b < map->nblocks; b++)
+		for (int64 slot = map->base[b]; slot < (int64)map->base[b + 1]; slot++) {
+			if (!BitGet(map->live, slot) || BitGet(map->reached, slot))
+				continue;
+			// Its level, for the relink (and whether it is still the live element the map saw).
+			OffsetNumber off = (OffsetNumber)(slot - map->base[b] + 1);
+			Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, b, RBM_NORMAL, strategy);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			Page page = BufferGetPage(buf);
+			CheckPage(index, page, b);
+			S5vElementTuple etup = GetElement(index, page, b, off, dim);
+			int level = etup != nullptr && !(etup->flags & S5V_ELEMENT_DELETED) ? etup->level : -1;
+			UnlockReleaseBuffer(buf);
+			if (level < 0)
+				continue;
+			if (*nout == ncap) {
+				ncap *= 2;
+				*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * ncap);
+				*out_levels = (int16 *)repalloc_huge(*out_levels, sizeof(int16) * ncap);
+			}
+			(*out_levels)[*nout] = (int16)level;
+			(*out)[(*nout)++] = NodeIdFromTid(b, off);
+		}
+	return true;
 }
 
 // Remove the tuples at `offs` from page `blk` (one WAL record, with the metapage's pending-deletion counter), and
@@ -527,8 +707,9 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		int64 nbroken = 0;
 		uint64 best_entry;
 		int best_level;
+		LiveMap map;
 		FindBrokenLinks(index, ic.dimensions, deleted, &watch, info->strategy, &broken, &levels, &nbroken, &best_entry,
-		                &best_level);
+		                &best_level, &map);
 
 		// The entry point must be live before anything searches from it.
 		ReplaceDeletedEntryPoint(index, ic, deleted, best_entry, best_level);
@@ -620,11 +801,74 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 			}
 			return Status::Ok();
 		});
-		RemoveDeleted(index, ic.dimensions, info->strategy);
+		// The in-link counts above miss what they cannot see: a live element whose live in-links come only from
+		// elements that are themselves reachable only through deleted ones, an in-link a repair dropped, a relink
+		// that found no room, or the work of an earlier VACUUM cancelled between its repairs and its relinks.
+		// So before anything is removed, a pass from the entry point over live elements only checks what the
+		// graph will be; those it does not reach are relinked (a few rounds), and if some stay unreachable the
+		// deleted elements are kept (searches still pass through them) for the next VACUUM to try again.
+		int64 unreached = 0, reconnected = 0;
+		bool checked = true;
+		instr_time check_start, check_time;
+		INSTR_TIME_SET_CURRENT(check_start);
+		const Size reach_budget = (Size)maintenance_work_mem * 1024 / 4;
+		for (int round = 0; round < 3; round++) {
+			ReadMetaPage(index, &meta);
+			if (meta.entry_blkno == InvalidBlockNumber)
+				break;
+			entry = NodeIdFromTid(meta.entry_blkno, meta.entry_offno);
+			uint64 *lost = nullptr;
+			int16 *lost_levels = nullptr;
+			int64 nlost = 0;
+			if (!FindLiveOnlyUnreachable(index, ic.dimensions, deleted, &map, entry, info->strategy, reach_budget,
+			                             &lost, &lost_levels, &nlost)) {
+				checked = false;
+				break;
+			}
+			unreached = nlost;
+			if (nlost == 0 || round == 2)
+				break;
+			Guarded([&]() -> Status {
+				PageGraphStore store(index, ic);
+				store.EnableVectorCache(RepairVectorCacheBytes());
+				InterruptToken cancel;
+				std::vector<float> vec;
+				for (int64 k = 0; k < nlost; k++) {
+					store.ResetVectorCache();
+					Status st;
+					S5V_PG_CALL(st, vacuum_delay_point());
+					S5V_RETURN_IF_ERROR(st);
+					if (cancel.cancelled())
+						return Status::Cancelled();
+					S5V_RETURN_IF_ERROR(store.Vector(lost[k], vec));
+					S5V_RETURN_IF_ERROR(
+					    hnsw::Relink(store, lost[k], lost_levels[k], vec.data(), ic.dimensions, params, cancel));
+					reconnected++;
+				}
+				return Status::Ok();
+			});
+			pfree(lost);
+			pfree(lost_levels);
+		}
+		INSTR_TIME_SET_CURRENT(check_time);
+		INSTR_TIME_SUBTRACT(check_time, check_start);
+		if (!checked)
+			ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\" skips the reachability check (maintenance_work_mem)",
+			                        RelationGetRelationName(index))));
+		if (unreached > 0) {
+			ereport(LOG, (errmsg("s5vector: VACUUM of \"%s\" keeps its %lld deleted elements for now: %lld live "
+			                     "elements are reachable only through them",
+			                     RelationGetRelationName(index), (long long)nids, (long long)unreached),
+			              errhint("The next VACUUM tries again.")));
+		} else {
+			RemoveDeleted(index, ic.dimensions, info->strategy);
+		}
 		ereport(DEBUG1, (errmsg("s5vector: VACUUM of \"%s\": %lld elements removed, %lld repaired (%lld by dropping "
-		                        "the deleted links, %lld with a search), %lld relinked",
-		                        RelationGetRelationName(index), (long long)nids, (long long)nbroken, (long long)dropped,
-		                        (long long)searched, (long long)relinked)));
+		                        "the deleted links, %lld with a search), %lld relinked, %lld reconnected after the "
+		                        "reachability check (%.1f ms)",
+		                        RelationGetRelationName(index), unreached > 0 ? 0LL : (long long)nids,
+		                        (long long)nbroken, (long long)dropped, (long long)searched, (long long)relinked,
+		                        (long long)reconnected, INSTR_TIME_GET_MILLISEC(check_time))));
 	}
 	UnlockHotRemoval(index);
 	stats->tuples_removed += removed;
