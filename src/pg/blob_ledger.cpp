@@ -56,6 +56,7 @@ extern "C" {
 }
 
 #include "pg/blob_ledger.h"
+#include "pg/build_journal.h"
 #include "pg/cold_pages.h"
 #include "pg/cold_store.h"
 #include "pg/guard.h"
@@ -587,10 +588,13 @@ int64 CollectDroppedBlobs(int64 max_blobs) {
 	if (RecoveryInProgress())
 		ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot collect blobs during recovery"),
 		                errhint("A standby never deletes blobs; run s5vector_gc_dropped on the primary.")));
-	Oid ledger = LedgerRelid();
-	if (!OidIsValid(ledger))
-		return 0;
 	TimestampTz cutoff = GetCurrentTimestamp() - (TimestampTz)s5v_gc_grace_s * USECS_PER_SEC;
+	// First the uploads of builds that left no index (build_journal.h): nothing else records them.
+	int64 from_journals = CollectBuildJournals(max_blobs, cutoff);
+	max_blobs -= from_journals;
+	Oid ledger = LedgerRelid();
+	if (!OidIsValid(ledger) || max_blobs <= 0)
+		return from_journals;
 	MemoryContext cxt =
 	    AllocSetContextCreate(CurrentMemoryContext, "s5vector ledger collection", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -676,7 +680,7 @@ int64 CollectDroppedBlobs(int64 max_blobs) {
 	RestoreUser(&as);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
-	return deleted;
+	return deleted + from_journals;
 }
 
 } // namespace s5v::pg

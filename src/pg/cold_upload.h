@@ -4,8 +4,9 @@
 // near-equal size (at most one part page's rows each, RowsPerPart), each part encoded, encrypted and uploaded
 // (EncodeAndUploadSegment, no lock held) and only its part page (TIDs, ages, flags, CID) written to the index. Every
 // cold row goes up: a list's last part may be small (compaction merges small parts later). No upload intent is
-// logged: an aborted build drops the index and its queue with it, and the blobs it uploaded are orphans on the node
-// (docs/s5.md says what that costs). Plain PostgreSQL code (may ereport). Include after the PostgreSQL headers.
+// logged in the index (an aborted build drops the index and its queue with it): each blob goes to the build journal
+// (build_journal.h) before its upload, from which s5vector_gc_dropped collects the uploads of builds that did not
+// commit. Plain PostgreSQL code (may ereport). Include after the PostgreSQL headers.
 #pragma once
 
 #include "pg/cold_store.h"

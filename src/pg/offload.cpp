@@ -34,6 +34,7 @@ extern "C" {
 }
 
 #include "pg/open_index.h"
+#include "pg/build_journal.h"
 #include "pg/cold_store.h"
 #include "pg/guard.h"
 #include "pg/gucs.h"
@@ -470,12 +471,17 @@ void EncodeAndUploadSegment(Relation index, const IndexInfoCache &info, const S5
 		*blob = ecid.encrypted;
 		s5::S5Client *client = nullptr;
 		S5V_RETURN_IF_ERROR(S5ClientForSettings(&client));
-		// 3. The intent, durable before the upload (none inside CREATE INDEX: qblk NULL, cold_upload.h).
+		// 3. The intent, durable before the upload (inside CREATE INDEX, qblk NULL: the build journal instead).
 		if (qblk != nullptr) {
 			Status st;
 			s5::BlobId b = ecid.encrypted;
 			S5V_PG_CALL(st, LockColdWrite(index); *qblk = QueueBlob(index, b, S5V_GC_PENDING, queue_room);
 			            UnlockColdWrite(index));
+			S5V_RETURN_IF_ERROR(st);
+		} else {
+			// Inside CREATE INDEX: the build journal records it, durable before the upload (build_journal.h).
+			Status st;
+			S5V_PG_CALL(st, BuildJournalRecord(index, ecid.encrypted.hash.data(), ecid.encrypted.size));
 			S5V_RETURN_IF_ERROR(st);
 		}
 		// 4. Upload; Upload checks the node's CID against ours (Corrupt otherwise).

@@ -65,8 +65,9 @@ void AbandonPending(Relation index, BlockNumber qblk, const s5::BlobId &blob);
 // Steps 2-4 of an offload for one segment of `rows` rows (tids, rows * dim vecs) of list `list`: encode, encrypt
 // with a fresh key, log the intent (QueueBlob PENDING with `queue_room`, durable), upload and check the node's CID.
 // No lock held by the caller. Fills the encrypted CID bytes, the blob and the intent's queue page. Raises on
-// failure (the intent then stays queued: an orphan for GC). With qblk NULL no intent is logged: CREATE INDEX's
-// direct upload (cold_upload.h), whose index and queue vanish with the build's transaction if it aborts.
+// failure (the intent then stays queued: an orphan for GC). With qblk NULL no intent is logged in the index: CREATE
+// INDEX's direct upload (cold_upload.h), whose index and queue vanish with the build's transaction if it aborts;
+// the blob goes to the build journal instead (build_journal.h).
 void EncodeAndUploadSegment(Relation index, const IndexInfoCache &info, const S5vMetaPageData &meta, uint32 list,
                             uint32 segment_no, uint32 rows, const ItemPointerData *tids, const float *vecs,
                             uint32 queue_room, uint8 *cid_out, uint16 *cid_len, s5::BlobId *blob, BlockNumber *qblk);

@@ -2,8 +2,9 @@
 # build leaves only part pages locally (every row remote, answers with probes = every list equal the exact answer,
 # verify clean, at most 24 bytes of index a row, a standby answering from the same blobs), inserts, offload, VACUUM and compaction work on such an index; the
 # progress view shows "uploading segments"; a dead node fails the build with 08006 and leaves no index; kill -9
-# during the build's upload leaves no index after recovery (its blobs are orphans on the node); part pages of an
-# older format or with impossible fields give XX002.
+# during the build's upload leaves no index after recovery; the build journal lets s5vector_gc_dropped collect the
+# uploads of killed, failed, cancelled, rolled-back and refused builds after gc_grace and never a running or committed
+# build's; part pages of an older format or with impossible fields give XX002.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -26,6 +27,7 @@ s5vector.s5_timeout = '5s'
 s5vector.s5_connect_timeout = '2s'
 shared_preload_libraries = 's5vector'
 s5vector.worker_enabled = off
+max_prepared_transactions = 2
 });
 $node->start;
 $node->backup('bk');
@@ -67,7 +69,17 @@ INSERT INTO t SELECT i, @{[ vec_sql('i', $dim) ]}, '2026-01-01'::timestamptz - i
   FROM generate_series(1, 6000) i;
 });
 my $blobs0 = blobs_on_node();
+# The build journal (docs/s5.md "CREATE INDEX with S5"): a file per build that uploads, kept when it does not commit.
+my $jdir = $node->data_dir . '/s5vector_build_journal';
+sub journal_files
+{
+	opendir(my $dh, $jdir) or return ();
+	my @f = sort grep { /\.journal$/ } readdir $dh;
+	closedir $dh;
+	return @f;
+}
 $node->safe_psql('postgres', "CREATE INDEX t_idx ON t USING s5vector (v, ts) WITH (hot_window = '0', lists = 8)");
+is(scalar(journal_files()), 0, 'a committed build leaves no journal');
 my ($cold, $remote, $segs, $rbytes) = split /\|/, $node->safe_psql('postgres',
 	"SELECT cold_rows, cold_remote_rows, segments, remote_bytes FROM s5vector_index_stats('t_idx')");
 is($cold, 6000, 'pure cold build: 6000 cold rows');
@@ -149,6 +161,7 @@ for my $mode ('error', 'warning')
 	is($code, '08006', "a build against a dead node fails with 08006 (on_s5_error = $mode)");
 	is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'd_idx'"), '0', '... and leaves no index');
 }
+is(scalar(journal_files()), 2, 'each failed build left its journal (the blob it was about to upload)');
 
 # kill -9 during the build's upload (a slow node): after recovery there is no index; its blobs stay on the node as
 # orphans (no index references or queues them).
@@ -181,9 +194,100 @@ $node->start;
 is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'k_idx'"), '0',
 	'kill -9 during the build: no index after recovery');
 my $orphans = blobs_on_node() - $blobs1;
-cmp_ok($orphans, '>', 0, "the killed build's $orphans blobs are orphans on the node (documented)");
+cmp_ok($orphans, '>', 0, "the killed build's $orphans blobs are orphans on the node");
 is(answers('index'), answers('exact'), 't_idx still answers exactly after the crash');
 verify_all_ok($node, 't_idx', 'verify of t_idx after the crash');
+
+# Collection of the journals: nothing before gc_grace; then every orphan of the killed and the failed builds.
+is(scalar(journal_files()), 3, 'the killed build left its journal too');
+is($node->safe_psql('postgres', "SELECT s5vector_gc_dropped()"), '0', 'within gc_grace nothing is collected');
+is(scalar(journal_files()), 3, '... and the journals stay');
+is($node->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()"), $orphans,
+	"gc_dropped deletes the killed build's $orphans orphans (the failed builds' blobs never reached the node)");
+is(blobs_on_node(), $blobs1, 'the node holds what it held before the killed build');
+is(scalar(journal_files()), 0, 'the collected journals are removed');
+verify_all_ok($node, 't_idx', 'verify of t_idx after the collection (every referenced blob is still there)');
+
+# A build running in the background (the slow node) and a collection at the same time.
+sub start_build
+{
+	my ($sql) = @_;
+	my $h = $node->background_psql('postgres', on_error_stop => 0);
+	$h->query_until(qr/building/, "\\echo building\n$sql\n");
+	my $before = blobs_on_node();
+	my $ph = '';
+	for (1 .. 600)
+	{
+		$ph = $node->safe_psql('postgres', "SELECT phase FROM pg_stat_progress_create_index");
+		last if $ph =~ /uploading segments/;
+		select(undef, undef, undef, 0.05);
+	}
+	for (1 .. 200) { last if blobs_on_node() > $before && journal_files() > 0; select(undef, undef, undef, 0.05); }
+	return $h;
+}
+sub wait_build_gone
+{
+	for (1 .. 1200)
+	{
+		last if $node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_progress_create_index") eq '0';
+		select(undef, undef, undef, 0.05);
+	}
+}
+my $blobs2 = blobs_on_node();
+my $bg2 = start_build("CREATE INDEX live_idx ON t USING s5vector (v) WITH (hot_window = '0', lists = 8);");
+cmp_ok(blobs_on_node(), '>', $blobs2, 'a build is uploading');
+my ($jfile) = journal_files();
+ok(defined $jfile, "the running build has its journal ($jfile)");
+my $jcopy = slurp_file("$jdir/$jfile");
+is($node->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()"), '0',
+	'a collection while a build uploads deletes none of its blobs');
+$bg2->quit;
+wait_build_gone();
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'live_idx'"), '1', 'the build committed');
+is(scalar(journal_files()), 0, '... and removed its journal');
+verify_all_ok($node, 'live_idx', 'verify of the index built during a collection (every blob is there)');
+# A journal of a committed build (as a crash right after the commit would leave it) is dropped, its blobs kept.
+PostgreSQL::Test::Utils::append_to_file("$jdir/$jfile", $jcopy);
+is($node->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()"), '0',
+	'the journal of a committed build: nothing deleted');
+is(scalar(journal_files()), 0, '... and the journal is removed');
+verify_all_ok($node, 'live_idx', 'verify of live_idx after that collection');
+$node->safe_psql('postgres', 'DROP INDEX live_idx');
+$node->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()");
+is(blobs_on_node(), $blobs2, 'dropped and collected: the node is back to where it was');
+
+# A cancelled build, a build rolled back to a savepoint under a committed transaction, a build refused at PREPARE:
+# their uploads are collected.
+my $bg3 = start_build("CREATE INDEX c_idx ON t USING s5vector (v) WITH (hot_window = '0', lists = 8);");
+cmp_ok(blobs_on_node(), '>', $blobs2, 'the build to cancel has uploaded blobs');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index");
+$bg3->quit;
+wait_build_gone();
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'c_idx'"), '0', 'cancelled: no index');
+is(scalar(journal_files()), 1, '... and its journal stays');
+s5_node_stop($s5);
+$s5 = s5_node_start($nodedir);
+$node->safe_psql('postgres', "ALTER SYSTEM SET s5vector.s5_url = '$s5->{url}'; SELECT pg_reload_conf();");
+$node->safe_psql('postgres', qq{
+BEGIN;
+SAVEPOINT s;
+CREATE INDEX sp_idx ON t USING s5vector (v) WITH (hot_window = '0', lists = 8);
+ROLLBACK TO s;
+COMMIT;
+});
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'sp_idx'"), '0',
+	'rolled back to a savepoint: no index');
+is(scalar(journal_files()), 2, '... and its journal stays although the transaction committed');
+my ($pcode, $perr) = state_of("BEGIN; CREATE INDEX p_idx ON t USING s5vector (v) WITH (hot_window = '0', lists = 8); "
+	  . "PREPARE TRANSACTION 'p'");
+is($pcode, '0A000', 'PREPARE TRANSACTION after a build that uploaded: 0A000');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_prepared_xacts"), '0', '... nothing prepared');
+is(scalar(journal_files()), 3, '... and its journal stays');
+cmp_ok(blobs_on_node(), '>', $blobs2, 'the three builds left blobs');
+$node->safe_psql('postgres', "SET s5vector.gc_grace = 0; SELECT s5vector_gc_dropped()");
+is(blobs_on_node(), $blobs2, 'collected: the node is back to where it was');
+is(scalar(journal_files()), 0, 'no journal left');
+verify_all_ok($node, 't_idx', 'verify of t_idx at the end');
 
 # Part pages of an older format, or with impossible fields: XX002 naming the block, with a REINDEX hint.
 s5_node_stop($s5);
