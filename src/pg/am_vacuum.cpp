@@ -185,6 +185,25 @@ void WatchInit(Watch *w, int64 cap) {
 	w->truncated = false;
 }
 
+// fn(target) for each out-link of element `etup` (on block `blk`, held in `buf`), every level, in list order; its
+// neighbour tuple may lie on another page (read and released here). `known` bounds the neighbour-list TID (re-read
+// when a TID names a block past it). Stops early when fn returns false.
+template <class F>
+void ForEachOutLink(Relation index, Buffer buf, BlockNumber blk, S5vElementTuple etup, BufferAccessStrategy strategy,
+                    BlockNumber *known, F &&fn) {
+	CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), known, "a neighbour-list TID");
+	Buffer nbuf;
+	S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
+	for (int k = 0; ntup != nullptr && k < ntup->count; k++) {
+		ItemPointer t = &ntup->tids[k];
+		if (!ItemPointerIsValid(t))
+			continue;
+		if (!fn(NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t))))
+			break;
+	}
+	ReleaseNeighborPage(buf, nbuf);
+}
+
 // The out-links of the deleted elements `ids` (their targets lose an in-link when the elements go) go into the
 // watch table, except targets that are deleted themselves.
 // Not a pass over the index, so not through the page iterator: it reads only the blocks of `ids` (in block order,
@@ -206,21 +225,13 @@ void CollectOutLinks(Relation index, uint32 dim, const DeletedSet &deleted, Buff
 			S5vElementTuple etup = GetElement(index, page, blk, NodeOffset(ids[i]), dim);
 			if (etup == nullptr)
 				continue;
-			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known,
-			                "a neighbour-list TID");
-			Buffer nbuf;
-			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
-			for (int k = 0; ntup != nullptr && k < ntup->count; k++) {
-				ItemPointer t = &ntup->tids[k];
-				if (!ItemPointerIsValid(t))
-					continue;
-				uint64 target = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+			ForEachOutLink(index, buf, blk, etup, strategy, &known, [&](uint64 target) {
 				if (IsDeletedId(deleted, target))
-					continue;
+					return true;
 				if (hash_get_num_entries(watch->table) >= watch->cap) {
 					if (hash_search(watch->table, &target, HASH_FIND, nullptr) == nullptr)
 						watch->truncated = true;
-					continue;
+					return true;
 				}
 				bool found;
 				WatchEntry *e = (WatchEntry *)hash_search(watch->table, &target, HASH_ENTER, &found);
@@ -228,8 +239,8 @@ void CollectOutLinks(Relation index, uint32 dim, const DeletedSet &deleted, Buff
 					e->in_links = 0;
 					e->level = -1;
 				}
-			}
-			ReleaseNeighborPage(buf, nbuf);
+				return true;
+			});
 		}
 		UnlockReleaseBuffer(buf);
 	}
@@ -333,16 +344,8 @@ void FindBrokenLinks(Relation index, uint32 dim, const DeletedSet &deleted, Watc
 			WatchEntry *we = (WatchEntry *)hash_search(watch->table, &self, HASH_FIND, nullptr);
 			if (we != nullptr)
 				we->level = (int16)etup->level;
-			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known,
-			                "a neighbour-list TID");
-			Buffer nbuf;
-			S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
 			bool broken = false;
-			for (int s = 0; ntup != nullptr && s < ntup->count; s++) {
-				ItemPointer t = &ntup->tids[s];
-				if (!ItemPointerIsValid(t))
-					continue;
-				uint64 target = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+			ForEachOutLink(index, buf, blk, etup, strategy, &known, [&](uint64 target) {
 				if (IsDeletedId(deleted, target)) {
 					broken = true;
 				} else {
@@ -350,8 +353,8 @@ void FindBrokenLinks(Relation index, uint32 dim, const DeletedSet &deleted, Watc
 					if (te != nullptr)
 						te->in_links++;
 				}
-			}
-			ReleaseNeighborPage(buf, nbuf);
+				return true;
+			});
 			if (broken) {
 				if (*nout == cap) {
 					cap *= 2;
@@ -416,28 +419,21 @@ bool FindLiveOnlyUnreachable(Relation index, uint32 dim, const DeletedSet &delet
 			UnlockReleaseBuffer(buf);
 			continue;
 		}
-		CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(&etup->neighbortid), &known, "a neighbour-list TID");
-		Buffer nbuf;
-		S5vNeighborTuple ntup = NeighborTupleOf(index, buf, blk, etup, strategy, &nbuf, false);
-		for (int k = 0; ntup != nullptr && k < ntup->count; k++) {
-			ItemPointer t = &ntup->tids[k];
-			if (!ItemPointerIsValid(t))
-				continue;
-			CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(t), &known, "a neighbour TID");
-			uint64 target = NodeIdFromTid(ItemPointerGetBlockNumberNoCheck(t), ItemPointerGetOffsetNumber(t));
+		ForEachOutLink(index, buf, blk, etup, strategy, &known, [&](uint64 target) {
+			CheckIndexBlock(index, NodeBlock(target), &known, "a neighbour TID");
 			if (IsDeletedId(deleted, target) || !mark(target))
-				continue;
+				return true;
 			if (n == cap) {
 				if (sizeof(uint64) * cap * 2 > budget) {
 					ok = false;
-					break;
+					return false;
 				}
 				cap *= 2;
 				stack = (uint64 *)repalloc_huge(stack, sizeof(uint64) * cap);
 			}
 			stack[n++] = target;
-		}
-		ReleaseNeighborPage(buf, nbuf);
+			return true;
+		});
 		UnlockReleaseBuffer(buf);
 		if (!ok)
 			break;
@@ -621,6 +617,48 @@ void ReplaceDeletedEntryPoint(Relation index, const IndexInfoCache &ic, const De
 	UnlockPage(index, S5V_GRAPH_WRITE_LOCK, ExclusiveLock);
 }
 
+// VACUUM's loops over elements that change the graph: one page store session (with the repair vector cache, reset
+// for each element), vacuum_delay_point() and the cancel check before each of the n calls of
+// fn(store, cancel, scratch, k). Scratch (vectors reused across calls) lives inside the guarded frame.
+struct RepairScratch {
+	std::vector<float> vec;
+	std::vector<hnsw::NodeId> links, kept;
+};
+
+template <class F> void ForEachRepair(Relation index, const IndexInfoCache &ic, int64 n, F &&fn) {
+	Guarded([&]() -> Status {
+		PageGraphStore store(index, ic);
+		store.EnableVectorCache(RepairVectorCacheBytes());
+		InterruptToken cancel;
+		RepairScratch scratch;
+		for (int64 k = 0; k < n; k++) {
+			store.ResetVectorCache();
+			Status st;
+			S5V_PG_CALL(st, vacuum_delay_point());
+			S5V_RETURN_IF_ERROR(st);
+			if (cancel.cancelled())
+				return Status::Cancelled();
+			S5V_RETURN_IF_ERROR(fn(store, cancel, scratch, k));
+		}
+		return Status::Ok();
+	});
+}
+
+// Relink (hnsw::Relink: back-links from the elements a search finds) each of `n` live elements with its level.
+// Returns how many were relinked.
+int64 RelinkElements(Relation index, const IndexInfoCache &ic, const hnsw::Params &params, const uint64 *ids,
+                     const int16 *levels, int64 n) {
+	int64 done = 0;
+	ForEachRepair(
+	    index, ic, n, [&](PageGraphStore &store, const CancelToken &cancel, RepairScratch &sc, int64 k) -> Status {
+		    S5V_RETURN_IF_ERROR(store.Vector(ids[k], sc.vec));
+		    S5V_RETURN_IF_ERROR(hnsw::Relink(store, ids[k], levels[k], sc.vec.data(), ic.dimensions, params, cancel));
+		    done++;
+		    return Status::Ok();
+	    });
+	return done;
+}
+
 } // namespace
 
 // Former whole-graph reconnection (load every element, find the unreachable ones, repair them): no routine path
@@ -718,42 +756,31 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 		// 0.85 -> 0.93).
 		hnsw::Params params{ic.m, Min(2 * ic.ef_construction, S5V_MAX_EF_CONSTRUCTION)};
 		int64 searched = 0, dropped = 0;
-		Guarded([&]() -> Status {
-			PageGraphStore store(index, ic);
-			store.EnableVectorCache(RepairVectorCacheBytes());
-			InterruptToken cancel;
-			std::vector<float> vec;
-			std::vector<hnsw::NodeId> links, kept;
-			for (int64 i = 0; i < nbroken; i++) {
-				store.ResetVectorCache();
-				Status st;
-				S5V_PG_CALL(st, vacuum_delay_point());
-				S5V_RETURN_IF_ERROR(st);
-				if (cancel.cancelled())
-					return Status::Cancelled();
-				// Cheapest first: a list that keeps at least 3/4 of its capacity once its deleted entries are
-				// dropped just drops them (one neighbour tuple read and written, no vector read: with a few per cent
-				// deleted that is nearly every list). Otherwise the deleted neighbours' own neighbours replace them
-				// (RepairLocal, no search), and a search only for a list that stayed less than half full.
-				bool dropped_all = true;
-				S5V_RETURN_IF_ERROR(
-				    DropDeletedLinks(store, broken[i], levels[i], ic.m, deleted, links, kept, dropped_all));
-				if (dropped_all) {
-					dropped++;
-					continue;
-				}
-				S5V_RETURN_IF_ERROR(store.Vector(broken[i], vec));
-				bool sparse = false;
-				S5V_RETURN_IF_ERROR(
-				    hnsw::RepairLocal(store, broken[i], levels[i], vec.data(), ic.dimensions, params, sparse));
-				if (sparse) {
-					searched++;
-					S5V_RETURN_IF_ERROR(
-					    hnsw::Repair(store, broken[i], levels[i], vec.data(), ic.dimensions, params, cancel));
-				}
-			}
-			return Status::Ok();
-		});
+		ForEachRepair(index, ic, nbroken,
+		              [&](PageGraphStore &store, const CancelToken &cancel, RepairScratch &sc, int64 i) -> Status {
+			              // Cheapest first: a list that keeps at least 3/4 of its capacity once its deleted entries
+			              // are dropped just drops them (one neighbour tuple read and written, no vector read: with a
+			              // few per cent deleted that is nearly every list). Otherwise the deleted neighbours' own
+			              // neighbours replace them (RepairLocal, no search), and a search only for a list that
+			              // stayed less than half full.
+			              bool dropped_all = true;
+			              S5V_RETURN_IF_ERROR(DropDeletedLinks(store, broken[i], levels[i], ic.m, deleted, sc.links,
+			                                                   sc.kept, dropped_all));
+			              if (dropped_all) {
+				              dropped++;
+				              return Status::Ok();
+			              }
+			              S5V_RETURN_IF_ERROR(store.Vector(broken[i], sc.vec));
+			              bool sparse = false;
+			              S5V_RETURN_IF_ERROR(hnsw::RepairLocal(store, broken[i], levels[i], sc.vec.data(),
+			                                                    ic.dimensions, params, sparse));
+			              if (sparse) {
+				              searched++;
+				              S5V_RETURN_IF_ERROR(hnsw::Repair(store, broken[i], levels[i], sc.vec.data(),
+				                                               ic.dimensions, params, cancel));
+			              }
+			              return Status::Ok();
+		              });
 
 		// Reconnection, incremental: the targets of the deleted elements' links that no live element linked to.
 		// It runs before the removal: until then searches still walk through the deleted elements, so a VACUUM
@@ -780,27 +807,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 				orphans[norphans++] = e->id;
 			}
 		}
-		int64 relinked = 0;
-		Guarded([&]() -> Status {
-			PageGraphStore store(index, ic);
-			store.EnableVectorCache(RepairVectorCacheBytes());
-			InterruptToken cancel;
-			std::vector<float> vec;
-			for (int64 k = 0; k < norphans; k++) {
-				store.ResetVectorCache();
-				uint64 id = orphans[k];
-				Status st;
-				S5V_PG_CALL(st, vacuum_delay_point());
-				S5V_RETURN_IF_ERROR(st);
-				if (cancel.cancelled())
-					return Status::Cancelled();
-				S5V_RETURN_IF_ERROR(store.Vector(id, vec));
-				S5V_RETURN_IF_ERROR(
-				    hnsw::Relink(store, id, orphan_levels[k], vec.data(), ic.dimensions, params, cancel));
-				relinked++;
-			}
-			return Status::Ok();
-		});
+		int64 relinked = RelinkElements(index, ic, params, orphans, orphan_levels, norphans);
 		// The in-link counts above miss what they cannot see: a live element whose live in-links come only from
 		// elements that are themselves reachable only through deleted ones, an in-link a repair dropped, a relink
 		// that found no room, or the work of an earlier VACUUM cancelled between its repairs and its relinks.
@@ -828,25 +835,7 @@ IndexBulkDeleteResult *BulkDelete(IndexVacuumInfo *info, IndexBulkDeleteResult *
 			unreached = nlost;
 			if (nlost == 0 || round == 2)
 				break;
-			Guarded([&]() -> Status {
-				PageGraphStore store(index, ic);
-				store.EnableVectorCache(RepairVectorCacheBytes());
-				InterruptToken cancel;
-				std::vector<float> vec;
-				for (int64 k = 0; k < nlost; k++) {
-					store.ResetVectorCache();
-					Status st;
-					S5V_PG_CALL(st, vacuum_delay_point());
-					S5V_RETURN_IF_ERROR(st);
-					if (cancel.cancelled())
-						return Status::Cancelled();
-					S5V_RETURN_IF_ERROR(store.Vector(lost[k], vec));
-					S5V_RETURN_IF_ERROR(
-					    hnsw::Relink(store, lost[k], lost_levels[k], vec.data(), ic.dimensions, params, cancel));
-					reconnected++;
-				}
-				return Status::Ok();
-			});
+			reconnected += RelinkElements(index, ic, params, lost, lost_levels, nlost);
 			pfree(lost);
 			pfree(lost_levels);
 		}
