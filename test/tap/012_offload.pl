@@ -12,24 +12,14 @@ use File::Find;
 use S5VTest;
 
 my $dim = 16;
-my $token = 'tok-' . join('', map { ('a' .. 'z')[ int(rand(26)) ] } 1 .. 24);
+my $token = s5_random_token();
 my $nodedir = PostgreSQL::Test::Utils::tempdir();
 my $s5 = s5_node_start($nodedir, '--auth-token', $token);
 
 my $primary = PostgreSQL::Test::Cluster->new('off_primary');
 $primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-autovacuum = off
-s5vector.s5_url = '$s5->{url}'
-s5vector.s5_auth_token = '$token'
-s5vector.s5_retries = 1
-s5vector.s5_timeout = '5s'
-s5vector.s5_connect_timeout = '2s'
-log_min_messages = debug1
-shared_preload_libraries = 's5vector'
 # This test drives offload by hand; the worker's own offload step is turned on near the end.
-s5vector.worker_enabled = off
-});
+$primary->append_conf('postgresql.conf', s5_conf($s5, token => $token) . "log_min_messages = debug1\n");
 $primary->start;
 $primary->backup('bk');
 my $standby = PostgreSQL::Test::Cluster->new('off_standby');

@@ -17,23 +17,13 @@ use HTTP::Tiny;
 use S5VTest;
 
 my $dim = 16;
-my $token = 'tok-' . join('', map { ('a' .. 'z')[ int(rand(26)) ] } 1 .. 24);
+my $token = s5_random_token();
 my $nodedir = PostgreSQL::Test::Utils::tempdir();
 my $s5 = s5_node_start($nodedir, '--auth-token', $token);
 
 my $node = PostgreSQL::Test::Cluster->new('ledger');
 $node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', qq{
-autovacuum = off
-s5vector.s5_url = '$s5->{url}'
-s5vector.s5_auth_token = '$token'
-s5vector.s5_retries = 1
-s5vector.s5_timeout = '5s'
-s5vector.s5_connect_timeout = '2s'
-shared_preload_libraries = 's5vector'
-s5vector.worker_enabled = off
-s5vector.naptime = 1
-});
+$node->append_conf('postgresql.conf', s5_conf($s5, token => $token) . "s5vector.naptime = 1\n");
 $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION s5vector;

@@ -19,16 +19,7 @@ my $s5 = s5_node_start($nodedir);
 
 my $node = PostgreSQL::Test::Cluster->new('build_upload');
 $node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', qq{
-autovacuum = off
-s5vector.s5_url = '$s5->{url}'
-s5vector.s5_retries = 1
-s5vector.s5_timeout = '5s'
-s5vector.s5_connect_timeout = '2s'
-shared_preload_libraries = 's5vector'
-s5vector.worker_enabled = off
-max_prepared_transactions = 2
-});
+$node->append_conf('postgresql.conf', s5_conf($s5) . "max_prepared_transactions = 2\n");
 $node->start;
 $node->backup('bk');
 my $standby = PostgreSQL::Test::Cluster->new('build_upload_standby');

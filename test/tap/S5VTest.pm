@@ -9,7 +9,7 @@ use IO::Uncompress::Gunzip qw($GunzipError);
 
 our @EXPORT = qw(vec_sql rand_vec_literal lcg_new verify_all_ok index_sweep_count
   recall_at_k ids_of knn_ids uses_index sqlstate_of poke_file peek_file relation_files
-  s5_node_start s5_node_stop read_idx_images);
+  s5_node_start s5_node_stop s5_random_token s5_conf read_idx_images);
 
 # SQL expression for a deterministic pseudo-random vector of $dim components in
 # [-10, 10), keyed by the SQL expression $key (e.g. a generate_series variable).
@@ -202,6 +202,26 @@ sub s5_node_start
 	my $node = { url => $1, handle => $h, store => "$dir/store", args => [@args], dir => $dir };
 	push @S5VTest::started_nodes, $node;
 	return $node;
+}
+
+# A random auth token for a test node (s5_node_start($dir, '--auth-token', $token)).
+sub s5_random_token
+{
+	return 'tok-' . join('', map { ('a' .. 'z')[ int(rand(26)) ] } 1 .. 24);
+}
+
+# postgresql.conf lines for a cluster that talks to the node $s5: autovacuum off, the library preloaded, the
+# background worker off (tests drive the steps by hand), one S5 attempt with short timeouts. Options: token,
+# timeout (s5vector.s5_timeout, default '5s').
+sub s5_conf
+{
+	my ($s5, %o) = @_;
+	my $conf = "autovacuum = off\ns5vector.s5_url = '$s5->{url}'\n";
+	$conf .= "s5vector.s5_auth_token = '$o{token}'\n" if defined $o{token};
+	$conf .= "s5vector.s5_retries = 1\ns5vector.s5_timeout = '" . ($o{timeout} // '5s') . "'\n";
+	$conf .= "s5vector.s5_connect_timeout = '2s'\nshared_preload_libraries = 's5vector'\n";
+	$conf .= "s5vector.worker_enabled = off\n";
+	return $conf;
 }
 
 # Nodes still running when a test script ends (a failed test died before stopping them) are stopped.
