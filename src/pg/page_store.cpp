@@ -4,10 +4,13 @@ extern "C" {
 
 #include "access/generic_xlog.h"
 #include "access/htup_details.h"
+#include "pgstat.h"
+#include "storage/buf_internals.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
 #include "storage/indexfsm.h"
 #include "utils/float.h"
+#include "utils/memutils.h"
 #include "storage/lmgr.h"
 #include "utils/rel.h"
 }
@@ -73,6 +76,104 @@ inline void CheckHeapTidFast(Relation index, const ItemPointerData *tid, BlockNu
 	CheckHeapTid(index, tid, heap_nblocks);
 }
 
+// Buffer hints: which shared buffer last held each block of an index, remembered per backend, so that a search
+// pins a page with ReadRecentBuffer (which checks that the buffer still holds that block, and pins it) instead
+// of ReadBuffer's buffer-mapping lookup (a shared hash table and its partition lock: a quarter of a search's
+// time, per perf). A wrong or stale hint costs only the fallback to ReadBuffer: it never gives a wrong page.
+// One direct-mapped table per recently used index (by relfilenode), 8 bytes per slot, a slot per block up to
+// kMaxHintSlots (larger indexes share slots); allocated once per backend and index in TopMemoryContext.
+struct HintSlot {
+	BlockNumber blk;
+	Buffer buf;
+};
+struct BufferHints {
+	RelFileNode node;
+	uint32 mask = 0; // slots - 1; 0 = unused
+	HintSlot *slots = nullptr;
+};
+constexpr int kHintTables = 4;
+constexpr uint32 kMaxHintSlots = 1u << 18; // 2 MiB of hints for indexes of 2 GiB and more
+BufferHints hint_tables[kHintTables];
+int hint_next = 0;
+
+// The hint table of `index`, made or enlarged to its current size; NULL for indexes in local buffers (temporary
+// tables), which keep ReadBuffer. May ereport (out of memory): called inside S5V_PG_CALL.
+BufferHints *HintsFor(Relation index, BlockNumber nblocks) {
+	if (RelationUsesLocalBuffers(index))
+		return nullptr;
+	BufferHints *h = nullptr;
+	for (BufferHints &t : hint_tables)
+		if (t.mask != 0 && RelFileNodeEquals(t.node, index->rd_node))
+			h = &t;
+	if (h != nullptr && (h->mask + 1 >= nblocks || h->mask + 1 >= kMaxHintSlots))
+		return h;
+	uint32 want = 1024;
+	while (want < nblocks && want < kMaxHintSlots)
+		want <<= 1;
+	if (h == nullptr) {
+		h = &hint_tables[hint_next];
+		hint_next = (hint_next + 1) % kHintTables;
+	}
+	HintSlot *slots = (HintSlot *)MemoryContextAllocHuge(TopMemoryContext, sizeof(HintSlot) * want);
+	for (uint32 i = 0; i < want; i++)
+		slots[i] = {InvalidBlockNumber, InvalidBuffer};
+	if (h->slots != nullptr)
+		pfree(h->slots);
+	h->slots = slots;
+	h->mask = want - 1;
+	h->node = index->rd_node;
+	return h;
+}
+
+// ReadBuffer of `blk` (already checked to be a data page), through the hint when it is still right.
+inline Buffer ReadHinted(Relation index, BufferHints *h, BlockNumber blk) {
+	if (h == nullptr)
+		return ReadBuffer(index, blk);
+	HintSlot &slot = h->slots[blk & h->mask];
+	if (slot.blk == blk && ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, slot.buf)) {
+		pgstat_count_buffer_read(index); // ReadBuffer counts these for pg_statio_*; ReadRecentBuffer does not
+		pgstat_count_buffer_hit(index);
+		return slot.buf;
+	}
+	Buffer buf = ReadBuffer(index, blk);
+	slot.blk = blk;
+	slot.buf = buf;
+	return buf;
+}
+
+// Start loading what reading element (blk, off) touches first: its buffer descriptor, page header and line
+// pointer (when the hint names a buffer; the memory is the buffer pool's, valid whatever the buffer holds now).
+inline void PrefetchElement(const BufferHints *h, BlockNumber blk, OffsetNumber off) {
+	if (h == nullptr)
+		return;
+	const HintSlot &slot = h->slots[blk & h->mask];
+	if (slot.blk != blk || slot.buf <= 0)
+		return;
+	__builtin_prefetch(GetBufferDescriptor(slot.buf - 1));
+	const char *page = (const char *)BufferGetBlock(slot.buf);
+	__builtin_prefetch(page);
+	__builtin_prefetch(page + offsetof(PageHeaderData, pd_linp) + sizeof(ItemIdData) * (off - 1));
+}
+
+// Start loading the tuple of element (blk, off), found through its line pointer read without the page lock: only
+// an address to prefetch (kept inside the page), never data that is used.
+inline void PrefetchElementTuple(const BufferHints *h, BlockNumber blk, OffsetNumber off, uint32 bytes) {
+	if (h == nullptr)
+		return;
+	const HintSlot &slot = h->slots[blk & h->mask];
+	if (slot.blk != blk || slot.buf <= 0 || off < FirstOffsetNumber || off > MaxOffsetNumber)
+		return;
+	const char *page = (const char *)BufferGetBlock(slot.buf);
+	const volatile ItemIdData *lp = (const volatile ItemIdData *)(page + offsetof(PageHeaderData, pd_linp)) + (off - 1);
+	uint32 lp_off = lp->lp_off;
+	if (lp_off < SizeOfPageHeaderData || lp_off >= BLCKSZ)
+		return;
+	const char *tup = page + lp_off;
+	const char *end = page + std::min<uint32>(BLCKSZ, lp_off + std::min<uint32>(bytes, 512));
+	for (const char *a = tup; a < end; a += 64)
+		__builtin_prefetch(a);
+}
+
 // Plain-C helpers: they may ereport, and are only called inside S5V_PG_CALL. `nblocks` is the store's cached
 // size of the index: every TID read from a page is checked against it before it is read.
 
@@ -116,14 +217,21 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 	Buffer buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
 	Page page = nullptr;
+	// The elements are on pages all over the buffer pool: the time goes into cache misses. Start them all first.
+	BufferHints *hints = HintsFor(index, *nblocks);
+	for (size_t i = 0; i < n; i++)
+		PrefetchElement(hints, NodeBlock(nodes[i]), NodeOffset(nodes[i]));
+	const uint32 tuple_bytes = (uint32)S5V_ELEMENT_SIZE(dim);
 	for (size_t i = 0; i < n; i++) {
 		BlockNumber blk = NodeBlock(nodes[i]);
+		if (i + 1 < n)
+			PrefetchElementTuple(hints, NodeBlock(nodes[i + 1]), NodeOffset(nodes[i + 1]), tuple_bytes);
 		if (blk != cur || page == nullptr) {
 			if (BufferIsValid(buf))
 				UnlockReleaseBuffer(buf);
 			buf = InvalidBuffer;
 			CheckBlockFast(index, blk, nblocks, "a link");
-			buf = ReadBuffer(index, blk);
+			buf = ReadHinted(index, hints, blk);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
 			CheckPageHeader(index, page, blk);
@@ -165,7 +273,7 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 // Copy the level's slots of a neighbour tuple into `out` (capacity `cap`); returns the count.
 int ReadNeighborSlots(Relation index, BlockNumber *nblocks, ItemPointer ntid, int m, int level, NodeId *out, int cap) {
 	CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(ntid), nblocks, "a neighbour-list TID");
-	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
+	Buffer buf = ReadHinted(index, HintsFor(index, *nblocks), ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
 	CheckPageHeader(index, page, ItemPointerGetBlockNumber(ntid));
