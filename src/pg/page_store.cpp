@@ -141,37 +141,47 @@ inline Buffer ReadHinted(Relation index, BufferHints *h, BlockNumber blk) {
 	return buf;
 }
 
-// Start loading what reading element (blk, off) touches first: its buffer descriptor, page header and line
-// pointer (when the hint names a buffer; the memory is the buffer pool's, valid whatever the buffer holds now).
-inline void PrefetchElement(const BufferHints *h, BlockNumber blk, OffsetNumber off) {
-	if (h == nullptr)
-		return;
-	const HintSlot &slot = h->slots[blk & h->mask];
-	if (slot.blk != blk || slot.buf <= 0)
-		return;
-	__builtin_prefetch(GetBufferDescriptor(slot.buf - 1));
-	const char *page = (const char *)BufferGetBlock(slot.buf);
-	__builtin_prefetch(page);
-	__builtin_prefetch(page + offsetof(PageHeaderData, pd_linp) + sizeof(ItemIdData) * (off - 1));
-}
+// Prefetching a batch of elements before reading them, in stages so that the cache misses of the whole batch
+// overlap instead of coming one after another (each stage's loads were started by the one before): the hint
+// slots, then each hinted buffer's descriptor, page header and line pointer, then (through the line pointer, read
+// without the page lock: only an address to prefetch, kept inside the page, never data that is used) the first
+// lines of each tuple. The memory is the buffer pool's, valid whatever the buffer holds by now.
+constexpr size_t kPrefetchWindow = 32;
 
-// Start loading the tuple of element (blk, off), found through its line pointer read without the page lock: only
-// an address to prefetch (kept inside the page), never data that is used.
-inline void PrefetchElementTuple(const BufferHints *h, BlockNumber blk, OffsetNumber off, uint32 bytes) {
+struct PrefetchPlan {
+	const char *page[kPrefetchWindow]; // the hinted buffer's page, or NULL
+};
+
+inline void PrefetchElements(const BufferHints *h, const NodeId *nodes, size_t n, PrefetchPlan *plan) {
 	if (h == nullptr)
 		return;
-	const HintSlot &slot = h->slots[blk & h->mask];
-	if (slot.blk != blk || slot.buf <= 0 || off < FirstOffsetNumber || off > MaxOffsetNumber)
-		return;
-	const char *page = (const char *)BufferGetBlock(slot.buf);
-	const volatile ItemIdData *lp = (const volatile ItemIdData *)(page + offsetof(PageHeaderData, pd_linp)) + (off - 1);
-	uint32 lp_off = lp->lp_off;
-	if (lp_off < SizeOfPageHeaderData || lp_off >= BLCKSZ)
-		return;
-	const char *tup = page + lp_off;
-	const char *end = page + std::min<uint32>(BLCKSZ, lp_off + std::min<uint32>(bytes, 512));
-	for (const char *a = tup; a < end; a += 64)
-		__builtin_prefetch(a);
+	for (size_t i = 0; i < n; i++)
+		__builtin_prefetch(&h->slots[NodeBlock(nodes[i]) & h->mask]);
+	for (size_t i = 0; i < n; i++) {
+		BlockNumber blk = NodeBlock(nodes[i]);
+		const HintSlot &slot = h->slots[blk & h->mask];
+		plan->page[i] = nullptr;
+		if (slot.blk != blk || slot.buf <= 0)
+			continue;
+		__builtin_prefetch(GetBufferDescriptor(slot.buf - 1));
+		const char *page = (const char *)BufferGetBlock(slot.buf);
+		plan->page[i] = page;
+		__builtin_prefetch(page);
+		__builtin_prefetch(page + offsetof(PageHeaderData, pd_linp) + sizeof(ItemIdData) * (NodeOffset(nodes[i]) - 1));
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *page = plan->page[i];
+		OffsetNumber off = NodeOffset(nodes[i]);
+		if (page == nullptr || off < FirstOffsetNumber)
+			continue;
+		const volatile ItemIdData *lp =
+		    (const volatile ItemIdData *)(page + offsetof(PageHeaderData, pd_linp)) + (off - 1);
+		uint32 lp_off = lp->lp_off;
+		if (lp_off < SizeOfPageHeaderData || lp_off + 128 > BLCKSZ)
+			continue;
+		__builtin_prefetch(page + lp_off);
+		__builtin_prefetch(page + lp_off + 64);
+	}
 }
 
 // Plain-C helpers: they may ereport, and are only called inside S5V_PG_CALL. `nblocks` is the store's cached
@@ -217,15 +227,14 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 	Buffer buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
 	Page page = nullptr;
-	// The elements are on pages all over the buffer pool: the time goes into cache misses. Start them all first.
+	// The elements are on pages all over the buffer pool: the time goes into cache misses. Start a window of them
+	// at a time.
 	BufferHints *hints = HintsFor(index, *nblocks);
-	for (size_t i = 0; i < n; i++)
-		PrefetchElement(hints, NodeBlock(nodes[i]), NodeOffset(nodes[i]));
-	const uint32 tuple_bytes = (uint32)S5V_ELEMENT_SIZE(dim);
+	PrefetchPlan plan;
 	for (size_t i = 0; i < n; i++) {
 		BlockNumber blk = NodeBlock(nodes[i]);
-		if (i + 1 < n)
-			PrefetchElementTuple(hints, NodeBlock(nodes[i + 1]), NodeOffset(nodes[i + 1]), tuple_bytes);
+		if (i % kPrefetchWindow == 0)
+			PrefetchElements(hints, nodes + i, std::min(kPrefetchWindow, n - i), &plan);
 		if (blk != cur || page == nullptr) {
 			if (BufferIsValid(buf))
 				UnlockReleaseBuffer(buf);
