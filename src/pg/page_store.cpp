@@ -146,13 +146,15 @@ inline Buffer ReadHinted(Relation index, BufferHints *h, BlockNumber blk) {
 // slots, then each hinted buffer's descriptor, page header and line pointer, then (through the line pointer, read
 // without the page lock: only an address to prefetch, kept inside the page, never data that is used) the first
 // lines of each tuple. The memory is the buffer pool's, valid whatever the buffer holds by now.
-constexpr size_t kPrefetchWindow = 32;
+constexpr size_t kPrefetchWindow = 16;    // elements whose loads are in flight at once
+constexpr uint32 kPrefetchTupleLines = 8; // cache lines of each tuple (a 128-d element; larger ones partly)
 
 struct PrefetchPlan {
 	const char *page[kPrefetchWindow]; // the hinted buffer's page, or NULL
 };
 
-inline void PrefetchElements(const BufferHints *h, const NodeId *nodes, size_t n, PrefetchPlan *plan) {
+inline void PrefetchElements(const BufferHints *h, const NodeId *nodes, size_t n, uint32 tuple_bytes,
+                             PrefetchPlan *plan) {
 	if (h == nullptr)
 		return;
 	for (size_t i = 0; i < n; i++)
@@ -168,6 +170,7 @@ inline void PrefetchElements(const BufferHints *h, const NodeId *nodes, size_t n
 		plan->page[i] = page;
 		__builtin_prefetch(page);
 		__builtin_prefetch(page + offsetof(PageHeaderData, pd_linp) + sizeof(ItemIdData) * (NodeOffset(nodes[i]) - 1));
+		__builtin_prefetch(page + BLCKSZ - MAXALIGN(sizeof(S5vPageOpaqueData))); // the page type, checked first
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *page = plan->page[i];
@@ -177,10 +180,11 @@ inline void PrefetchElements(const BufferHints *h, const NodeId *nodes, size_t n
 		const volatile ItemIdData *lp =
 		    (const volatile ItemIdData *)(page + offsetof(PageHeaderData, pd_linp)) + (off - 1);
 		uint32 lp_off = lp->lp_off;
-		if (lp_off < SizeOfPageHeaderData || lp_off + 128 > BLCKSZ)
+		if (lp_off < SizeOfPageHeaderData || lp_off >= BLCKSZ)
 			continue;
-		__builtin_prefetch(page + lp_off);
-		__builtin_prefetch(page + lp_off + 64);
+		uint32 end = std::min<uint32>({BLCKSZ, lp_off + tuple_bytes, lp_off + 64 * kPrefetchTupleLines});
+		for (uint32 a = lp_off; a < end; a += 64)
+			__builtin_prefetch(page + a);
 	}
 }
 
@@ -234,7 +238,7 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 	for (size_t i = 0; i < n; i++) {
 		BlockNumber blk = NodeBlock(nodes[i]);
 		if (i % kPrefetchWindow == 0)
-			PrefetchElements(hints, nodes + i, std::min(kPrefetchWindow, n - i), &plan);
+			PrefetchElements(hints, nodes + i, std::min(kPrefetchWindow, n - i), (uint32)S5V_ELEMENT_SIZE(dim), &plan);
 		if (blk != cur || page == nullptr) {
 			if (BufferIsValid(buf))
 				UnlockReleaseBuffer(buf);
