@@ -565,6 +565,29 @@ inline std::size_t SeenSlot(hnsw::NodeId id, std::size_t mask) {
 }
 } // namespace
 
+namespace {
+// The table of the last store that ended in this backend, for the next one: every scan makes a store, and its
+// table would otherwise grow from 1024 entries (rehashing) and be allocated again in every query.
+std::vector<hnsw::NodeId> spare_seen_keys;
+std::vector<PageGraphStore::NodeMeta> spare_seen_values;
+constexpr std::size_t kMaxSpareSeen = std::size_t{1} << 16; // larger tables are freed (2.5 MiB)
+} // namespace
+
+PageGraphStore::SeenMap::SeenMap() {
+	if (spare_seen_keys.empty())
+		return;
+	keys_.swap(spare_seen_keys);
+	values_.swap(spare_seen_values);
+	std::fill(keys_.begin(), keys_.end(), hnsw::kNoNode);
+}
+
+PageGraphStore::SeenMap::~SeenMap() {
+	if (keys_.size() <= kMaxSpareSeen && keys_.size() > spare_seen_keys.size()) {
+		keys_.swap(spare_seen_keys);
+		values_.swap(spare_seen_values);
+	}
+}
+
 PageGraphStore::NodeMeta *PageGraphStore::SeenMap::Find(hnsw::NodeId id) {
 	if (keys_.empty())
 		return nullptr;
