@@ -98,8 +98,9 @@ public:
 			++bits;
 		const std::size_t want = std::size_t{1} << bits;
 		if (slots_.size() < want || (slots_.size() > 4 * want && count_ * 8 < slots_.size())) {
-			// Start at the expected size, and shrink a table that a previous large search left behind.
-			slots_.assign(want, kNoNode);
+			// Start at the expected size, and shrink a table that a previous large search left behind (a new vector:
+			// assign would keep the old capacity).
+			std::vector<NodeId>(want, kNoNode).swap(slots_);
 			shift_ = 64 - bits;
 		} else {
 			std::fill(slots_.begin(), slots_.end(), kNoNode);
