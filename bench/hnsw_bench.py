@@ -247,6 +247,14 @@ class PgEngine:
             raise NotInstalled(f"{self.name} not installed (no extension {self.extension} in this server)")
         res["version"] = version
         res["server_version"] = conn.execute("SHOW server_version").fetchone()[0]
+        self.backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        if args.reuse and self.reusable(conn, n):
+            res["reused"] = True
+            res["load_s"] = res["build_s"] = 0.0
+            res["build_notices"] = []
+            res["table_bytes"] = conn.execute("SELECT pg_table_size(%s)", (self.table,)).fetchone()[0]
+            res["index_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.index,)).fetchone()[0]
+            return self.prepare(res, queries)
         conn.execute(f"DROP TABLE IF EXISTS {self.table}")
         conn.execute(f"CREATE TABLE {self.table} (id int4 NOT NULL, embedding vector({dim}))")
 
@@ -268,7 +276,20 @@ class PgEngine:
         res["build_s"] = time.perf_counter() - t0
         res["build_notices"] = notices
         res["index_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.index,)).fetchone()[0]
+        return self.prepare(res, queries)
 
+    def reusable(self, conn, n):
+        """--reuse: the table (with n rows) and its index of this access method exist from an earlier --keep run
+        (the data is deterministic for a dataset and seed, so only the row count is compared)."""
+        row = conn.execute(
+            "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = %s",
+            (self.index,)).fetchone()
+        if not row or row[0] != self.am:
+            return False
+        return conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0] == n
+
+    def prepare(self, res, queries):
+        args, conn = self.args, self.conn
         self.literals = [vector_literal(q) for q in queries]
         self.sql = f"SELECT id FROM {self.table} ORDER BY embedding <-> %s LIMIT {args.k}"
         self.cur = conn.cursor()
@@ -289,13 +310,26 @@ class PgEngine:
             cur.execute(self.sql, (lit,), prepare=True)
             cur.fetchall()
         results, latencies = [], []
+        cpu0 = self.backend_cpu()
         for lit in self.literals:
             t0 = time.perf_counter()
             cur.execute(self.sql, (lit,), prepare=True)
             rows = cur.fetchall()
             latencies.append(time.perf_counter() - t0)
             results.append([r[0] for r in rows])
+        cpu1 = self.backend_cpu()
+        self.last_cpu_ms = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) * 1000 / len(self.literals)
         return results, latencies
+
+    def backend_cpu(self):
+        """User + system CPU seconds of this connection's backend so far (/proc, when the server runs on this
+        machine; None otherwise): less disturbed by other load on a shared machine than wall-clock QPS."""
+        try:
+            with open(f"/proc/{self.backend_pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
 
     def close(self):
         conn = getattr(self, "conn", None)
@@ -345,11 +379,13 @@ class FaissEngine:
         for i in range(min(self.args.warmup, len(queries))):
             index.search(queries[i : i + 1], k)
         results, latencies = [], []
+        cpu0 = time.process_time()
         for i in range(len(queries)):
             t0 = time.perf_counter()
             _, ids = index.search(queries[i : i + 1], k)
             latencies.append(time.perf_counter() - t0)
             results.append(ids[0].tolist())
+        self.last_cpu_ms = (time.process_time() - cpu0) * 1000 / len(queries)
         return results, latencies
 
     def close(self):
@@ -400,11 +436,14 @@ def run_engines(base, queries, truth, args):
                         res["error"] = msg
                         continue
                     summary = latency_summary(lat, truth, out, args.k, ef)
+                    summary["cpu_ms"] = getattr(eng, "last_cpu_ms", None)
                     summary["round_qps"] = best.get(eng.name, {}).get("round_qps", []) + [summary["qps"]]
+                    cpus = [c for c in (best.get(eng.name, {}).get("cpu_ms"), summary["cpu_ms"]) if c is not None]
                     if eng.name not in best or summary["qps"] > best[eng.name]["qps"]:
                         best[eng.name] = summary
                     else:
                         best[eng.name]["round_qps"] = summary["round_qps"]
+                    best[eng.name]["cpu_ms"] = min(cpus) if cpus else None  # the least CPU of the rounds
             for eng, res in engines:
                 if eng.name in best and "error" not in res:
                     res["sweep"].append(best[eng.name])
@@ -429,8 +468,9 @@ def close_quietly(eng):
 
 
 def progress(engine, s):
+    cpu = f" cpu={s['cpu_ms']:.3f}ms" if s.get("cpu_ms") is not None else ""
     print(
-        f"  {engine}: ef_search={s['ef_search']} recall={s['recall']:.4f} qps={s['qps']:.0f}",
+        f"  {engine}: ef_search={s['ef_search']} recall={s['recall']:.4f} qps={s['qps']:.0f}{cpu}",
         file=sys.stderr,
         flush=True,
     )
@@ -448,7 +488,8 @@ def print_table(res, args):
     if "error" in res:
         print(f"skipped: {res['error']}")
         return
-    line = f"build {res['build_s']:.2f} s, index {mib(res['index_bytes'])}"
+    line = ("reused (not built), " if res.get("reused") else f"build {res['build_s']:.2f} s, ") + \
+        f"index {mib(res['index_bytes'])}"
     if "load_s" in res:
         line += f", load {res['load_s']:.2f} s, table {mib(res['table_bytes'])}"
     print(line)
@@ -456,10 +497,11 @@ def print_table(res, args):
         print("WARNING: the query plan did not use the index")
     for notice in res.get("build_notices", []):
         print(f"build notice: {notice}")
-    print(f"{'ef_search':>9}  {'recall@' + str(args.k):>9}  {'QPS':>9}  {'p50 ms':>8}  {'p99 ms':>8}")
+    print(f"{'ef_search':>9}  {'recall@' + str(args.k):>9}  {'QPS':>9}  {'p50 ms':>8}  {'p99 ms':>8}  {'CPU ms':>8}")
     for s in res["sweep"]:
+        cpu = f"{s['cpu_ms']:>8.3f}" if s.get("cpu_ms") is not None else f"{'-':>8}"
         print(
-            f"{s['ef_search']:>9}  {s['recall']:>9.4f}  {s['qps']:>9.1f}  {s['p50_ms']:>8.3f}  {s['p99_ms']:>8.3f}"
+            f"{s['ef_search']:>9}  {s['recall']:>9.4f}  {s['qps']:>9.1f}  {s['p50_ms']:>8.3f}  {s['p99_ms']:>8.3f}  {cpu}"
         )
 
 
@@ -485,6 +527,21 @@ def qps_at_recall(sweep, target):
             ef = lo["ef_search"] + t * (s["ef_search"] - lo["ef_search"])
             return (qps, ef, "exact")
     return (None, None, "unreached")
+
+
+def cpu_at_recall(sweep, target):
+    """CPU ms per query at recall `target`, interpolated like qps_at_recall (None when a bracketing point has no
+    CPU figure or the sweep does not bracket the target)."""
+    points = sorted(sweep, key=lambda s: s["ef_search"])
+    for i, s in enumerate(points):
+        if s["recall"] >= target:
+            if i == 0 or s.get("cpu_ms") is None or points[i - 1].get("cpu_ms") is None:
+                return None
+            lo = points[i - 1]
+            span = s["recall"] - lo["recall"]
+            t = (target - lo["recall"]) / span if span > 0 else 1.0
+            return lo["cpu_ms"] + t * (s["cpu_ms"] - lo["cpu_ms"])
+    return None
 
 
 def equal_recall(results, targets):
@@ -543,7 +600,25 @@ def print_comparison(results, args):
         print(line)
     print("n/a: the sweep does not reach that recall; >X: the smallest ef_search already exceeds it")
     built = {r["engine"]: r for r in results if "error" not in r}
-    if "s5vector" in built:
+    # CPU per query at equal recall (the backend's user + system time for PostgreSQL, this process's for faiss):
+    # less disturbed than wall-clock QPS by other load on a shared machine.
+    cpu = {n: {t: cpu_at_recall(built[n]["sweep"], t) for t in args.recall_targets} for n in names}
+    if any(v is not None for per in cpu.values() for v in per.values()):
+        print()
+        print(f"{'recall':>6}" + "".join(f"  {n + ' CPU ms':>16}" for n in names) +
+              "".join(f"  {('pgv' if o == 'pgvector' else o) + '/s5v CPU':>13}" for o in ratios))
+        for t in args.recall_targets:
+            line = f"{t:>6.2f}"
+            for n in names:
+                line += f"  {cpu[n][t]:>16.3f}" if cpu[n][t] is not None else f"  {'-':>16}"
+            for o in ratios:
+                a, b = cpu["s5vector"][t], cpu[o][t]
+                line += f"  {b / a:>12.2f}x" if a and b else f"  {'n/a':>13}"
+            print(line)
+        print("CPU ms: per query, interpolated in recall like QPS; pgv/s5v CPU > 1 means s5vector needs less")
+    if any(r.get("reused") for r in built.values()):
+        print("build: not measured (--reuse)")
+    elif "s5vector" in built:
         s = built["s5vector"]
         parts = [f"s5vector {s['build_s']:.2f} s"]
         for o in ("pgvector", "faiss"):
@@ -604,6 +679,9 @@ def parse_args(argv):
                    help="sweeps per engine, interleaved; the best QPS per ef_search is kept (default 1)")
     p.add_argument("--warmup", type=int, default=100, help="untimed queries before each ef_search (100)")
     p.add_argument("--keep", action="store_true", help="keep the tables afterwards")
+    p.add_argument("--reuse", action="store_true",
+                   help="use the table and index an earlier --keep run left (same --table and row count) instead of "
+                        "loading and building them again (build time is then not measured)")
     p.add_argument("--json", help="write all results to this file")
     args = p.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]

@@ -4,10 +4,13 @@ extern "C" {
 
 #include "access/generic_xlog.h"
 #include "access/htup_details.h"
+#include "pgstat.h"
+#include "storage/buf_internals.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
 #include "storage/indexfsm.h"
 #include "utils/float.h"
+#include "utils/memutils.h"
 #include "storage/lmgr.h"
 #include "utils/rel.h"
 }
@@ -73,6 +76,118 @@ inline void CheckHeapTidFast(Relation index, const ItemPointerData *tid, BlockNu
 	CheckHeapTid(index, tid, heap_nblocks);
 }
 
+// Buffer hints: which shared buffer last held each block of an index, remembered per backend, so that a search
+// pins a page with ReadRecentBuffer (which checks that the buffer still holds that block, and pins it) instead
+// of ReadBuffer's buffer-mapping lookup (a shared hash table and its partition lock: a quarter of a search's
+// time, per perf). A wrong or stale hint costs only the fallback to ReadBuffer: it never gives a wrong page.
+// One direct-mapped table per recently used index (by relfilenode), 8 bytes per slot, a slot per block up to
+// kMaxHintSlots (larger indexes share slots); allocated once per backend and index in TopMemoryContext.
+struct HintSlot {
+	BlockNumber blk;
+	Buffer buf;
+};
+struct BufferHints {
+	RelFileNode node;
+	uint32 mask = 0; // slots - 1; 0 = unused
+	HintSlot *slots = nullptr;
+};
+constexpr int kHintTables = 4;
+constexpr uint32 kMaxHintSlots = 1u << 18; // 2 MiB of hints for indexes of 2 GiB and more
+BufferHints hint_tables[kHintTables];
+int hint_next = 0;
+
+// The hint table of `index`, made or enlarged to its current size; NULL for indexes in local buffers (temporary
+// tables), which keep ReadBuffer. May ereport (out of memory): called inside S5V_PG_CALL.
+BufferHints *HintsFor(Relation index, BlockNumber nblocks) {
+	if (RelationUsesLocalBuffers(index))
+		return nullptr;
+	BufferHints *h = nullptr;
+	for (BufferHints &t : hint_tables)
+		if (t.mask != 0 && RelFileNodeEquals(t.node, index->rd_node))
+			h = &t;
+	if (h != nullptr && (h->mask + 1 >= nblocks || h->mask + 1 >= kMaxHintSlots))
+		return h;
+	uint32 want = 1024;
+	while (want < nblocks && want < kMaxHintSlots)
+		want <<= 1;
+	if (h == nullptr) {
+		h = &hint_tables[hint_next];
+		hint_next = (hint_next + 1) % kHintTables;
+	}
+	HintSlot *slots = (HintSlot *)MemoryContextAllocHuge(TopMemoryContext, sizeof(HintSlot) * want);
+	for (uint32 i = 0; i < want; i++)
+		slots[i] = {InvalidBlockNumber, InvalidBuffer};
+	if (h->slots != nullptr)
+		pfree(h->slots);
+	h->slots = slots;
+	h->mask = want - 1;
+	h->node = index->rd_node;
+	return h;
+}
+
+// ReadBuffer of `blk` (already checked to be a data page), through the hint when it is still right.
+inline Buffer ReadHinted(Relation index, BufferHints *h, BlockNumber blk) {
+	if (h == nullptr)
+		return ReadBuffer(index, blk);
+	HintSlot &slot = h->slots[blk & h->mask];
+	if (slot.blk == blk && ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, slot.buf)) {
+		pgstat_count_buffer_read(index); // ReadBuffer counts these for pg_statio_*; ReadRecentBuffer does not
+		pgstat_count_buffer_hit(index);
+		return slot.buf;
+	}
+	Buffer buf = ReadBuffer(index, blk);
+	slot.blk = blk;
+	slot.buf = buf;
+	return buf;
+}
+
+// Prefetching a batch of elements before reading them, in stages so that the cache misses of the whole batch
+// overlap instead of coming one after another (each stage's loads were started by the one before): the hint
+// slots, then each hinted buffer's descriptor, page header and line pointer, then (through the line pointer, read
+// without the page lock: only an address to prefetch, kept inside the page, never data that is used) the first
+// lines of each tuple. The memory is the buffer pool's, valid whatever the buffer holds by now.
+constexpr size_t kPrefetchWindow = 16;    // elements whose loads are in flight at once
+constexpr uint32 kPrefetchTupleLines = 8; // cache lines of each tuple (a 128-d element; larger ones partly)
+
+struct PrefetchPlan {
+	const char *page[kPrefetchWindow]; // the hinted buffer's page, or NULL
+};
+
+inline void PrefetchElements(const BufferHints *h, const NodeId *nodes, size_t n, uint32 tuple_bytes,
+                             PrefetchPlan *plan) {
+	if (h == nullptr)
+		return;
+	for (size_t i = 0; i < n; i++)
+		__builtin_prefetch(&h->slots[NodeBlock(nodes[i]) & h->mask]);
+	for (size_t i = 0; i < n; i++) {
+		BlockNumber blk = NodeBlock(nodes[i]);
+		const HintSlot &slot = h->slots[blk & h->mask];
+		plan->page[i] = nullptr;
+		if (slot.blk != blk || slot.buf <= 0)
+			continue;
+		__builtin_prefetch(GetBufferDescriptor(slot.buf - 1));
+		const char *page = (const char *)BufferGetBlock(slot.buf);
+		plan->page[i] = page;
+		__builtin_prefetch(page);
+		__builtin_prefetch(page + offsetof(PageHeaderData, pd_linp) + sizeof(ItemIdData) * (NodeOffset(nodes[i]) - 1));
+		__builtin_prefetch(page + BLCKSZ - MAXALIGN(sizeof(S5vPageOpaqueData))); // the page type, checked first
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *page = plan->page[i];
+		OffsetNumber off = NodeOffset(nodes[i]);
+		if (page == nullptr || off < FirstOffsetNumber)
+			continue;
+		const volatile ItemIdData *lp =
+		    (const volatile ItemIdData *)(page + offsetof(PageHeaderData, pd_linp)) + (off - 1);
+		uint32 lp_off = lp->lp_off;
+		if (lp_off < SizeOfPageHeaderData || lp_off >= BLCKSZ)
+			continue;
+		uint32 end = std::min<uint32>({BLCKSZ, lp_off + tuple_bytes, lp_off + 64 * kPrefetchTupleLines});
+		for (uint32 a = lp_off; a < end; a += 64)
+			__builtin_prefetch(page + a);
+	}
+}
+
 // Plain-C helpers: they may ereport, and are only called inside S5V_PG_CALL. `nblocks` is the store's cached
 // size of the index: every TID read from a page is checked against it before it is read.
 
@@ -116,14 +231,20 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 	Buffer buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
 	Page page = nullptr;
+	// The elements are on pages all over the buffer pool: the time goes into cache misses. Start a window of them
+	// at a time.
+	BufferHints *hints = HintsFor(index, *nblocks);
+	PrefetchPlan plan;
 	for (size_t i = 0; i < n; i++) {
 		BlockNumber blk = NodeBlock(nodes[i]);
+		if (i % kPrefetchWindow == 0)
+			PrefetchElements(hints, nodes + i, std::min(kPrefetchWindow, n - i), (uint32)S5V_ELEMENT_SIZE(dim), &plan);
 		if (blk != cur || page == nullptr) {
 			if (BufferIsValid(buf))
 				UnlockReleaseBuffer(buf);
 			buf = InvalidBuffer;
 			CheckBlockFast(index, blk, nblocks, "a link");
-			buf = ReadBuffer(index, blk);
+			buf = ReadHinted(index, hints, blk);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
 			CheckPageHeader(index, page, blk);
@@ -165,7 +286,7 @@ void ComputeDistances(Relation index, BlockNumber *nblocks, BlockNumber *heap_nb
 // Copy the level's slots of a neighbour tuple into `out` (capacity `cap`); returns the count.
 int ReadNeighborSlots(Relation index, BlockNumber *nblocks, ItemPointer ntid, int m, int level, NodeId *out, int cap) {
 	CheckIndexBlock(index, ItemPointerGetBlockNumberNoCheck(ntid), nblocks, "a neighbour-list TID");
-	Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
+	Buffer buf = ReadHinted(index, HintsFor(index, *nblocks), ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
 	CheckPageHeader(index, page, ItemPointerGetBlockNumber(ntid));
@@ -443,6 +564,29 @@ inline std::size_t SeenSlot(hnsw::NodeId id, std::size_t mask) {
 	return (std::size_t)((id * UINT64CONST(0x9E3779B97F4A7C15)) >> 20) & mask;
 }
 } // namespace
+
+namespace {
+// The table of the last store that ended in this backend, for the next one: every scan makes a store, and its
+// table would otherwise grow from 1024 entries (rehashing) and be allocated again in every query.
+std::vector<hnsw::NodeId> spare_seen_keys;
+std::vector<PageGraphStore::NodeMeta> spare_seen_values;
+constexpr std::size_t kMaxSpareSeen = std::size_t{1} << 16; // larger tables are freed (2.5 MiB)
+} // namespace
+
+PageGraphStore::SeenMap::SeenMap() {
+	if (spare_seen_keys.empty())
+		return;
+	keys_.swap(spare_seen_keys);
+	values_.swap(spare_seen_values);
+	std::fill(keys_.begin(), keys_.end(), hnsw::kNoNode);
+}
+
+PageGraphStore::SeenMap::~SeenMap() {
+	if (keys_.size() <= kMaxSpareSeen && keys_.size() > spare_seen_keys.size()) {
+		keys_.swap(spare_seen_keys);
+		values_.swap(spare_seen_values);
+	}
+}
 
 PageGraphStore::NodeMeta *PageGraphStore::SeenMap::Find(hnsw::NodeId id) {
 	if (keys_.empty())

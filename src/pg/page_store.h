@@ -98,6 +98,10 @@ private:
 	// records one entry per distance it computes).
 	class SeenMap {
 	public:
+		SeenMap();  // takes the backend's spare table, if any (a search would otherwise grow one from scratch)
+		~SeenMap(); // leaves its table as the spare
+		SeenMap(const SeenMap &) = delete;
+		SeenMap &operator=(const SeenMap &) = delete;
 		NodeMeta *Find(hnsw::NodeId id);
 		void Put(hnsw::NodeId id, const NodeMeta &meta);
 		void Erase(hnsw::NodeId id);
