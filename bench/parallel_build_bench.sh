@@ -81,7 +81,7 @@ CREATE INDEX t_idx ON t USING s5vector (v) WITH (m = $m, ef_construction = $ef)"
 				if (title[p] ~ /parallel worker/) work += s
 				else if (title[p] ~ /CREATE INDEX|pbuild_bench|idle/) lead += s
 			}
-			printf "%.2f %.2f", lead, work
+			printf "%.2f %.2f\n", lead, work
 		}' "$samples" | {
 		read -r lead work
 		echo "$((t1 - t0)) $load $lead $work"
@@ -101,7 +101,7 @@ for r in $(seq 1 "$rounds"); do
 	for kind in serial parallel; do
 		n=0
 		[ "$kind" = parallel ] && n=$workers
-		q "DROP INDEX IF EXISTS t_idx"
+		q "SET client_min_messages = warning; DROP INDEX IF EXISTS t_idx"
 		q "CHECKPOINT"
 		read -r ms load lead work < <(build "$n")
 		printf '%-9s %-5s %9s %6s %10s %11s\n' "$kind" "$r" "$ms" "$load" "$lead" "$work"
