@@ -40,7 +40,7 @@ q "CREATE TABLE queries AS SELECT k AS qid, $(bench_vec "$dim") AS v FROM genera
 q "CREATE TABLE exact AS SELECT qid, (SELECT array_agg(id) FROM (SELECT id FROM t ORDER BY t.v <-> queries.v LIMIT 10) s) AS ids FROM queries"
 
 # User CPU seconds of the children of the postmaster that ran during a build: "pid seconds title" lines, from
-# samples every 0.1 s (a process's last sample before it exits; at most 0.1 s short).
+# samples every 0.1 s (a process's last sample before it exits: short by the time since that sample).
 sample_cpu() {
 	local out=$1
 	: >"$out"
@@ -57,11 +57,14 @@ sample_cpu() {
 }
 
 hz=$(getconf CLK_TCK)
-# One build: prints "wall_ms load1 cpu_leader cpu_workers".
+# One build: prints "wall_ms load1 cpu_leader cpu_workers cpu_total" (user seconds; leader and workers sampled,
+# the total exact).
 build() {
 	local nworkers=$1 samples="$DATA/samples"
 	local load
 	load=$(cut -d' ' -f1 /proc/loadavg)
+	local c0 c1
+	c0=$(awk '{print $16}' "/proc/$postmaster/stat")
 	sample_cpu "$samples" &
 	local sampler=$!
 	local t0 t1
@@ -71,20 +74,25 @@ CREATE INDEX t_idx ON t USING s5vector (v) WITH (m = $m, ef_construction = $ef)"
 	t1=$(now_ms)
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
-	# Last sample per pid, minus its first: CPU spent during the build.
+	# The user CPU time of every child the postmaster reaped meanwhile (the workers, and the backend once psql
+	# has gone): the build's total, exact.
+	sleep 1
+	c1=$(awk '{print $16}' "/proc/$postmaster/stat")
+	# The last sample of each process: the leader backend and the workers start with the build (psql connects for
+	# it), so their whole CPU time is the build's.
 	awk -v hz="$hz" '
-		{ if (!($1 in first)) first[$1] = $2; last[$1] = $2; t = ""; for (i = 3; i <= NF; i++) t = t " " $i; title[$1] = t }
+		{ last[$1] = $2; t = ""; for (i = 3; i <= NF; i++) t = t " " $i; title[$1] = t }
 		END {
 			lead = 0; work = 0
 			for (p in last) {
-				s = (last[p] - first[p]) / hz
+				s = last[p] / hz
 				if (title[p] ~ /parallel worker/) work += s
 				else if (title[p] ~ /CREATE INDEX|pbuild_bench|idle/) lead += s
 			}
 			printf "%.2f %.2f\n", lead, work
 		}' "$samples" | {
 		read -r lead work
-		echo "$((t1 - t0)) $load $lead $work"
+		echo "$((t1 - t0)) $load $lead $work $(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz}')"
 	}
 }
 
@@ -96,15 +104,15 @@ WHERE x = ANY (ARRAY(SELECT id FROM t ORDER BY t.v <-> qq.v LIMIT 10))) AS hits 
 
 serial_ms=()
 parallel_ms=()
-printf '%-9s %-5s %9s %6s %10s %11s\n' kind round wall_ms load1 cpu_leader cpu_workers
+printf '%-9s %-5s %9s %6s %10s %11s %9s\n' kind round wall_ms load1 cpu_leader cpu_workers cpu_total
 for r in $(seq 1 "$rounds"); do
 	for kind in serial parallel; do
 		n=0
 		[ "$kind" = parallel ] && n=$workers
 		q "SET client_min_messages = warning; DROP INDEX IF EXISTS t_idx"
 		q "CHECKPOINT"
-		read -r ms load lead work < <(build "$n")
-		printf '%-9s %-5s %9s %6s %10s %11s\n' "$kind" "$r" "$ms" "$load" "$lead" "$work"
+		read -r ms load lead work total < <(build "$n")
+		printf '%-9s %-5s %9s %6s %10s %11s %9s\n' "$kind" "$r" "$ms" "$load" "$lead" "$work" "$total"
 		if [ "$kind" = serial ]; then serial_ms+=("$ms"); else parallel_ms+=("$ms"); fi
 		if [ "$r" = "$rounds" ]; then
 			echo "  recall@10 (ef_search 40) of the $kind index: $(recall)"
