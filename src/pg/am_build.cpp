@@ -1,5 +1,7 @@
 // CREATE INDEX: the graph is built in memory (up to maintenance_work_mem) by the core, then written to pages in
 // one pass and WAL-logged once (log_newpage_range). Past the memory limit, the rest is inserted on disk.
+// With parallel workers (parallel_build.h) the graph is built in shared memory by every participant at once, then
+// written by the leader with the same code (the page writer is templated over the graph it reads).
 extern "C" {
 #include "postgres.h"
 
@@ -24,6 +26,7 @@ extern "C" {
 #include "pg/guard.h"
 #include "pg/index.h"
 #include "pg/page_store.h"
+#include "pg/parallel_build.h"
 #include "pg/s5vector.h"
 
 #include <vector>
@@ -72,6 +75,34 @@ int DrawLevel(BuildState *bs) {
 	return Min(level, bs->info.max_level);
 }
 
+// What the page writer reads of a built graph: the serial build's InMemoryGraph with its row arrays, or the
+// parallel build's SharedGraph, whose nodes carry their rows (S5vBuildRow).
+struct SerialGraph {
+	hnsw::InMemoryGraph &g;
+	BuildObjects *o;
+	size_t size() const { return g.size(); }
+	int level(size_t i) const { return g.level(i); }
+	const float *vector(size_t i) const { return g.vector_data(i); }
+	std::span<const uint32_t> neighbors(size_t i, int l) const { return g.neighbor_ids(i, l); }
+	ItemPointerData tid(size_t i) const { return o->tids[i]; }
+	int64 age(size_t i) const { return o->ages[i]; }
+	uint8 flags(size_t i) const { return o->flags[i]; }
+	bool entry(hnsw::NodeId &node, int &level) const { return g.EntryPoint(node, level).ok(); }
+};
+
+struct ParallelGraph {
+	hnsw::SharedGraph &g;
+	size_t size() const { return g.size(); }
+	int level(size_t i) const { return g.level(i); }
+	const float *vector(size_t i) const { return g.vector_data(i); }
+	std::span<const uint32_t> neighbors(size_t i, int l) const { return g.neighbor_ids(i, l); }
+	const S5vBuildRow *row(size_t i) const { return (const S5vBuildRow *)g.payload(i); }
+	ItemPointerData tid(size_t i) const { return row(i)->tid; }
+	int64 age(size_t i) const { return row(i)->age; }
+	uint8 flags(size_t i) const { return row(i)->flags; }
+	bool entry(hnsw::NodeId &node, int &level) const { return g.EntryPoint(node, level).ok(); }
+};
+
 // Where each in-memory node goes: element and neighbour tuple on the same page when they fit together.
 struct Placement {
 	BlockNumber eblk;
@@ -81,8 +112,7 @@ struct Placement {
 };
 
 // Write the in-memory graph to pages 1..n (block 0, the metapage, exists), without WAL; the caller logs them.
-void WriteGraph(BuildState *bs, const Placement *place, BlockNumber npages) {
-	hnsw::InMemoryGraph &graph = bs->objects->graph;
+template <class Graph> void WriteGraph(BuildState *bs, const Graph &graph, const Placement *place, BlockNumber npages) {
 	uint32 dim = bs->info.dimensions;
 	int m = bs->info.m;
 	size_t n = graph.size();
@@ -106,11 +136,11 @@ void WriteGraph(BuildState *bs, const Placement *place, BlockNumber npages) {
 				etup->type = S5V_TUPLE_ELEMENT;
 				etup->version = S5V_TUPLE_VERSION;
 				etup->level = (uint8)level;
-				etup->flags = bs->objects->flags[i];
-				etup->heaptid = bs->objects->tids[i];
+				etup->flags = graph.flags(i);
+				etup->heaptid = graph.tid(i);
 				ItemPointerSet(&etup->neighbortid, place[i].nblk, place[i].noff);
-				etup->age = bs->objects->ages[i];
-				memcpy(etup->x, graph.vector_data(i), sizeof(float) * dim);
+				etup->age = graph.age(i);
+				memcpy(etup->x, graph.vector(i), sizeof(float) * dim);
 				if (PageAddItem(page, (Item)etup, esize, InvalidOffsetNumber, false, false) != place[i].eoff)
 					elog(ERROR, "s5vector: failed to place element %zu", i);
 			}
@@ -123,11 +153,11 @@ void WriteGraph(BuildState *bs, const Placement *place, BlockNumber npages) {
 				for (int s = 0; s < ntup->count; s++)
 					ItemPointerSetInvalid(&ntup->tids[s]);
 				for (int l = 0; l <= level; l++) {
-					std::span<const hnsw::NodeId> nb = graph.neighbors_view(i, l);
+					std::span<const uint32_t> nb = graph.neighbors(i, l);
 					int start = l == 0 ? 0 : 2 * m + (l - 1) * m;
 					int cap = l == 0 ? 2 * m : m;
 					int k = 0;
-					for (hnsw::NodeId id : nb) {
+					for (uint32_t id : nb) {
 						if (k >= cap)
 							break;
 						ItemPointerSet(&ntup->tids[start + k], place[id].eblk, place[id].eoff);
@@ -154,8 +184,7 @@ void WriteGraph(BuildState *bs, const Placement *place, BlockNumber npages) {
 }
 
 // Assign pages and offsets to every node; returns the number of pages.
-BlockNumber PlaceGraph(BuildState *bs, Placement *place) {
-	hnsw::InMemoryGraph &graph = bs->objects->graph;
+template <class Graph> BlockNumber PlaceGraph(BuildState *bs, const Graph &graph, Placement *place) {
 	uint32 dim = bs->info.dimensions;
 	int m = bs->info.m;
 	Size esize = S5V_ELEMENT_SIZE(dim) + sizeof(ItemIdData);
@@ -229,20 +258,19 @@ void WriteMetaPage(Relation index, const BuildState *bs, ForkNumber fork) {
 }
 
 // Move the in-memory graph to pages and point the metapage at it.
-void FlushGraph(BuildState *bs) {
-	hnsw::InMemoryGraph &graph = bs->objects->graph;
+template <class Graph> void FlushGraph(BuildState *bs, const Graph &graph) {
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_WRITE);
 	size_t n = graph.size();
 	Placement *place = n > 0 ? (Placement *)palloc_extended(sizeof(Placement) * n, MCXT_ALLOC_HUGE) : nullptr;
-	BlockNumber npages = n > 0 ? PlaceGraph(bs, place) : 0;
-	WriteGraph(bs, place, npages);
+	BlockNumber npages = n > 0 ? PlaceGraph(bs, graph, place) : 0;
+	WriteGraph(bs, graph, place, npages);
 
 	Buffer buf = ReadBuffer(bs->index, S5V_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	S5vMetaPage meta = S5vPageGetMeta(BufferGetPage(buf));
 	hnsw::NodeId entry = hnsw::kNoNode;
 	int level = -1;
-	if (!graph.EntryPoint(entry, level).ok())
+	if (!graph.entry(entry, level))
 		entry = hnsw::kNoNode;
 	if (entry != hnsw::kNoNode) {
 		meta->entry_blkno = place[entry].eblk;
@@ -263,7 +291,9 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (isnull[0])
 		return;
 	MemoryContext old = MemoryContextSwitchTo(bs->tmpcxt);
-	if (PrepareVector(bs->info, values[0], bs->vec)) {
+	bool prepared = PrepareVector(bs->info, values[0], bs->vec);
+	CheckBuildVector(bs->info, values[0], bs->vec, prepared);
+	if (prepared) {
 		uint8 flags = 0;
 		int64 age;
 		if (bs->info.age_kind != S5V_AGE_NONE && isnull[1]) {
@@ -287,7 +317,7 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 			                        bs->index_tuples),
 			                 errdetail("Building will take significantly more time."),
 			                 errhint("Increase maintenance_work_mem to speed up builds.")));
-			FlushGraph(bs);
+			FlushGraph(bs, SerialGraph{objs->graph, objs});
 			bs->on_disk = true;
 		}
 		float *vec = bs->vec;
@@ -342,7 +372,7 @@ void InitBuildInfo(Relation index, IndexInfoCache *info) {
 
 // Give every node the build left without in-links back-links (Repair), a few rounds, then force links for what
 // is left; all in memory.
-Status ReconnectInMemory(hnsw::InMemoryGraph &graph, const hnsw::Params &params, const CancelToken &cancel) {
+template <class Graph> Status ReconnectInMemory(Graph &graph, const hnsw::Params &params, const CancelToken &cancel) {
 	for (int round = 0; round < 4; round++) {
 		std::size_t n = graph.size();
 		hnsw::NodeId entry;
@@ -355,8 +385,8 @@ Status ReconnectInMemory(hnsw::InMemoryGraph &graph, const hnsw::Params &params,
 		for (std::size_t i = 0; i < n; i++) {
 			offsets[i] = (uint32_t)targets.size();
 			for (int l = 0; l <= graph.level(i); l++)
-				for (hnsw::NodeId t : graph.neighbors_view(i, l))
-					targets.push_back((uint32_t)t);
+				for (uint32_t t : graph.neighbor_ids(i, l))
+					targets.push_back(t);
 		}
 		offsets[n] = (uint32_t)targets.size();
 		std::vector<uint32_t> lost;
@@ -415,15 +445,38 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 		bs->cold = ColdBuildBegin(index, bs->info, OptionLists(index), window, infinite, bs->memory_limit);
 	}
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64)Max(heap->rd_rel->reltuples, 0));
-	bs->heap_tuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, (void *)bs, NULL);
-	if (!bs->on_disk) {
-		Guarded([&]() -> Status {
-			hnsw::Params params{bs->info.m, bs->info.ef_construction};
-			return ReconnectInMemory(bs->objects->graph, params, bs->objects->cancel);
-		});
-		FlushGraph(bs);
-	} else {
-		// Counters of the on-disk part were kept by AddElement.
+	// Parallel workers when the planner gives some and the graph fits (parallel_build.h); the leader writes the
+	// pages from the shared graph while the segment is still mapped, then leaves parallel mode.
+	bool built = false;
+	if (ParallelBuild *pb = ParallelBuildBegin(heap, index, indexInfo, bs->info, bs->memory_limit, bs->cold != NULL)) {
+		double heap_tuples = 0, index_tuples = 0;
+		if (ParallelBuildScan(pb, &heap_tuples, &index_tuples)) {
+			hnsw::SharedGraph &graph = ParallelBuildGraph(pb);
+			BuildObjects *objs = bs->objects;
+			Guarded([&]() -> Status {
+				hnsw::Params params{bs->info.m, bs->info.ef_construction};
+				return ReconnectInMemory(graph, params, objs->cancel);
+			});
+			FlushGraph(bs, ParallelGraph{graph});
+			bs->heap_tuples = heap_tuples;
+			bs->index_tuples = index_tuples;
+			built = true;
+		}
+		ParallelBuildEnd(pb);
+	}
+	if (!built) {
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+		bs->heap_tuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, (void *)bs, NULL);
+		if (!bs->on_disk) {
+			BuildObjects *objs = bs->objects;
+			Guarded([&]() -> Status {
+				hnsw::Params params{bs->info.m, bs->info.ef_construction};
+				return ReconnectInMemory(objs->graph, params, objs->cancel);
+			});
+			FlushGraph(bs, SerialGraph{objs->graph, objs});
+		} else {
+			// Counters of the on-disk part were kept by AddElement.
+		}
 	}
 
 	// Cold tier hook: lists, training and the cold rows' pages, after the graph's.

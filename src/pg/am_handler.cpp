@@ -210,6 +210,9 @@ Datum s5vectorhandler(PG_FUNCTION_ARGS) {
 	am->amclusterable = false;
 	am->ampredlocks = false;
 	am->amcanparallel = false;
+#if PG_VERSION_NUM >= 170000
+	am->amcanbuildparallel = true; // PostgreSQL 15 has no such flag: Build asks plan_create_index_workers itself
+#endif
 	am->amcaninclude = false;
 	am->amusemaintenanceworkmem = true;
 	am->amparallelvacuumoptions = VACUUM_OPTION_NO_PARALLEL;
