@@ -1,0 +1,164 @@
+# Cold rows with 8-bit codes (cold_codes, docs/architecture.md "Quantized first pass"): the list scan estimates
+# rows from their codes and computes exact distances only where a row's lower bound can still enter the result, so
+# every answer must be the one exact distances give. For each metric a coded index (cold_codes = 'on', small
+# dimensions so the test is quick) is checked against the exact answer (probes = every list, the default
+# strict_order), against the same index built without codes (cold_codes = 'off') at a few probes, with a filter
+# that rejects most rows (never short of LIMIT), and read to the end (every row once). Then inserts after the build
+# (one far outside the quantizer's trained range, clamped), VACUUM (which slides rows and their codes down in their
+# pages), a rebalance and verify; and the row pages are coded (version 2) only where they should be.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use S5VTest;
+
+my $BLCKSZ = 8192;
+my $dim = 24;
+my $n = 3000;
+my $node = PostgreSQL::Test::Cluster->new('cold_codes');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\n");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION s5vector');
+$node->safe_psql('postgres',
+	"CREATE TABLE src AS SELECT i AS id, " . vec_sql('i', $dim, 40, 0.5) . " AS v FROM generate_series(1, $n) i");
+
+# Bad values of the option.
+my ($ret, $out, $err) = $node->psql('postgres',
+	"CREATE INDEX bad ON src USING s5vector (v) WITH (hot_window = '0', cold_codes = 'maybe')");
+like($err, qr/invalid value for parameter "cold_codes"/, 'cold_codes = maybe is refused');
+is((sqlstate_of($node->psql('postgres',
+	"CREATE INDEX bad ON src USING s5vector (v) WITH (hot_window = '0', cold_codes = 'maybe')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ])))[0] // '', '22023', 'with SQLSTATE 22023');
+
+# The first row page of an index and its version byte (1 plain, 2 coded).
+sub row_page_versions
+{
+	my ($index) = @_;
+	$node->safe_psql('postgres', 'CHECKPOINT');
+	my $path = $node->data_dir . '/' . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$index')");
+	my %versions;
+	for my $blk (1 .. (-s $path) / $BLCKSZ - 1)
+	{
+		my $type = unpack('v', peek_file($path, $blk * $BLCKSZ + $BLCKSZ - 4, 2));
+		next unless $type == 5;
+		my $lp = unpack('V', peek_file($path, $blk * $BLCKSZ + 24, 4));
+		my $item = $blk * $BLCKSZ + ($lp & 0x7FFF);
+		$versions{ unpack('C', peek_file($path, $item + 1, 1)) }++;
+	}
+	return join(',', map { "v$_" } sort keys %versions);
+}
+
+my @metrics = ([ 'l2', 'vector_l2_ops', '<->' ], [ 'ip', 'vector_ip_ops', '<#>' ],
+	[ 'cos', 'vector_cosine_ops', '<=>' ], [ 'l1', 'vector_l1_ops', '<+>' ]);
+my $rng = lcg_new(21);
+my @queries = map { rand_vec_literal($rng, $dim) } 1 .. 4;
+# Queries near rows too (the literal data are spread over [-10, 10) in 40 clusters).
+push @queries, $node->safe_psql('postgres', "SELECT v::text FROM src WHERE id = $_") for (7, 1234);
+
+sub ids
+{
+	my ($sql) = @_;
+	return join(',', grep { length } split /\n/, $node->safe_psql('postgres', $sql));
+}
+my $idx_set = 'SET enable_seqscan = off; SET enable_bitmapscan = off;';
+my $exact_set = 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
+
+for my $m (@metrics)
+{
+	my ($name, $ops, $op) = @$m;
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE t_$name AS SELECT * FROM src;
+		CREATE TABLE u_$name AS SELECT * FROM src;
+		CREATE INDEX t_${name}_idx ON t_$name USING s5vector (v $ops) WITH (hot_window = '0', lists = 20, cold_codes = 'on');
+		CREATE INDEX u_${name}_idx ON u_$name USING s5vector (v $ops) WITH (hot_window = '0', lists = 20, cold_codes = 'off');
+	});
+	is(row_page_versions("t_${name}_idx"), 'v2', "$name: cold_codes = on writes coded row pages only");
+	is(row_page_versions("u_${name}_idx"), 'v1', "$name: cold_codes = off writes plain row pages only");
+	my ($same_exact, $same_uncoded, $filtered, $n_q) = (0, 0, 0, 0);
+	for my $q (@queries)
+	{
+		$n_q++;
+		my $exact = ids("$exact_set SELECT id FROM t_$name ORDER BY v $op '$q', id LIMIT 20");
+		my $got = ids("$idx_set SET s5vector.probes = 20; SELECT id FROM t_$name ORDER BY v $op '$q' LIMIT 20");
+		$same_exact++ if $got eq $exact;
+		diag("$name: coded index, all lists: $got\n   exact: $exact") if $got ne $exact;
+		for my $mode ('strict_order', 'relaxed_order')
+		{
+			my $coded = ids("$idx_set SET s5vector.probes = 3; SET s5vector.iterative_scan = $mode; "
+				  . "SELECT id FROM t_$name ORDER BY v $op '$q' LIMIT 30");
+			my $plain = ids("$idx_set SET s5vector.probes = 3; SET s5vector.iterative_scan = $mode; "
+				  . "SELECT id FROM u_$name ORDER BY v $op '$q' LIMIT 30");
+			$same_uncoded++ if $coded eq $plain;
+			diag("$name $mode: coded $coded\n   plain $plain") if $coded ne $plain;
+		}
+		# A filter that keeps 1 row in 37: strict order, never short of LIMIT, the exact answer.
+		my $fexact = ids("$exact_set SELECT id FROM t_$name WHERE id % 37 = 0 ORDER BY v $op '$q', id LIMIT 10");
+		my $fgot = ids("$idx_set SET s5vector.probes = 1; SELECT id FROM t_$name WHERE id % 37 = 0 ORDER BY v $op '$q' LIMIT 10");
+		$filtered++ if $fgot eq $fexact && scalar(split /,/, $fgot) == 10;
+		diag("$name filtered: $fgot\n   exact: $fexact") if $fgot ne $fexact;
+	}
+	is($same_exact, $n_q, "$name: every list probed, the coded index gives the exact top 20 in order");
+	is($same_uncoded, 2 * $n_q, "$name: at probes 3 (strict and relaxed) the coded index answers as the plain one");
+	is($filtered, $n_q, "$name: a filter keeping 1 row in 37 gets its exact 10 rows");
+	is($node->safe_psql('postgres', "$idx_set SELECT count(*) || '/' || count(DISTINCT id) FROM "
+		  . "(SELECT id FROM t_$name ORDER BY v $op '$queries[0]') s"), "$n/$n", "$name: read to the end, every row once");
+}
+
+# Inserts after the build into the coded L2 index: ordinary rows, and one far outside the trained range (its code
+# clamps; its own stored error keeps the bound true), found first for a query next to it and in the exact order.
+$node->safe_psql('postgres', qq{
+	INSERT INTO t_l2 SELECT i, } . vec_sql('i', $dim, 40, 0.5) . qq{ FROM generate_series($n + 1, $n + 200) i;
+	INSERT INTO t_l2 VALUES (99999, array_fill(500::real, ARRAY[$dim])::vector);
+});
+my $far = '[' . join(',', (499) x $dim) . ']';
+is(ids("$idx_set SELECT id FROM t_l2 ORDER BY v <-> '$far' LIMIT 1"), '99999', 'a row outside the trained range is found');
+is($node->safe_psql('postgres', 'SELECT cold_rows FROM s5vector_index_stats(\'t_l2_idx\')'), $n + 201,
+	'inserted rows went to the cold lists');
+is(row_page_versions('t_l2_idx'), 'v2', 'appended row pages are coded');
+my $ok = 0;
+for my $q (@queries, $far)
+{
+	my $exact = ids("$exact_set SELECT id FROM t_l2 ORDER BY v <-> '$q', id LIMIT 25");
+	$ok++ if ids("$idx_set SET s5vector.probes = 20; SELECT id FROM t_l2 ORDER BY v <-> '$q' LIMIT 25") eq $exact;
+}
+is($ok, scalar(@queries) + 1, 'after inserts: exact top 25 with every list probed');
+
+# VACUUM compacts row pages (rows and their codes slide down together), then a rebalance step; answers stay exact.
+$node->safe_psql('postgres', 'DELETE FROM t_l2 WHERE id % 3 = 0; VACUUM t_l2');
+$ok = 0;
+for my $q (@queries)
+{
+	my $exact = ids("$exact_set SELECT id FROM t_l2 ORDER BY v <-> '$q', id LIMIT 25");
+	$ok++ if ids("$idx_set SET s5vector.probes = 20; SELECT id FROM t_l2 ORDER BY v <-> '$q' LIMIT 25") eq $exact;
+}
+is($ok, scalar(@queries), 'after VACUUM compacted the pages: exact top 25');
+$node->safe_psql('postgres', "INSERT INTO t_l2 SELECT i, v FROM src WHERE id <= 600 AND id % 3 = 0");
+$node->safe_psql('postgres', "SELECT s5vector_rebalance('t_l2_idx')");
+my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM t_l2');
+is($node->safe_psql('postgres', "$idx_set SELECT count(*) || '/' || count(DISTINCT id) FROM "
+	  . "(SELECT id FROM t_l2 ORDER BY v <-> '$queries[1]') s"), "$live/$live", 'after rebalance: every row once');
+$ok = 0;
+for my $q (@queries)
+{
+	my $exact = ids("$exact_set SELECT id FROM t_l2 ORDER BY v <-> '$q', id LIMIT 25");
+	$ok++ if ids("$idx_set SET s5vector.probes = 20; SELECT id FROM t_l2 ORDER BY v <-> '$q' LIMIT 25") eq $exact;
+}
+is($ok, scalar(@queries), 'after rebalance: exact top 25');
+verify_all_ok($node, "t_$_->[0]_idx", "verify clean: t_$_->[0]_idx") for @metrics;
+
+# auto: codes from 256 dimensions on, none below.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE a AS SELECT i AS id, } . vec_sql('i', 256, 10) . qq{ AS v FROM generate_series(1, 400) i;
+	CREATE INDEX a_idx ON a USING s5vector (v) WITH (hot_window = '0', lists = 4);
+	CREATE INDEX src_idx ON src USING s5vector (v) WITH (hot_window = '0', lists = 4);
+});
+is(row_page_versions('a_idx'), 'v2', 'cold_codes = auto codes 256 dimensions');
+is(row_page_versions('src_idx'), 'v1', "cold_codes = auto does not code $dim dimensions");
+my $q256 = $node->safe_psql('postgres', 'SELECT v::text FROM a WHERE id = 5');
+is(ids("$idx_set SET s5vector.probes = 4; SELECT id FROM a ORDER BY v <-> '$q256' LIMIT 15"),
+	ids("$exact_set SELECT id FROM a ORDER BY v <-> '$q256', id LIMIT 15"), '256 dimensions: exact top 15');
+
+$node->stop;
+done_testing();
