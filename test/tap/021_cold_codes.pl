@@ -161,5 +161,44 @@ my $q256 = $node->safe_psql('postgres', 'SELECT v::text FROM a WHERE id = 5');
 is(ids("$idx_set SET s5vector.probes = 4; SELECT id FROM a ORDER BY v <-> '$q256' LIMIT 15"),
 	ids("$exact_set SELECT id FROM a ORDER BY v <-> '$q256', id LIMIT 15"), '256 dimensions: exact top 15');
 
+# Corruption: a quantizer parameter that is not finite, and a row's stored code error that is negative, are
+# XX002 errors naming the page, never an answer in a wrong order.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE c AS SELECT * FROM src WHERE id <= 400;
+	CREATE INDEX c_idx ON c USING s5vector (v) WITH (hot_window = '0', lists = 4, cold_codes = 'on');
+	CHECKPOINT;
+});
+my $cpath = $node->data_dir . '/' . $node->safe_psql('postgres', "SELECT pg_relation_filepath('c_idx')");
+my ($quant, $rowpage);
+for my $blk (1 .. (-s $cpath) / $BLCKSZ - 1)
+{
+	my $type = unpack('v', peek_file($cpath, $blk * $BLCKSZ + $BLCKSZ - 4, 2));
+	my $lp = unpack('V', peek_file($cpath, $blk * $BLCKSZ + 24, 4));
+	my $item = $blk * $BLCKSZ + ($lp & 0x7FFF);
+	$quant //= $item if $type == 3 && unpack('C', peek_file($cpath, $item, 1)) == 9;
+	$rowpage //= $item if $type == 5;
+}
+ok(defined $quant && defined $rowpage, 'the coded index has a quantizer page and row pages');
+my $qcount = unpack('V', peek_file($cpath, $quant + 12, 4));
+my $rcap = unpack('v', peek_file($cpath, $rowpage + 4, 2));
+my $ages_at = (16 + 6 * $rcap + 7) & ~7;
+my $errors_at = ($ages_at + 9 * $rcap + 3) & ~3;
+my $cscan = "$idx_set SET s5vector.probes = 4; SELECT id FROM c ORDER BY v <-> '$queries[0]' LIMIT 5";
+for my $case ([ 'quantizer step NaN', $quant + 16 + 4 * $qcount, pack('f<', 'NaN' + 0), qr/quantizer parameter not finite/ ],
+	[ 'row code error negative', $rowpage + $errors_at, pack('f<', -1.0), qr/row code error not a finite non-negative/ ])
+{
+	my ($name, $off, $bytes, $why) = @$case;
+	$node->stop;
+	my $old = poke_file($cpath, $off, $bytes);
+	$node->start;
+	my ($r, $o, $e) = $node->psql('postgres', $cscan, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	is((sqlstate_of($e))[0] // '', 'XX002', "$name: XX002");
+	like($e, $why, "$name: the error says why");
+	$node->stop;
+	poke_file($cpath, $off, $old);
+	$node->start;
+}
+is(ids($cscan), ids("$exact_set SELECT id FROM c ORDER BY v <-> '$queries[0]', id LIMIT 5"), 'restored: exact again');
+
 $node->stop;
 done_testing();
