@@ -17,9 +17,13 @@ my $BLCKSZ = 8192;
 my $dim = 24;
 my $n = 3000;
 my $node = PostgreSQL::Test::Cluster->new('cold_codes');
-$node->init;
-$node->append_conf('postgresql.conf', "autovacuum = off\n");
+$node->init(allows_streaming => 1);
+$node->append_conf('postgresql.conf', "autovacuum = off\ns5vector.worker_enabled = off\n");
 $node->start;
+$node->backup('bk');
+my $standby = PostgreSQL::Test::Cluster->new('cold_codes_standby');
+$standby->init_from_backup($node, 'bk', has_streaming => 1);
+$standby->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION s5vector');
 $node->safe_psql('postgres',
 	"CREATE TABLE src AS SELECT i AS id, " . vec_sql('i', $dim, 40, 0.5) . "::vector($dim) AS v FROM generate_series(1, $n) i");
@@ -147,7 +151,35 @@ for my $q (@queries)
 	$ok++ if ids("$idx_set SET s5vector.probes = 20; SELECT id FROM t_l2 ORDER BY v <-> '$q' LIMIT 25") eq $exact;
 }
 is($ok, scalar(@queries), 'after rebalance: exact top 25');
+# Offload seals list prefixes of coded row pages into parts on a real s5vector-node (their vectors go to S5, their
+# codes stay behind: parts are scored exactly); answers stay exact.
+my $s5 = s5_node_start(PostgreSQL::Test::Utils::tempdir());
+my $offloaded = $node->safe_psql('postgres', "SET s5vector.s5_url = '$s5->{url}'; SELECT s5vector_offload('t_l2_idx')");
+cmp_ok($offloaded, '>', 0, "offload sealed parts of the coded index ($offloaded)");
+$ok = 0;
+for my $q (@queries)
+{
+	my $exact = ids("$exact_set SELECT id FROM t_l2 ORDER BY v <-> '$q', id LIMIT 25");
+	$ok++ if ids("SET s5vector.s5_url = '$s5->{url}'; $idx_set SET s5vector.probes = 20; "
+		  . "SELECT id FROM t_l2 ORDER BY v <-> '$q' LIMIT 25") eq $exact;
+}
+is($ok, scalar(@queries), 'after offload: exact top 25');
+# Sessions of this database reach the node (verify reads the remote segments; the standby's sessions too).
+$node->safe_psql('postgres', "ALTER DATABASE postgres SET s5vector.s5_url = '$s5->{url}'");
 verify_all_ok($node, "t_$_->[0]_idx", "verify clean: t_$_->[0]_idx") for @metrics;
+
+# A streaming standby answers as the primary (the coded build, inserts, VACUUM, rebalance and offload replayed).
+$node->wait_for_catchup($standby);
+my $same = 0;
+for my $q (@queries)
+{
+	my $sql = "SET s5vector.s5_url = '$s5->{url}'; $idx_set SET s5vector.probes = 20; SELECT id FROM t_l2 ORDER BY v <-> '$q' LIMIT 25";
+	$same++ if join(',', grep { length } split /\n/, $standby->safe_psql('postgres', $sql)) eq ids($sql);
+}
+is($same, scalar(@queries), 'the standby gives the same exact answers');
+$standby->stop;
+# Later builds stay local (with S5 configured, CREATE INDEX would upload the cold part directly).
+$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET s5vector.s5_url');
 
 # auto: codes from 256 dimensions on, none below.
 $node->safe_psql('postgres', qq{
@@ -201,4 +233,5 @@ for my $case ([ 'quantizer step NaN', $quant + 16 + 4 * $qcount, pack('f<', 'NaN
 is(ids($cscan), ids("$exact_set SELECT id FROM c ORDER BY v <-> '$queries[0]', id LIMIT 5"), 'restored: exact again');
 
 $node->stop;
+s5_node_stop($s5);
 done_testing();
