@@ -1147,6 +1147,8 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 			s->best = (float *)palloc(sizeof(float) * Max(s->exact_rows, 1u));
 		}
 	}
+	if (!s->staging && s->dir.rows != nullptr)
+		GrowColdRows(s, s->dir.rows[list] + s->dir.rows[list] / 8); // the list's size as its entry said: no regrowth
 	uint32 id = s->staging ? S5V_STAGING_LIST : list;
 	BlockNumber last_blk;
 	for (int attempt = 0;; attempt++) {
