@@ -164,9 +164,14 @@ Status IvfStream::Start(const float *query, const IvfSearchParams &params, RowFi
 		if (params.bounded && limit_ > 0)
 			ComputeListBounds(metric_, query_.data(), centroids.data(), dim, by_distance, limit_, suffix_bound_);
 		scored_ = lists_.ScoresQuery(metric_, std::span<const float>(query_.data(), dim));
+		if (scored_)
+			lists_.SetExactRows(params.exact_rows);
 		next_list_ = 0;
 		round_.clear();
 		pos_ = 0;
+		lazy_.clear();
+		resolved_.clear();
+		resolves_ = 0;
 		computations_ = 0;
 		returned_ = 0;
 		started_ = true;
@@ -212,8 +217,10 @@ Status IvfStream::ReadRound() {
 			ListChunk chunk;
 			S5V_RETURN_IF_ERROR(lists_.GetChunk(list, c, chunk));
 			const std::size_t rows = chunk.rows();
+			const bool lazy = scored_ && !chunk.exact.empty();
 			if (chunk.ages.size() != rows || chunk.live.size() != rows ||
-			    (scored_ ? chunk.distances.size() != rows : chunk.vectors.size() != rows * dim)) {
+			    (scored_ ? chunk.distances.size() != rows : chunk.vectors.size() != rows * dim) ||
+			    (lazy && (chunk.exact.size() != rows || chunk.locs.size() != rows))) {
 				lists_.ReleaseChunk(chunk);
 				return Status::Corrupt("inverted list chunk has arrays of different lengths");
 			}
@@ -221,6 +228,12 @@ Status IvfStream::ReadRound() {
 				for (std::size_t r = 0; r < rows; ++r) {
 					if (!chunk.live[r] || (filter_ && !filter_(chunk.ids[r], chunk.ages[r])))
 						continue;
+					if (lazy && !chunk.exact[r]) {
+						lazy_.push_back(LazyRow{chunk.distances[r], chunk.ids[r], chunk.locs[r], list});
+						std::push_heap(lazy_.begin(), lazy_.end(),
+						               [](const LazyRow &a, const LazyRow &b) { return a.bound > b.bound; });
+						continue;
+					}
 					float d = scored_ ? chunk.distances[r]
 					                  : IndexDistance(metric_, query_.data(), &chunk.vectors[r * dim], dim);
 					round_.push_back(ScoredRow{d, chunk.ids[r]});
@@ -243,38 +256,105 @@ Status IvfStream::ReadRound() {
 	return Status::Ok();
 }
 
+namespace {
+
+bool RowBefore(const ScoredRow &a, const ScoredRow &b) {
+	return a.distance < b.distance || (a.distance == b.distance && a.row < b.row);
+}
+// std heap comparators (max-heap of "after"): the heap's front is the smallest.
+bool ExactAfter(const ScoredRow &a, const ScoredRow &b) {
+	return RowBefore(b, a);
+}
+
+} // namespace
+
+const ScoredRow &IvfStream::BestExact() const {
+	if (pos_ < round_.size() && (resolved_.empty() || RowBefore(round_[pos_], resolved_.front())))
+		return round_[pos_];
+	return resolved_.front();
+}
+
+void IvfStream::PopBestExact() {
+	if (pos_ < round_.size() && (resolved_.empty() || RowBefore(round_[pos_], resolved_.front()))) {
+		pos_++;
+		return;
+	}
+	std::pop_heap(resolved_.begin(), resolved_.end(), ExactAfter);
+	resolved_.pop_back();
+}
+
+// The nearest lower bound gets its exact distance (and waits with the exact rows), or goes if its row is gone.
+Status IvfStream::ResolveLazy() {
+	std::pop_heap(lazy_.begin(), lazy_.end(), [](const LazyRow &a, const LazyRow &b) { return a.bound > b.bound; });
+	LazyRow l = lazy_.back();
+	lazy_.pop_back();
+	float d = 0.0f;
+	bool found = false;
+	S5V_RETURN_IF_ERROR(lists_.ExactDistance(l.list, l.row, l.loc, d, found));
+	resolves_++;
+	computations_++;
+	if (!found)
+		return Status::Ok();
+	try {
+		resolved_.push_back(ScoredRow{d, l.row});
+	} catch (...) {
+		return Status::OutOfMemory("out of memory in ivf search");
+	}
+	std::push_heap(resolved_.begin(), resolved_.end(), ExactAfter);
+	return Status::Ok();
+}
+
 Status IvfStream::Next(ScoredRow &out, bool &done) {
 	done = true;
 	if (!started_)
 		return Status::Ok();
-	if (params_.bounded) {
-		// A waiting row goes out only when no list still to read may hold a nearer one.
-		while (pos_ >= round_.size() || round_[pos_].distance > UnreadBound()) {
+	for (;;) {
+		const bool have_exact = HaveExact();
+		const bool have = have_exact || !lazy_.empty();
+		if (params_.bounded) {
+			// A waiting row goes out only when no list still to read may hold a nearer one.
+			float best = kNoMoreRows;
+			if (have_exact)
+				best = BestExact().distance;
+			if (!lazy_.empty())
+				best = std::min(best, lazy_.front().bound);
+			if ((!have || best > UnreadBound()) && next_list_ < limit_) {
+				S5V_RETURN_IF_ERROR(ReadRound());
+				continue;
+			}
+		} else if (!have) {
 			if (next_list_ >= limit_)
-				break;
+				return Status::Ok();
 			S5V_RETURN_IF_ERROR(ReadRound());
+			continue;
 		}
-		if (pos_ >= round_.size())
+		if (!have)
 			return Status::Ok();
+		// A bound at or below the best exact row may hide a nearer row: resolve it first.
+		if (!lazy_.empty() && (!have_exact || lazy_.front().bound <= BestExact().distance)) {
+			S5V_RETURN_IF_ERROR(ResolveLazy());
+			continue;
+		}
+		done = false;
+		out = BestExact();
+		PopBestExact();
+		returned_++;
+		return Status::Ok();
 	}
-	while (pos_ >= round_.size()) {
-		if (next_list_ >= limit_)
-			return Status::Ok();
-		S5V_RETURN_IF_ERROR(ReadRound());
-	}
-	done = false;
-	out = round_[pos_++];
-	returned_++;
-	return Status::Ok();
 }
 
 float IvfStream::LowerBound() const {
 	if (!started_)
 		return kNoMoreRows;
+	float waiting = kNoMoreRows;
+	if (HaveExact())
+		waiting = BestExact().distance;
+	if (!lazy_.empty())
+		waiting = std::min(waiting, lazy_.front().bound);
 	if (params_.bounded)
-		return std::min(pos_ < round_.size() ? round_[pos_].distance : kNoMoreRows, UnreadBound());
-	if (pos_ < round_.size())
-		return round_[pos_].distance;
+		return std::min(waiting, UnreadBound());
+	if (HaveExact() || !lazy_.empty())
+		return waiting;
 	return next_list_ < limit_ ? kUnknownBound : kNoMoreRows;
 }
 

@@ -31,6 +31,11 @@ struct ListChunk {
 	// Lists that score their rows themselves (ScoresQuery): one distance per row, IndexDistance(metric, query,
 	// row), for the query given there (any value for rows that are not live). Empty otherwise.
 	std::span<const float> distances;
+	// Lists that estimate rows from codes (a quantized first pass): exact[r] == 0 marks a row whose distances[r] is
+	// only a LOWER BOUND of its distance (its exact distance was not computed); locs[r] is then where the row is,
+	// for ExactDistance. Empty: every distance is exact.
+	std::span<const std::uint8_t> exact;
+	std::span<const std::uint64_t> locs;
 	std::uintptr_t token = 0; // the implementation's handle (a buffer, a cache entry)
 
 	std::size_t rows() const { return ids.size(); }
@@ -55,6 +60,23 @@ public:
 		(void)metric;
 		(void)query;
 		return false;
+	}
+
+	// Scoring lists that estimate rows from codes: the stream expects to hand out about `rows` rows (the exact
+	// distances worth computing while a row's page is at hand: those that may enter the nearest `rows`). The
+	// default ignores it.
+	virtual void SetExactRows(std::size_t rows) { (void)rows; }
+
+	// The exact distance of a row a chunk handed out as a lower bound (exact 0): `loc` is its locs entry. `found`
+	// false when the row is no longer there to be returned (removed since: not to be handed out). The default
+	// fails (a list that never hands out lower bounds never gets asked).
+	virtual Status ExactDistance(ListId list, RowId id, std::uint64_t loc, float &out, bool &found) {
+		(void)list;
+		(void)id;
+		(void)loc;
+		(void)out;
+		found = false;
+		return Status::InvalidInput("these inverted lists hand out no lower bounds");
 	}
 
 	// A hint that these lists will be read soon (start fetching remote segments). The default does nothing.
@@ -125,6 +147,10 @@ struct IvfSearchParams {
 	// parts come in one parallel fetch rather than one fetch (one network round trip) per round: a top-k with
 	// k <= lookahead_rows costs at most two fetches. 0: each round prefetches its own lists.
 	std::size_t lookahead_rows = 0;
+	// Lists that estimate rows from codes (ListChunk::exact) compute exact distances right away only for rows that
+	// may enter the nearest exact_rows (SetExactRows); the others wait as lower bounds and are resolved
+	// (ExactDistance) when the output reaches their bound, so order and completeness do not depend on it.
+	std::size_t exact_rows = 10;
 };
 
 // An IVF search as a candidate stream: the nearest `probes` lists (by centroid distance) are read whole,
@@ -144,6 +170,11 @@ struct IvfSearchParams {
 // handed out only when its distance is <= the smallest bound of the lists still to read (within max_probes); rows
 // already read wait in distance order. LowerBound is then min(next waiting row, bound of the unread lists).
 // An optional filter (on id and age) drops rows that may not be returned.
+//
+// Lower bounds from lists with codes (ListChunk::exact 0): such a row waits with its bound; before a row is handed
+// out, every waiting bound at or below its distance is resolved to the exact distance (ExactDistance) and takes its
+// place, so the output is the same as if every distance had been exact (a round's rows in distance order; bounded:
+// the global order), and a bound counts as a row for LowerBound.
 class IvfStream final : public CandidateStream {
 public:
 	using RowFilter = std::function<bool(RowId id, std::int64_t age)>;
@@ -157,6 +188,8 @@ public:
 
 	std::size_t lists_read() const { return next_list_; }
 	std::size_t distance_computations() const { return computations_; }
+	// Lower bounds resolved to exact distances (ExactDistance calls).
+	std::size_t resolves() const { return resolves_; }
 
 private:
 	Status ReadRound();
@@ -173,8 +206,24 @@ private:
 	std::vector<float> suffix_bound_; // bounded: min of the list bounds of order_[i..limit_)
 	std::size_t next_list_ = 0;       // lists of order_ already read
 	std::size_t limit_ = 0;           // lists that may be read in all
+	// Rows whose distance is only a lower bound (a min-heap on it), and rows resolved from them (a min-heap).
+	struct LazyRow {
+		float bound;
+		RowId row;
+		std::uint64_t loc;
+		ListId list;
+	};
+	bool HaveExact() const { return pos_ < round_.size() || !resolved_.empty(); }
+	// The nearest exact row waiting (HaveExact()).
+	const ScoredRow &BestExact() const;
+	void PopBestExact();
+	Status ResolveLazy();
+
 	std::vector<ScoredRow> round_;
 	std::size_t pos_ = 0;
+	std::vector<LazyRow> lazy_;
+	std::vector<ScoredRow> resolved_;
+	std::size_t resolves_ = 0;
 	std::size_t computations_ = 0;
 	std::size_t returned_ = 0; // rows handed out since Start
 	bool started_ = false;

@@ -187,6 +187,50 @@ void ScalarQuantizer::Finish() {
 		sq += static_cast<double>(step_[d]) * step_[d];
 	}
 	row_error_bound_ = static_cast<float>(0.5 * std::sqrt(sq));
+	double mn = 0.0;
+	for (std::size_t d = 0; d < step_.size(); d++) {
+		double far = std::max(std::fabs(static_cast<double>(lo_[d])),
+		                      std::fabs(static_cast<double>(lo_[d]) + 255.0 * static_cast<double>(step_[d])));
+		mn += far * far;
+	}
+	max_norm_ = static_cast<float>(std::sqrt(mn) * (1.0 + 1e-6));
+}
+
+float ScalarQuantizer::RowError(const float *x, const std::uint8_t *code, Metric metric) const {
+	double err = 0.0;
+	for (std::size_t d = 0; d < lo_.size(); d++) {
+		double e = static_cast<double>(x[d]) - (lo_[d] + step_[d] * static_cast<float>(code[d]));
+		err += metric == Metric::L1 ? std::fabs(e) : e * e;
+	}
+	if (metric != Metric::L1)
+		err = std::sqrt(err);
+	float out = static_cast<float>(err * (1.0 + 1e-6));
+	return std::nextafter(out, std::numeric_limits<float>::infinity());
+}
+
+float ScalarQuantizer::LowerBound(const QuantizedQuery &q, float estimate, float row_error) {
+	constexpr float kRel = 2e-4f;
+	if (!std::isfinite(estimate) || !std::isfinite(row_error))
+		return -std::numeric_limits<float>::infinity();
+	switch (q.metric) {
+	case Metric::L2: {
+		// Besides the relative rounding of the sums, q - lo and step * code round by a few ulps of |q| and of the
+		// decoded coordinates: an absolute margin of 1e-5 (|q| + 2 max_norm) on the root covers it many times.
+		float s = std::sqrt(std::max(estimate, 0.0f));
+		float t = s * (1.0f - kRel) - row_error * (1.0f + kRel) - 1e-5f * (q.norm + 2.0f * q.max_norm);
+		return t > 0.0f ? t * t * (1.0f - kRel) : 0.0f;
+	}
+	case Metric::InnerProduct:
+	case Metric::Cosine: {
+		// The terms of both sums are bounded by |q| (|lo| + |decoded row|) <= 2 |q| max_norm, and by |q| |x| for the
+		// exact one.
+		float margin = kRel * q.norm * (2.0f * q.max_norm + row_error) + kRel * std::fabs(estimate);
+		return estimate - q.norm * row_error * (1.0f + kRel) - margin;
+	}
+	case Metric::L1:
+		return estimate - row_error * (1.0f + kRel) - kRel * (std::fabs(estimate) + row_error);
+	}
+	return -std::numeric_limits<float>::infinity();
 }
 
 float ScalarQuantizer::Encode(const float *x, std::uint8_t *code) const {
@@ -216,9 +260,10 @@ Status ScalarQuantizer::Prepare(std::span<const float> query, QuantizedQuery &ou
 		                            std::to_string(dim));
 	out.metric = metric_;
 	out.a.resize(dim);
-	double constant = 0.0, dot_bound = 0.0, l1_bound = 0.0;
+	double constant = 0.0, dot_bound = 0.0, l1_bound = 0.0, norm = 0.0;
 	for (std::size_t d = 0; d < dim; d++) {
 		float q = query[d];
+		norm += static_cast<double>(q) * q;
 		if (!std::isfinite(q))
 			return Status::InvalidInput("query has a NaN or infinite value");
 		if (IsDot(metric_)) {
@@ -233,6 +278,8 @@ Status ScalarQuantizer::Prepare(std::span<const float> query, QuantizedQuery &ou
 	out.constant = static_cast<float>(constant);
 	out.dot_error_bound = static_cast<float>(0.5 * dot_bound);
 	out.l1_error_bound = static_cast<float>(0.5 * l1_bound);
+	out.norm = static_cast<float>(std::sqrt(norm) * (1.0 + 1e-6));
+	out.max_norm = max_norm_;
 	return Status::Ok();
 }
 

@@ -40,6 +40,8 @@ struct QuantizedQuery {
 	float constant = 0.0f;        // IP/cosine: q . lo
 	float dot_error_bound = 0.0f; // IP/cosine: 0.5 * sum |q * step|
 	float l1_error_bound = 0.0f;  // L1: 0.5 * sum step
+	float norm = 0.0f;            // |q| (IP/cosine lower bounds)
+	float max_norm = 0.0f;        // the quantizer's MaxDecodedNorm() (rounding margin of IP/cosine bounds)
 };
 
 class ScalarQuantizer {
@@ -58,11 +60,23 @@ public:
 	std::span<const float> step() const { return step_; }
 	// 0.5 * |step|: the L2 error of a decoded row inside the trained range.
 	float RowErrorBound() const { return row_error_bound_; }
+	// The largest norm a decoded row can have (every coordinate at whichever end of its range is farther from 0).
+	float MaxDecodedNorm() const { return max_norm_; }
 
 	// code must hold code_size() bytes. Returns |x - decode(code)| (L2). NaN encodes as 0 (callers reject NaN
 	// rows before, as the index does).
 	float Encode(const float *x, std::uint8_t *code) const;
 	void Decode(const std::uint8_t *code, float *out) const;
+	// The error of `code` as a code of x for `metric`'s lower bounds (LowerBound): |x - decode(code)|_1 for L1, the
+	// L2 norm otherwise, computed in double and rounded up, so that it is never below the true error. Valid for any
+	// finite x, clamped coordinates included.
+	float RowError(const float *x, const std::uint8_t *code, Metric metric) const;
+	// A lower bound of the exact IndexDistance between the prepared query and a row x, from the estimate of x's
+	// code (Distances) and the row's RowError: L2 (sqrt(estimate) - error)^2, IP/cosine estimate - |q| error
+	// (Cauchy-Schwarz), L1 estimate - error; lowered by a margin that covers the float rounding of both the
+	// estimate and the exact distance kernels (a relative 2e-4 of the terms' magnitude), so that a row's exact
+	// distance as IndexDistance computes it is never below it.
+	static float LowerBound(const QuantizedQuery &q, float estimate, float row_error);
 
 	// query.size() must be dim() and finite, else InvalidInput.
 	[[nodiscard]] Status Prepare(std::span<const float> query, QuantizedQuery &out) const;
@@ -80,6 +94,7 @@ private:
 	Metric metric_ = Metric::L2;
 	std::vector<float> lo_, step_, inv_step_;
 	float row_error_bound_ = 0.0f;
+	float max_norm_ = 0.0f;
 };
 
 // RaBitQ-style 1-bit codes (after Gao and Long, SIGMOD 2024), for a first pass that reads D / 8 + 12 bytes a row.

@@ -39,6 +39,16 @@ static void ValidateHotWindow(const char *value) {
 		                errdetail("The hot window cannot be negative.")));
 }
 
+// cold_codes must be auto, on or off.
+static void ValidateColdCodes(const char *value) {
+	if (value == nullptr)
+		return;
+	if (pg_strcasecmp(value, "auto") != 0 && pg_strcasecmp(value, "on") != 0 && pg_strcasecmp(value, "off") != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("invalid value for parameter \"cold_codes\": \"%s\"", value),
+		                errdetail("Valid values are \"auto\", \"on\" and \"off\".")));
+}
+
 void InitIndexOptions() {
 	s5v_relopt_kind = add_reloption_kind();
 	add_int_reloption(s5v_relopt_kind, "m", "Max number of connections", S5V_DEFAULT_M, S5V_MIN_M, S5V_MAX_M,
@@ -52,6 +62,9 @@ void InitIndexOptions() {
 	                     "7 days", ValidateHotWindow, AccessExclusiveLock);
 	add_bool_reloption(s5v_relopt_kind, "offload", "Whether sealed cold parts may be offloaded to S5", true,
 	                   ShareUpdateExclusiveLock);
+	add_string_reloption(s5v_relopt_kind, "cold_codes",
+	                     "Whether cold list rows carry 8-bit codes for a quantized first pass (auto, on, off)", "auto",
+	                     ValidateColdCodes, AccessExclusiveLock);
 }
 
 extern "C" bytea *s5vector_options_internal(Datum reloptions, bool validate);
@@ -65,6 +78,7 @@ extern "C" bytea *s5vector_options_internal(Datum reloptions, bool validate) {
 	    {"lists", RELOPT_TYPE_INT, offsetof(S5vOptions, lists)},
 	    {"hot_window", RELOPT_TYPE_STRING, offsetof(S5vOptions, hot_window_offset)},
 	    {"offload", RELOPT_TYPE_BOOL, offsetof(S5vOptions, offload)},
+	    {"cold_codes", RELOPT_TYPE_STRING, offsetof(S5vOptions, cold_codes_offset)},
 	};
 	return (bytea *)build_reloptions(reloptions, validate, s5v::pg::s5v_relopt_kind, sizeof(S5vOptions), tab,
 	                                 lengthof(tab));
@@ -85,6 +99,18 @@ int OptionM(Relation index) {
 int OptionEfConstruction(Relation index) {
 	S5vOptions *opts = (S5vOptions *)index->rd_options;
 	return opts ? opts->ef_construction : S5V_DEFAULT_EF_CONSTRUCTION;
+}
+
+int OptionColdCodes(Relation index) {
+	S5vOptions *opts = (S5vOptions *)index->rd_options;
+	if (opts == nullptr || opts->cold_codes_offset == 0)
+		return S5V_COLD_CODES_AUTO;
+	const char *value = (const char *)opts + opts->cold_codes_offset;
+	if (pg_strcasecmp(value, "on") == 0)
+		return S5V_COLD_CODES_ON;
+	if (pg_strcasecmp(value, "off") == 0)
+		return S5V_COLD_CODES_OFF;
+	return S5V_COLD_CODES_AUTO;
 }
 
 int OptionLists(Relation index) {

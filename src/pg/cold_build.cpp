@@ -268,7 +268,11 @@ double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexI
 			cb->lists = TrainLists(cb->info, cb->sample, n, lists, cb->centroids, nullptr, cb->memory_limit,
 			                       S5V_REFINE_ITERATIONS, cb->centroids);
 		BlockNumber head = WriteCentroidPages(index, dim, cb->centroids, cb->lists, false);
-		InstallLists(index, dim, meta_blk, head, cb->lists, 0, false, false);
+		// The quantizer of the rows' codes, on the same sample (cold_codes; rows outside its range clamp, and each
+		// row keeps its own error, so the scan's bounds stay true).
+		BlockNumber quant_head;
+		cb->target.coder = TrainColdQuantizer(index, cb->info, cb->sample, n, false, &quant_head);
+		InstallLists(index, dim, meta_blk, head, cb->lists, 0, false, false, quant_head);
 		cb->target.centroid_head = head;
 		cb->target.lists = cb->lists;
 		cb->target.lists_per_page = ListsPerCentroidPage(dim);
@@ -311,12 +315,14 @@ void TrainFromStaging(Relation index, const IndexInfoCache &info, const ColdTier
 	uint32 made = TrainLists(info, vecs, n, lists, centroids, assign, (Size)maintenance_work_mem * 1024L);
 	BlockNumber head = WriteCentroidPages(index, dim, centroids, made, true);
 	ColdAppendTarget target{tier.meta_blkno, head, made, ListsPerCentroidPage(dim), false, true, false}; // new lists
+	BlockNumber quant_head;
+	target.coder = TrainColdQuantizer(index, info, vecs, n, true, &quant_head);
 	for (int64 i = 0; i < n; i++) {
 		CHECK_FOR_INTERRUPTS();
 		ColdAppendRow(index, dim, target, assign[i], &tids[i], ages[i], flags[i], vecs + (Size)i * dim);
 	}
 	// Dead staging rows are not carried over: the tier's count drops by them.
-	InstallLists(index, dim, tier.meta_blkno, head, made, n - tier.staging.rows, true, true);
+	InstallLists(index, dim, tier.meta_blkno, head, made, n - tier.staging.rows, true, true, quant_head);
 }
 
 } // namespace

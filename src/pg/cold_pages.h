@@ -37,9 +37,21 @@ extern "C" {
 #define S5V_TUPLE_CENTROIDS 4
 #define S5V_TUPLE_COLD_ROWS 5
 #define S5V_TUPLE_COLD_PART 6
-#define S5V_TUPLE_GC_QUEUE 7 /* page type S5V_PAGE_COLD_PART: entries of the blob collection queue */
-#define S5V_TUPLE_FREE 8     /* page type S5V_PAGE_COLD_PART: a page freed by offload, in the FSM, reusable */
+#define S5V_TUPLE_GC_QUEUE 7  /* page type S5V_PAGE_COLD_PART: entries of the blob collection queue */
+#define S5V_TUPLE_FREE 8      /* page type S5V_PAGE_COLD_PART: a page freed by offload, in the FSM, reusable */
+#define S5V_TUPLE_QUANTIZER 9 /* page type S5V_PAGE_COLD_META: a slice of the cold tier's 8-bit quantizer */
 #define S5V_COLD_VERSION 1
+// A row page of version 2 also keeps each row's 8-bit code and its reconstruction error (S5vRowsLayout codes,
+// errors); version 1 pages (every index built before codes, and staging) have none and are read as before.
+#define S5V_ROWS_VERSION_CODED 2
+#define S5V_QUANTIZER_VERSION 1
+
+// cold_codes of the cold metapage: how list rows are coded.
+#define S5V_CODES_NONE 0
+#define S5V_CODES_SQ8 1 /* 8-bit scalar codes (core/quantizer.h), one quantizer per index */
+// cold_codes = auto: codes from this many dimensions on. Below, a code costs more page room than the exact
+// distance it saves (docs/benchmarks.md, "IVF", quantized first pass).
+#define S5V_CODES_AUTO_MIN_DIM 256
 
 #define S5V_COLD_MAGIC 0x53354344 /* "S5CD" */
 
@@ -93,6 +105,12 @@ typedef struct S5vColdMetaData {
 	int64 remote_segments;     /* such parts (one segment, one blob each) */
 	int64 remote_bytes;        /* their encrypted blobs' bytes on S5 */
 	S5vListInfoData staging;   /* no centroid */
+	// The quantizer (S5V_CODES_SQ8): quant_pages contiguous quantizer pages from quant_head, written with the
+	// trained lists. An index built before codes has zeros here (the item is zeroed at creation): no codes.
+	uint32 cold_codes;      /* S5V_CODES_* */
+	BlockNumber quant_head; /* first quantizer page (cold_codes != 0) */
+	uint32 quant_pages;
+	uint32 reserved1;
 } S5vColdMetaData;
 typedef S5vColdMetaData *S5vColdMeta;
 
@@ -110,6 +128,11 @@ typedef S5vCentroidsData *S5vCentroids;
 
 // A row page's item: a header, then packed arrays at the offsets S5vRowsLayout gives:
 //   ItemPointerData tids[capacity] | int64 ages[capacity] | uint8 flags[capacity] | float vectors[capacity * dim]
+// and on a coded page (version S5V_ROWS_VERSION_CODED)
+//   tids | ages | flags | float errors[capacity] | uint8 codes[capacity * dim] | vectors
+// errors[r]: row r's reconstruction error |x - decode(code)| (L2 norm; L1 norm for the L1 metric), so that a
+// distance estimated from the code gives a true lower bound of the exact distance even for a row the quantizer
+// clamped (outside its trained range).
 typedef struct S5vColdRowsData {
 	uint8 type;      /* S5V_TUPLE_COLD_ROWS */
 	uint8 version;   /* S5V_COLD_VERSION */
@@ -179,33 +202,67 @@ typedef S5vGcQueueData *S5vGcQueue;
 
 namespace s5v::pg {
 
-// Offsets of a row page's arrays inside its item.
+// Offsets of a row page's arrays inside its item (errors and codes 0 on an uncoded page).
 struct S5vRowsLayout {
 	uint32 capacity;
 	Size tids;
 	Size ages;
 	Size flags;
 	Size vectors;
+	Size errors;
+	Size codes;
 	Size end;
 };
 
-inline S5vRowsLayout RowsLayoutFor(uint32 dim, uint32 capacity) {
+inline S5vRowsLayout RowsLayoutFor(uint32 dim, uint32 capacity, bool coded = false) {
 	S5vRowsLayout l;
 	l.capacity = capacity;
 	l.tids = MAXALIGN(sizeof(S5vColdRowsData));
 	l.ages = MAXALIGN(l.tids + sizeof(ItemPointerData) * capacity);
 	l.flags = l.ages + sizeof(int64) * capacity;
-	l.vectors = MAXALIGN(l.flags + capacity);
+	l.errors = l.codes = 0;
+	Size at = l.flags + capacity;
+	if (coded) {
+		// Before the vectors: what the first pass reads stays in the first bytes of the page (at 784 dimensions
+		// all of it within its first 4 kB), so a row pruned by its code never touches the part of the page that
+		// holds the vectors (docs/benchmarks.md, "quantized first pass": the first touch of a memory page costs
+		// more than the bytes read).
+		l.errors = TYPEALIGN(sizeof(float), at);
+		l.codes = l.errors + sizeof(float) * capacity;
+		at = l.codes + (Size)dim * capacity;
+	}
+	l.vectors = MAXALIGN(at);
 	l.end = l.vectors + sizeof(float) * (Size)dim * capacity;
 	return l;
 }
 
-// Rows a row page holds for `dim` dimensions (at least 1 for every dim up to S5V_MAX_DIM).
-inline uint32 RowsPerPage(uint32 dim) {
-	uint32 cap = (uint32)(S5V_COLD_ITEM_SIZE / (sizeof(ItemPointerData) + sizeof(int64) + 1 + sizeof(float) * dim));
-	while (cap > 0 && RowsLayoutFor(dim, cap).end > S5V_COLD_ITEM_SIZE)
+// Rows a row page holds for `dim` dimensions (at least 1 for every dim up to S5V_MAX_DIM, coded or not).
+inline uint32 RowsPerPage(uint32 dim, bool coded = false) {
+	Size row = sizeof(ItemPointerData) + sizeof(int64) + 1 + sizeof(float) * dim + (coded ? sizeof(float) + dim : 0);
+	uint32 cap = (uint32)(S5V_COLD_ITEM_SIZE / row);
+	while (cap > 0 && RowsLayoutFor(dim, cap, coded).end > S5V_COLD_ITEM_SIZE)
 		cap--;
 	return cap;
+}
+
+// A quantizer page's item: dimensions [first, first + count) of the quantizer, lo[count] then step[count].
+typedef struct S5vQuantizerData {
+	uint8 type;    /* S5V_TUPLE_QUANTIZER */
+	uint8 version; /* S5V_QUANTIZER_VERSION */
+	uint16 reserved;
+	uint32 dimensions; /* of the whole quantizer (the index's) */
+	uint32 first;
+	uint32 count;
+	float values[FLEXIBLE_ARRAY_MEMBER];
+} S5vQuantizerData;
+typedef S5vQuantizerData *S5vQuantizer;
+
+// Dimensions one quantizer page holds.
+inline uint32 QuantizerDimsPerPage() {
+	return (uint32)((S5V_COLD_ITEM_SIZE - offsetof(S5vQuantizerData, values)) / (2 * sizeof(float)));
+}
+inline uint32 QuantizerPagesFor(uint32 dim) {
+	return (dim + QuantizerDimsPerPage() - 1) / QuantizerDimsPerPage();
 }
 
 // Offsets of a part page's arrays: ItemPointerData tids[capacity] | ages[capacity] (uint32 offsets or int64) |
@@ -347,6 +404,13 @@ inline uint8 *RowsFlags(S5vColdRows r, const S5vRowsLayout &l) {
 }
 inline float *RowsVectors(S5vColdRows r, const S5vRowsLayout &l) {
 	return (float *)((char *)r + l.vectors);
+}
+// Coded pages only (l.codes != 0).
+inline float *RowsErrors(S5vColdRows r, const S5vRowsLayout &l) {
+	return (float *)((char *)r + l.errors);
+}
+inline uint8 *RowsCodes(S5vColdRows r, const S5vRowsLayout &l) {
+	return (uint8 *)((char *)r + l.codes);
 }
 inline S5vListInfo CentroidEntry(S5vCentroids c, uint32 slot, uint32 dim) {
 	return (S5vListInfo)(c->entries + (Size)slot * S5V_LIST_ENTRY_SIZE(dim));

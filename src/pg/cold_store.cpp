@@ -15,6 +15,7 @@ extern "C" {
 #include "pg/offload.h"
 
 #include <cmath>
+#include <memory>
 #include <new>
 
 namespace s5v::pg {
@@ -95,17 +96,21 @@ char *GetColdItem(Relation index, Page page, BlockNumber blkno, uint16 page_type
 		                  (uint8)item[1] < S5V_PART_VERSION
 		                      ? "part page of an older format (built before part version 2)"
 		                      : "part page of an unknown format version");
-	if ((uint8)item[0] != tuple_type ||
-	    (uint8)item[1] != (tuple_type == S5V_TUPLE_COLD_PART ? S5V_PART_VERSION : S5V_COLD_VERSION))
+	uint8 want_version = tuple_type == S5V_TUPLE_COLD_PART   ? S5V_PART_VERSION
+	                     : tuple_type == S5V_TUPLE_QUANTIZER ? S5V_QUANTIZER_VERSION
+	                                                         : S5V_COLD_VERSION;
+	bool coded_rows = tuple_type == S5V_TUPLE_COLD_ROWS && (uint8)item[1] == S5V_ROWS_VERSION_CODED;
+	if ((uint8)item[0] != tuple_type || ((uint8)item[1] != want_version && !coded_rows))
 		ReportCorruptCold(index, blkno, "unknown tuple type or version");
 	return item;
 }
 
 S5vColdRows GetColdRows(Relation index, Page page, BlockNumber blkno, uint32 dim, S5vRowsLayout *layout) {
 	S5vColdRows rows = (S5vColdRows)GetColdItem(index, page, blkno, S5V_PAGE_COLD_ROWS, S5V_TUPLE_COLD_ROWS);
-	if (rows->capacity != RowsPerPage(dim) || rows->count > rows->capacity)
+	bool coded = rows->version == S5V_ROWS_VERSION_CODED;
+	if (rows->capacity != RowsPerPage(dim, coded) || rows->count > rows->capacity)
 		ReportCorruptCold(index, blkno, "row count or capacity impossible for the dimensions");
-	*layout = RowsLayoutFor(dim, rows->capacity);
+	*layout = RowsLayoutFor(dim, rows->capacity, coded);
 	return rows;
 }
 
@@ -128,6 +133,12 @@ S5vColdMeta GetColdMeta(Relation index, Page page, BlockNumber blkno, uint32 dim
 	} else if (cm->centroid_head != InvalidBlockNumber || cm->centroid_pages != 0) {
 		ReportCorruptCold(index, blkno, "centroid pages without trained lists");
 	}
+	if (cm->cold_codes != S5V_CODES_NONE &&
+	    (cm->cold_codes != S5V_CODES_SQ8 || cm->lists == 0 || cm->quant_pages != QuantizerPagesFor(dim) ||
+	     cm->quant_head <= S5V_METAPAGE_BLKNO || cm->quant_head == InvalidBlockNumber ||
+	     ((uint64)cm->quant_head + cm->quant_pages > nblocks &&
+	      (uint64)cm->quant_head + cm->quant_pages > RelationGetNumberOfBlocks(index))))
+		ReportCorruptCold(index, blkno, "cold metapage quantizer fields impossible");
 	CheckEntry(index, blkno, &cm->staging, nblocks);
 	return cm;
 }
@@ -163,6 +174,9 @@ void ReadColdTier(Relation index, const S5vMetaPageData &meta, uint32 dim, ColdT
 	out->train_rows = cm->train_rows;
 	out->rebalance_pending = cm->rebalance_pending;
 	out->staging = cm->staging;
+	out->cold_codes = cm->cold_codes;
+	out->quant_head = cm->cold_codes != S5V_CODES_NONE ? cm->quant_head : InvalidBlockNumber;
+	out->quant_pages = cm->cold_codes != S5V_CODES_NONE ? cm->quant_pages : 0;
 	UnlockReleaseBuffer(buf);
 }
 
@@ -236,10 +250,154 @@ BlockNumber EnsureColdTier(Relation index, uint32 dim, int64 train_rows, bool wa
 	return blk;
 }
 
+// ---- the quantizer ------------------------------------------------------------------------------------------------
+
+namespace {
+
+// This backend's copy of the quantizer an append or a build last used: the parameters as read from the pages, and
+// the quantizer made from them. An append compares the pages' parameters with the copy (one page read at 784
+// dimensions) and rebuilds it when they differ, so no index ever encodes with another's quantizer.
+struct CoderCache {
+	uint32 dim;
+	float *params; // 2 * dim: lo, step (TopMemoryContext)
+	s5v::ScalarQuantizer *quant;
+};
+CoderCache coder_cache;
+
+const s5v::ScalarQuantizer *CacheCoder(const float *lo, const float *step, uint32 dim, s5v::Metric metric) {
+	if (coder_cache.quant != nullptr && coder_cache.dim == dim && coder_cache.quant->metric() == metric &&
+	    memcmp(coder_cache.params, lo, sizeof(float) * dim) == 0 &&
+	    memcmp(coder_cache.params + dim, step, sizeof(float) * dim) == 0)
+		return coder_cache.quant;
+	if (coder_cache.params != nullptr)
+		pfree(coder_cache.params);
+	coder_cache.params = (float *)MemoryContextAlloc(TopMemoryContext, sizeof(float) * 2 * dim);
+	memcpy(coder_cache.params, lo, sizeof(float) * dim);
+	memcpy(coder_cache.params + dim, step, sizeof(float) * dim);
+	coder_cache.dim = dim;
+	s5v::ScalarQuantizer **slot = &coder_cache.quant;
+	Guarded([&]() -> Status {
+		delete *slot;
+		*slot = nullptr;
+		auto q = std::make_unique<s5v::ScalarQuantizer>();
+		S5V_RETURN_IF_ERROR(q->Load(metric, std::span<const float>(lo, dim), std::span<const float>(step, dim)));
+		*slot = q.release();
+		return Status::Ok();
+	});
+	return coder_cache.quant;
+}
+
+// The quantizer of the tier whose cold metapage is meta_blkno, or NULL when it has no codes. Takes buffer locks:
+// call holding none of this index.
+const s5v::ScalarQuantizer *LookupCoder(Relation index, uint32 dim, BlockNumber meta_blkno) {
+	S5vMetaPageData meta;
+	ReadMetaPage(index, &meta);
+	if (meta.cold_metapage != meta_blkno)
+		meta.cold_metapage = meta_blkno;
+	ColdTierInfo tier;
+	ReadColdTier(index, meta, dim, &tier);
+	if (tier.cold_codes == S5V_CODES_NONE)
+		return nullptr;
+	float *lo = (float *)palloc(sizeof(float) * 2 * dim);
+	(void)ReadColdQuantizer(index, dim, tier, lo, lo + dim);
+	const s5v::ScalarQuantizer *q = CacheCoder(lo, lo + dim, dim, GetIndexInfo(index).metric);
+	pfree(lo);
+	return q;
+}
+
+} // namespace
+
+bool ColdCodesWanted(Relation index, uint32 dim) {
+	int option = OptionColdCodes(index);
+	if (option == S5V_COLD_CODES_AUTO)
+		return dim >= S5V_CODES_AUTO_MIN_DIM;
+	return option == S5V_COLD_CODES_ON;
+}
+
+BlockNumber WriteQuantizerPages(Relation index, uint32 dim, const float *lo, const float *step, bool wal) {
+	uint32 per = QuantizerDimsPerPage();
+	uint32 npages = QuantizerPagesFor(dim);
+	BlockNumber first = InvalidBlockNumber;
+	LockRelationForExtension(index, ExclusiveLock);
+	for (uint32 p = 0; p < npages; p++) {
+		Buffer buf = NewPage(index, true);
+		BlockNumber blk = BufferGetBlockNumber(buf);
+		if (p == 0)
+			first = blk;
+		else if (blk != first + p)
+			elog(ERROR, "s5vector: quantizer pages are not contiguous (%u after %u)", blk, first + p - 1);
+		PageEdit edit(index, wal);
+		Page page = edit.Register(buf, true);
+		S5vQuantizer qp = (S5vQuantizer)InitColdPage(page, S5V_PAGE_COLD_META, S5V_TUPLE_QUANTIZER);
+		qp->dimensions = dim;
+		qp->first = p * per;
+		qp->count = Min(per, dim - p * per);
+		memcpy(qp->values, lo + qp->first, sizeof(float) * qp->count);
+		memcpy(qp->values + qp->count, step + qp->first, sizeof(float) * qp->count);
+		edit.Finish();
+		UnlockReleaseBuffer(buf);
+	}
+	UnlockRelationForExtension(index, ExclusiveLock);
+	return first;
+}
+
+bool ReadColdQuantizer(Relation index, uint32 dim, const ColdTierInfo &tier, float *lo, float *step) {
+	if (tier.cold_codes == S5V_CODES_NONE)
+		return false;
+	uint32 per = QuantizerDimsPerPage();
+	for (uint32 p = 0; p < tier.quant_pages; p++) {
+		BlockNumber blk = tier.quant_head + p;
+		Buffer buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		S5vQuantizer qp =
+		    (S5vQuantizer)GetColdItem(index, BufferGetPage(buf), blk, S5V_PAGE_COLD_META, S5V_TUPLE_QUANTIZER);
+		if (qp->dimensions != dim || qp->first != p * per || qp->count != Min(per, dim - p * per)) {
+			UnlockReleaseBuffer(buf);
+			ReportCorruptCold(index, blk, "quantizer page does not hold the dimensions it should");
+		}
+		for (uint32 d = 0; d < qp->count; d++) {
+			float l = qp->values[d], st = qp->values[qp->count + d];
+			if (!std::isfinite(l) || !std::isfinite(st) || st < 0.0f) {
+				UnlockReleaseBuffer(buf);
+				ReportCorruptCold(index, blk, "quantizer parameter not finite or negative step");
+			}
+			lo[qp->first + d] = l;
+			step[qp->first + d] = st;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	return true;
+}
+
+const s5v::ScalarQuantizer *TrainColdQuantizer(Relation index, const IndexInfoCache &info, const float *rows, int64 n,
+                                               bool wal, BlockNumber *head) {
+	*head = InvalidBlockNumber;
+	uint32 dim = info.dimensions;
+	if (n <= 0 || !ColdCodesWanted(index, dim))
+		return nullptr;
+	float *params = (float *)palloc(sizeof(float) * 2 * dim);
+	Guarded([&]() -> Status {
+		s5v::ScalarQuantizer q;
+		S5V_RETURN_IF_ERROR(
+		    q.Train(std::span<const float>(rows, (std::size_t)n * dim), (std::size_t)n, dim, info.metric));
+		memcpy(params, q.lo().data(), sizeof(float) * dim);
+		memcpy(params + dim, q.step().data(), sizeof(float) * dim);
+		return Status::Ok();
+	});
+	*head = WriteQuantizerPages(index, dim, params, params + dim, wal);
+	const s5v::ScalarQuantizer *q = CacheCoder(params, params + dim, dim, info.metric);
+	pfree(params);
+	return q;
+}
+
 void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
                    int64 age, uint8 row_flags, const float *vec) {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	bool staging = list == S5V_STAGING_LIST;
+	// Before any buffer lock: the tier's quantizer (training installs it under the cold write lock we hold).
+	const s5v::ScalarQuantizer *coder = target.coder;
+	if (coder == nullptr && !staging)
+		coder = LookupCoder(index, dim, target.meta_blkno);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	if (!staging && (list >= target.lists || target.centroid_head == InvalidBlockNumber))
 		elog(ERROR, "s5vector: append to list %u of %u", list, target.lists);
 
@@ -337,7 +495,10 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 	S5vColdRows rows;
 	if (npage != nullptr) {
 		rows = (S5vColdRows)InitColdPage(npage, S5V_PAGE_COLD_ROWS, S5V_TUPLE_COLD_ROWS);
-		rows->capacity = (uint16)RowsPerPage(dim);
+		bool coded = coder != nullptr && !staging;
+		if (coded)
+			rows->version = S5V_ROWS_VERSION_CODED;
+		rows->capacity = (uint16)RowsPerPage(dim, coded);
 		rows->list = list;
 		BlockNumber nblk = BufferGetBlockNumber(nbuf);
 		if (tpage != nullptr)
@@ -349,12 +510,22 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 	} else {
 		rows = (S5vColdRows)PageGetItem(tpage, PageGetItemId(tpage, FirstOffsetNumber));
 	}
-	S5vRowsLayout l = RowsLayoutFor(dim, rows->capacity);
+	bool coded_page = rows->version == S5V_ROWS_VERSION_CODED;
+	if (coded_page && (coder == nullptr || coder->dim() != dim))
+		ReportCorruptCold(index, BufferGetBlockNumber(npage != nullptr ? nbuf : tbuf),
+		                  "coded row page in a cold tier without a quantizer");
+	S5vRowsLayout l = RowsLayoutFor(dim, rows->capacity, coded_page);
 	uint16 i = rows->count;
 	RowsTids(rows, l)[i] = *tid;
 	RowsAges(rows, l)[i] = age;
 	RowsFlags(rows, l)[i] = row_flags & S5V_COLD_ROW_FLAGS;
 	memcpy(RowsVectors(rows, l) + (Size)i * dim, vec, sizeof(float) * dim);
+	if (coded_page) {
+		// The row's code and its own error: the scan's lower bound stays true for a row outside the trained range.
+		uint8 *code = RowsCodes(rows, l) + (Size)i * dim;
+		(void)coder->Encode(vec, code);
+		RowsErrors(rows, l)[i] = coder->RowError(vec, code, coder->metric());
+	}
 	rows->count = i + 1;
 	e->rows++;
 	if (!(row_flags & S5V_COLD_ROW_AGE_NULL)) {
@@ -406,7 +577,7 @@ BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroid
 }
 
 void InstallLists(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber centroid_head, uint32 lists,
-                  int64 rows_added, bool clear_staging, bool wal) {
+                  int64 rows_added, bool clear_staging, bool wal, BlockNumber quant_head) {
 	Buffer buf = ReadBuffer(index, meta_blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	(void)GetColdMeta(index, BufferGetPage(buf), meta_blkno, dim, RelationGetNumberOfBlocks(index));
@@ -423,6 +594,11 @@ void InstallLists(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumbe
 		cm->dead_rows = Max((int64)0, cm->dead_rows + rows_added);
 	if (clear_staging)
 		ResetEntry(&cm->staging);
+	if (quant_head != InvalidBlockNumber) {
+		cm->cold_codes = S5V_CODES_SQ8;
+		cm->quant_head = quant_head;
+		cm->quant_pages = QuantizerPagesFor(dim);
+	}
 	edit.Finish();
 	UnlockReleaseBuffer(buf);
 }
@@ -475,10 +651,17 @@ void ReadListDirectory(Relation index, uint32 dim, const ColdTierInfo &tier, boo
 			out->min_age[i] = e->min_age;
 			out->max_age[i] = e->max_age;
 			if (with_centroids) {
-				for (uint32 d = 0; d < dim; d++)
-					if (!std::isfinite(EntryCentroid(e)[d]))
-						ReportCorruptCold(index, blk, "centroid is not finite");
-				memcpy(out->centroids + (Size)i * dim, EntryCentroid(e), sizeof(float) * dim);
+				// Copied and checked in one loop the compiler can vectorise: x * 0 is 0 for every finite x and NaN
+				// for an infinity or a NaN, so the sum is 0 exactly when the whole centroid is finite.
+				const float *src = EntryCentroid(e);
+				float *dst = out->centroids + (Size)i * dim;
+				float nonfinite = 0.0f;
+				for (uint32 d = 0; d < dim; d++) {
+					dst[d] = src[d];
+					nonfinite += src[d] * 0.0f;
+				}
+				if (!(nonfinite == 0.0f))
+					ReportCorruptCold(index, blk, "centroid is not finite");
 			}
 		}
 		UnlockReleaseBuffer(buf);
@@ -494,14 +677,30 @@ bool AgeRangeMatches(const AgeFilter &f, int64 min_age, int64 max_age) {
 	return !(max_age < f.lo || min_age > f.hi);
 }
 
-// Visit every row of the chain starting at `head` (list id `list`): fn(tid, age, flags, vec) per row, one page
-// share-locked at a time. A chain longer than the index (a cycle) or a page of another list is corruption.
-// With `changed`, reaching a page that offload freed or reused (type S5V_PAGE_COLD_PART or, once a hot insert took
-// it from the FSM, S5V_PAGE_HOT; or new) stops the walk and
-// sets *changed: the list entry the caller read is older than an offload swap (a hot standby's scan, which the
-// primary's WaitForScans does not see), and the caller re-reads the entry and walks again.
-template <typename Fn>
-void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&fn, bool *changed = nullptr) {
+// Which shared buffer held a row page when this backend last read it: a list scan pins its pages through
+// ReadRecentBuffer, which checks that the buffer still holds the block (relation, fork, block, under the buffer's
+// header lock) and skips the buffer mapping lookup, 15% of a Fashion-MNIST list scan (docs/benchmarks.md,
+// "quantized first pass"). The table is only a hint: 64k buffer numbers (256 kB a backend, allocated on the first
+// scan) at a hash of relation and block; a stale or colliding entry fails the check and costs the lookup it would
+// have saved.
+constexpr uint32 kRecentBuffers = 65536;
+Buffer *recent_buffers;
+
+Buffer ReadRowPageBuffer(Relation index, BlockNumber blk) {
+	if (recent_buffers == nullptr)
+		recent_buffers = (Buffer *)MemoryContextAllocZero(TopMemoryContext, sizeof(Buffer) * kRecentBuffers);
+	uint32 h = (uint32)(((uint64)index->rd_node.relNode * UINT64CONST(0x9E3779B97F4A7C15) + blk) % kRecentBuffers);
+	Buffer recent = recent_buffers[h];
+	if (recent > 0 && recent <= NBuffers && ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, recent))
+		return recent;
+	Buffer buf = ReadBuffer(index, blk);
+	recent_buffers[h] = buf;
+	return buf;
+}
+
+// Visit every row page of the chain starting at `head` (list id `list`), share-locked one at a time: see WalkChain.
+template <typename PageFn>
+void WalkChainPages(Relation index, uint32 dim, BlockNumber head, uint32 list, PageFn &&fn, bool *changed = nullptr) {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber blk = head;
 	BlockNumber walked = 0;
@@ -512,7 +711,7 @@ void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&f
 			nblocks = RelationGetNumberOfBlocks(index);
 		if (blk <= S5V_METAPAGE_BLKNO || blk >= nblocks || walked > nblocks)
 			ReportCorruptCold(index, blk, "list chain leaves the index or loops");
-		Buffer buf = ReadBuffer(index, blk);
+		Buffer buf = ReadRowPageBuffer(index, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
 		if (changed != nullptr &&
@@ -528,19 +727,38 @@ void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&f
 		S5vColdRows rows = GetColdRows(index, page, blk, dim, &l);
 		if (rows->list != list)
 			ReportCorruptCold(index, blk, "row page of another list");
-		ItemPointer tids = RowsTids(rows, l);
-		int64 *ages = RowsAges(rows, l);
 		uint8 *flags = RowsFlags(rows, l);
-		float *vecs = RowsVectors(rows, l);
-		for (uint16 r = 0; r < rows->count; r++) {
+		for (uint16 r = 0; r < rows->count; r++)
 			if (flags[r] & ~S5V_COLD_ROW_FLAGS)
 				ReportCorruptCold(index, blk, "unknown row flags");
-			fn(blk, &tids[r], ages[r], flags[r], vecs + (Size)r * dim, (uint32)rows->count, r);
-		}
 		BlockNumber next = S5vPageGetOpaque(page)->nextblkno;
+		fn(blk, rows, l);
 		UnlockReleaseBuffer(buf);
 		blk = next;
 	}
+}
+
+// Visit every row of the chain starting at `head` (list id `list`): fn(tid, age, flags, vec) per row, one page
+// share-locked at a time. A chain longer than the index (a cycle) or a page of another list is corruption.
+// With `changed`, reaching a page that offload freed or reused (type S5V_PAGE_COLD_PART or, once a hot insert took
+// it from the FSM, S5V_PAGE_HOT; or new) stops the walk and
+// sets *changed: the list entry the caller read is older than an offload swap (a hot standby's scan, which the
+// primary's WaitForScans does not see), and the caller re-reads the entry and walks again.
+// (WalkChainPages is the same walk a page at a time: fn(blk, rows, layout) with the page share-locked, row flags
+// checked.)
+template <typename Fn>
+void WalkChain(Relation index, uint32 dim, BlockNumber head, uint32 list, Fn &&fn, bool *changed = nullptr) {
+	WalkChainPages(
+	    index, dim, head, list,
+	    [&](BlockNumber blk, S5vColdRows rows, const S5vRowsLayout &l) {
+		    ItemPointer tids = RowsTids(rows, l);
+		    int64 *ages = RowsAges(rows, l);
+		    uint8 *flags = RowsFlags(rows, l);
+		    float *vecs = RowsVectors(rows, l);
+		    for (uint16 r = 0; r < rows->count; r++)
+			    fn(blk, &tids[r], ages[r], flags[r], vecs + (Size)r * dim, (uint32)rows->count, r);
+	    },
+	    changed);
 }
 
 // A list's chain heads now (its centroid page), after WalkChain saw the chain change; XX002 after too many tries.
@@ -815,6 +1033,22 @@ struct PageColdLists::State {
 	int *pre_n;
 	PartInfo **pre_parts;
 	float ***pre_vecs;
+	// Codes (docs/architecture.md "Quantized first pass"): with the tier's quantizer (quant_params, read by Open) and
+	// a query, a coded page's rows are estimated from their codes; a row's exact distance is computed (from its
+	// vector on the same pinned page) only when its lower bound may enter the exact_rows nearest seen so far (best[],
+	// sorted), else it is handed out as a lower bound (exact 0) with its place (locs: block << 16 | slot) for
+	// ExactDistance.
+	float *quant_params;         // lo then step (dim floats each); NULL: no codes
+	s5v::ScalarQuantizer *quant; // made by ScoresQuery (C++ side), deleted with the lists
+	s5v::QuantizedQuery *qq;
+	uint32 exact_rows;
+	uint32 nbest;
+	float *best;  // exact_rows entries
+	float *est;   // one page's estimates
+	uint8 *exact; // per row (quant only)
+	uint64 *locs;
+	bool force_exact; // ExactDistance's fallback reload: every row exact
+	int64 lazy_rows;  // rows handed out as bounds (stats)
 };
 
 namespace {
@@ -844,6 +1078,11 @@ void OpenColdState(PageColdLists::State *s, bool *has_rows) {
 			            (!s->filter.active || AgeRangeMatches(s->filter, s->dir.min_age[0], s->dir.max_age[0]));
 		} else if (s->tier.lists > 0) {
 			ReadListDirectory(s->index, s->info.dimensions, s->tier, true, &s->dir);
+			if (s->tier.cold_codes != S5V_CODES_NONE) {
+				uint32 dim = s->info.dimensions;
+				s->quant_params = (float *)palloc(sizeof(float) * 2 * dim);
+				(void)ReadColdQuantizer(s->index, dim, s->tier, s->quant_params, s->quant_params + dim);
+			}
 			s->nlists = s->tier.lists;
 			for (uint32 i = 0; i < s->nlists && !*has_rows; i++)
 				*has_rows = (s->dir.heads[i] != InvalidBlockNumber || s->dir.parts[i] != InvalidBlockNumber) &&
@@ -851,6 +1090,44 @@ void OpenColdState(PageColdLists::State *s, bool *has_rows) {
 		}
 	}
 	MemoryContextSwitchTo(old);
+}
+
+// Room for `need` rows in the state's row arrays.
+void GrowColdRows(PageColdLists::State *s, int64 need) {
+	if (need <= s->row_cap)
+		return;
+	uint32 dim = s->info.dimensions;
+	while (s->row_cap < need)
+		s->row_cap *= 2;
+	s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
+	s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
+	s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
+	if (s->query != nullptr)
+		s->dists = (float *)repalloc_huge(s->dists, sizeof(float) * s->row_cap);
+	else
+		s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+	if (s->exact != nullptr) {
+		s->exact = (uint8 *)repalloc_huge(s->exact, s->row_cap);
+		s->locs = (uint64 *)repalloc_huge(s->locs, sizeof(uint64) * s->row_cap);
+	}
+}
+
+// An exact distance of this scan: it joins the exact_rows nearest (best[], sorted) if it is among them.
+void NoteExact(PageColdLists::State *s, float d) {
+	if (s->best == nullptr || s->force_exact)
+		return;
+	if (s->nbest == s->exact_rows) {
+		if (!(d < s->best[s->nbest - 1]))
+			return;
+		s->nbest--;
+	}
+	uint32 at = s->nbest;
+	while (at > 0 && s->best[at - 1] > d) {
+		s->best[at] = s->best[at - 1];
+		at--;
+	}
+	s->best[at] = d;
+	s->nbest++;
 }
 
 // Copy list `list`'s rows into the state's arrays (live = not dead and matching the age filter).
@@ -870,7 +1147,15 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 			s->dists = (float *)palloc(sizeof(float) * s->row_cap);
 		else
 			s->vecs = (float *)palloc(sizeof(float) * dim * s->row_cap);
+		if (s->qq != nullptr && s->query != nullptr) {
+			s->exact = (uint8 *)palloc(s->row_cap);
+			s->locs = (uint64 *)palloc(sizeof(uint64) * s->row_cap);
+			s->est = (float *)palloc(sizeof(float) * RowsPerPage(dim, true));
+			s->best = (float *)palloc(sizeof(float) * Max(s->exact_rows, 1u));
+		}
 	}
+	if (!s->staging && s->dir.rows != nullptr)
+		GrowColdRows(s, s->dir.rows[list] + s->dir.rows[list] / 8); // the list's size as its entry said: no regrowth
 	uint32 id = s->staging ? S5V_STAGING_LIST : list;
 	BlockNumber last_blk;
 	for (int attempt = 0;; attempt++) {
@@ -879,41 +1164,67 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 		s->chunk_start[0] = 0;
 		last_blk = InvalidBlockNumber;
 		bool changed = false;
-		WalkChain(
+		WalkChainPages(
 		    s->index, dim, s->dir.heads[list], id,
-		    [&](BlockNumber blk, ItemPointer tid, int64 age, uint8 flags, const float *vec, uint32, uint16) {
-			    if (blk != last_blk) {
-				    if (last_blk != InvalidBlockNumber) {
-					    if (s->nchunks + 1 >= s->chunk_cap) {
-						    s->chunk_cap *= 2;
-						    s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
-					    }
-					    s->chunk_start[++s->nchunks] = s->nrows;
+		    [&](BlockNumber blk, S5vColdRows rows, const S5vRowsLayout &l) {
+			    if (last_blk != InvalidBlockNumber) {
+				    if (s->nchunks + 1 >= s->chunk_cap) {
+					    s->chunk_cap *= 2;
+					    s->chunk_start = (int64 *)repalloc(s->chunk_start, sizeof(int64) * (s->chunk_cap + 1));
 				    }
-				    last_blk = blk;
+				    s->chunk_start[++s->nchunks] = s->nrows;
 			    }
-			    if (s->nrows == s->row_cap) {
-				    s->row_cap *= 2;
-				    s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
-				    s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
-				    s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
-				    if (s->query != nullptr)
-					    s->dists = (float *)repalloc_huge(s->dists, sizeof(float) * s->row_cap);
-				    else
-					    s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
+			    last_blk = blk;
+			    GrowColdRows(s, s->nrows + rows->count);
+			    ItemPointer tids = RowsTids(rows, l);
+			    int64 *ages = RowsAges(rows, l);
+			    uint8 *flags = RowsFlags(rows, l);
+			    float *vecs = RowsVectors(rows, l);
+			    bool coded =
+			        l.codes != 0 && s->qq != nullptr && s->exact != nullptr && s->query != nullptr && !s->force_exact;
+			    float *errors = coded ? RowsErrors(rows, l) : nullptr;
+			    if (coded)
+				    s->quant->Distances(*s->qq, RowsCodes(rows, l), rows->count, dim, s->est);
+			    for (uint16 r = 0; r < rows->count; r++) {
+				    ItemPointer tid = &tids[r];
+				    const float *vec = vecs + (Size)r * dim;
+				    bool live = RowMatches(s->filter, ages[r], flags[r]);
+				    if (live)
+					    CheckHeapTid(s->index, tid, &s->heap_nblocks);
+				    int64 i = s->nrows++;
+				    s->ids[i] =
+				        ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
+				    s->ages[i] = ages[r];
+				    s->live[i] = live ? 1 : 0;
+				    if (s->query == nullptr) {
+					    memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
+					    continue;
+				    }
+				    if (s->exact != nullptr) {
+					    s->exact[i] = 1;
+					    s->locs[i] = 0;
+				    }
+				    if (!live) {
+					    s->dists[i] = 0.0f;
+					    continue;
+				    }
+				    if (coded) {
+					    if (!(errors[r] >= 0.0f) || !std::isfinite(errors[r]))
+						    ReportCorruptCold(s->index, blk, "row code error not a finite non-negative number");
+					    float lb = s5v::ScalarQuantizer::LowerBound(*s->qq, s->est[r], errors[r]);
+					    if (s->nbest >= s->exact_rows && lb >= s->best[s->nbest - 1]) {
+						    s->dists[i] = lb;
+						    s->exact[i] = 0;
+						    s->locs[i] = ((uint64)blk << 16) | r;
+						    s->lazy_rows++;
+						    continue;
+					    }
+				    }
+				    float d = s5v::IndexDistance(s->metric, s->query, vec, dim);
+				    s->dists[i] = d;
+				    if (s->qq != nullptr)
+					    NoteExact(s, d);
 			    }
-			    bool live = RowMatches(s->filter, age, flags);
-			    if (live)
-				    CheckHeapTid(s->index, tid, &s->heap_nblocks);
-			    int64 i = s->nrows++;
-			    s->ids[i] =
-			        ((uint64)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
-			    s->ages[i] = age;
-			    s->live[i] = live ? 1 : 0;
-			    if (s->query == nullptr)
-				    memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
-			    else
-				    s->dists[i] = live ? s5v::IndexDistance(s->metric, s->query, vec, dim) : 0.0f;
 		    },
 		    s->staging ? nullptr : &changed);
 		if (!changed)
@@ -951,16 +1262,7 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 			if (vecs[p] == nullptr)
 				continue; // not reachable, on_s5_error = warning
 			for (uint32 r = 0; r < parts[p].rows; r++) {
-				if (s->nrows == s->row_cap) {
-					s->row_cap *= 2;
-					s->ids = (uint64 *)repalloc_huge(s->ids, sizeof(uint64) * s->row_cap);
-					s->ages = (int64 *)repalloc_huge(s->ages, sizeof(int64) * s->row_cap);
-					s->live = (uint8 *)repalloc_huge(s->live, s->row_cap);
-					if (s->query != nullptr)
-						s->dists = (float *)repalloc_huge(s->dists, sizeof(float) * s->row_cap);
-					else
-						s->vecs = (float *)repalloc_huge(s->vecs, sizeof(float) * dim * s->row_cap);
-				}
+				GrowColdRows(s, s->nrows + 1);
 				ItemPointer tid = &parts[p].tids[r];
 				bool live = RowMatches(s->filter, parts[p].ages[r], parts[p].flags[r]);
 				if (live)
@@ -971,6 +1273,10 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 				s->ages[i] = parts[p].ages[r];
 				s->live[i] = live ? 1 : 0;
 				const float *vec = vecs[p] + (Size)r * dim;
+				if (s->exact != nullptr) {
+					s->exact[i] = 1;
+					s->locs[i] = 0;
+				}
 				if (s->query == nullptr)
 					memcpy(s->vecs + (Size)i * dim, vec, sizeof(float) * dim);
 				else
@@ -990,6 +1296,63 @@ void LoadColdList(PageColdLists::State *s, uint32 list) {
 	}
 	s->loaded = list;
 	MemoryContextSwitchTo(old);
+}
+
+// The exact distance of a row the page walk handed out as a lower bound (PageColdLists::ExactDistance). The row is
+// looked for on the page the walk saw it on (its slot, or elsewhere on the page after a VACUUM compaction slid it
+// down); when the page is no longer a row page of the list or does not hold the row (a hot standby's scan during
+// an offload, a VACUUM that dropped it), the list is read again with exact distances and the row looked for there.
+// *found false: the row is gone or dead now (not to be handed out).
+void ResolveColdRow(PageColdLists::State *s, uint32 list, uint64 id, uint64 loc, float *out, bool *found) {
+	*found = false;
+	uint32 dim = s->info.dimensions;
+	BlockNumber blk = (BlockNumber)(loc >> 16);
+	uint32 slot = (uint32)(loc & 0xffff);
+	bool located = false;
+	if (blk > S5V_METAPAGE_BLKNO && blk < RelationGetNumberOfBlocks(s->index)) {
+		Buffer buf = ReadBuffer(s->index, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		if (!PageIsNew(page) && PageGetSpecialSize(page) == MAXALIGN(sizeof(S5vPageOpaqueData)) &&
+		    S5vPageGetOpaque(page)->page_id == S5V_PAGE_ID && S5vPageGetOpaque(page)->page_type == S5V_PAGE_COLD_ROWS) {
+			S5vRowsLayout l;
+			S5vColdRows rows = GetColdRows(s->index, page, blk, dim, &l);
+			if (rows->list == list) {
+				ItemPointer tids = RowsTids(rows, l);
+				auto key = [&](uint16 r) {
+					return ((uint64)ItemPointerGetBlockNumberNoCheck(&tids[r]) << 16) |
+					       ItemPointerGetOffsetNumberNoCheck(&tids[r]);
+				};
+				int at = -1;
+				if (slot < rows->count && key((uint16)slot) == id)
+					at = (int)slot;
+				for (uint16 r = 0; at < 0 && r < rows->count; r++)
+					if (key(r) == id)
+						at = r;
+				if (at >= 0) {
+					located = true;
+					uint8 flags = RowsFlags(rows, l)[at];
+					if (RowMatches(s->filter, RowsAges(rows, l)[at], flags)) {
+						*out = s5v::IndexDistance(s->metric, s->query, RowsVectors(rows, l) + (Size)at * dim, dim);
+						*found = true;
+					}
+				}
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	if (located)
+		return;
+	s->force_exact = true;
+	LoadColdList(s, list);
+	s->force_exact = false;
+	for (int64 i = 0; i < s->nrows; i++)
+		if (s->ids[i] == id && s->live[i]) {
+			*out = s->dists[i];
+			*found = true;
+			break;
+		}
+	s->loaded = -1; // its arrays now hold the exact reload
 }
 
 // The remote parts of the lists the stream will read next, fetched together (one DownloadMany for every cache miss).
@@ -1059,10 +1422,13 @@ PageColdLists::PageColdLists(Relation index, const IndexInfoCache &info, const A
 	state_->staging = staging;
 	state_->cxt = cxt;
 	state_->loaded = -1;
+	state_->exact_rows = 10;
 }
 
 PageColdLists::~PageColdLists() {
 	// The arrays are palloc'd in the scan's context and go with it.
+	delete state_->qq;
+	delete state_->quant;
 	delete state_;
 }
 
@@ -1119,7 +1485,48 @@ bool PageColdLists::ScoresQuery(s5v::Metric metric, std::span<const float> query
 	s->metric = metric;
 	s->query = query.data();
 	s->loaded = -1; // distances to another query
+	s->nbest = 0;
+	delete s->qq;
+	delete s->quant;
+	s->qq = nullptr;
+	s->quant = nullptr;
+	if (s->quant_params != nullptr && metric == s->info.metric) {
+		// Codes for this query; without them (an error here) every row is scored exactly, as on an uncoded tier.
+		try {
+			auto q = std::make_unique<s5v::ScalarQuantizer>();
+			auto qq = std::make_unique<s5v::QuantizedQuery>();
+			if (q->Load(metric, std::span<const float>(s->quant_params, dim_),
+			            std::span<const float>(s->quant_params + dim_, dim_))
+			        .ok() &&
+			    q->Prepare(query, *qq).ok()) {
+				s->quant = q.release();
+				s->qq = qq.release();
+			}
+		} catch (...) {
+		}
+	}
 	return true;
+}
+
+void PageColdLists::SetExactRows(std::size_t rows) {
+	state_->exact_rows = (uint32)std::min<std::size_t>(std::max<std::size_t>(rows, 1), 100000);
+}
+
+Status PageColdLists::ExactDistance(ivf::ListId list, RowId id, std::uint64_t loc, float &out, bool &found) {
+	if (!failed_.ok())
+		return failed_;
+	State *s = state_;
+	if (list >= s->nlists || s->query == nullptr)
+		return Status::InvalidInput("exact distance asked for a row of no cold list");
+	float d = 0.0f;
+	bool f = false;
+	Status st;
+	S5V_PG_CALL(st, ResolveColdRow(s, list, id, loc, &d, &f));
+	if (!st.ok())
+		return Fail(st);
+	out = d;
+	found = f;
+	return Status::Ok();
 }
 
 Status PageColdLists::Prefetch(std::span<const ivf::ListId> lists) {
@@ -1145,9 +1552,13 @@ Status PageColdLists::GetChunk(ivf::ListId list, std::size_t index, ivf::ListChu
 	out.index = index;
 	out.ids = std::span<const RowId>(s->ids + begin, n);
 	out.ages = std::span<const std::int64_t>(s->ages + begin, n);
-	if (s->query != nullptr)
+	if (s->query != nullptr) {
 		out.distances = std::span<const float>(s->dists + begin, n);
-	else
+		if (s->exact != nullptr) {
+			out.exact = std::span<const std::uint8_t>(s->exact + begin, n);
+			out.locs = std::span<const std::uint64_t>(s->locs + begin, n);
+		}
+	} else
 		out.vectors = std::span<const float>(s->vecs + (Size)begin * dim_, n * dim_);
 	out.live = std::span<const std::uint8_t>(s->live + begin, n);
 	out.token = 1;

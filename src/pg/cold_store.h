@@ -10,6 +10,7 @@
 #pragma once
 
 #include "core/inverted_lists.h"
+#include "core/quantizer.h"
 #include "pg/cold_pages.h"
 #include "pg/page_store.h"
 
@@ -34,6 +35,9 @@ struct ColdTierInfo {
 	int64 train_rows;
 	int64 rebalance_pending; // a rebalance step did not finish its moves (rows may be in two lists)
 	S5vListInfoData staging; // without centroid
+	uint32 cold_codes;       // S5V_CODES_*: list rows carry 8-bit codes (quantizer pages from quant_head)
+	BlockNumber quant_head;
+	uint32 quant_pages;
 };
 
 // Plain PostgreSQL code below (may ereport): call from plain frames, or inside S5V_PG_CALL.
@@ -76,6 +80,10 @@ struct ColdAppendTarget {
 	// kColdRoomWalkPages of them, from the head of the chain). Off for lists written from scratch (CREATE INDEX,
 	// training, rebalancing into new lists): they have no holes, and the walk would read the chain at every page.
 	bool reuse_room = true;
+	// The index's quantizer when the caller has it (a build, training); NULL: ColdAppendRow looks it up (the cold
+	// metapage says whether the tier has codes). New row pages of trained lists are coded when the tier is; a row
+	// appended to a coded page gets its code and error there.
+	const s5v::ScalarQuantizer *coder = nullptr;
 };
 
 // Row pages an append reads at most, from the head of a list's chain, looking for room VACUUM freed.
@@ -92,9 +100,24 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 // pages are not referenced until InstallLists. Returns the first block. Caller holds the cold write lock.
 BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroids, uint32 lists, bool wal);
 // Point the cold metapage at trained lists (one record): lists, their centroid pages, the rows they hold (moved
-// from staging, or added at build); staging emptied when `clear_staging`.
+// from staging, or added at build); staging emptied when `clear_staging`. With quant_head valid the tier gets its
+// quantizer (WriteQuantizerPages) in the same record: cold_codes S5V_CODES_SQ8.
 void InstallLists(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber centroid_head, uint32 lists,
-                  int64 rows_added, bool clear_staging, bool wal);
+                  int64 rows_added, bool clear_staging, bool wal, BlockNumber quant_head = InvalidBlockNumber);
+
+// The quantizer (lo and step, dim floats each) on a new contiguous run of quantizer pages (QuantizerPagesFor(dim)),
+// not referenced until InstallLists. Returns the first block. Caller holds the cold write lock.
+BlockNumber WriteQuantizerPages(Relation index, uint32 dim, const float *lo, const float *step, bool wal);
+// The tier's quantizer parameters into lo and step (dim floats each, caller's), checked (page types, version,
+// dimensions, finite values, step >= 0; anything else XX002). False when the tier has no codes.
+bool ReadColdQuantizer(Relation index, uint32 dim, const ColdTierInfo &tier, float *lo, float *step);
+// Whether CREATE INDEX or training gives the tier codes (cold_codes = auto: dim >= S5V_CODES_AUTO_MIN_DIM).
+bool ColdCodesWanted(Relation index, uint32 dim);
+// Train the index's quantizer on n rows (n * dim floats, as the index stores them), write its pages and return a
+// quantizer for appends (valid until the next call of this or of the append's lookup in this backend) and the first
+// page in *head. NULL (and *head InvalidBlockNumber) when the tier gets no codes.
+const s5v::ScalarQuantizer *TrainColdQuantizer(Relation index, const IndexInfoCache &info, const float *rows, int64 n,
+                                               bool wal, BlockNumber *head);
 
 // Every row of the cold tier (staging and every list, by following the lists, so each row once) that is live and
 // matches `filter`, with its distance to `query` (0 when query is NULL), palloc'd in the current context.
@@ -132,6 +155,10 @@ public:
 	// Rows are scored against `query` as they are read from their pages (no copy of the vectors): chunks carry
 	// distances. Only before the first list is read.
 	bool ScoresQuery(s5v::Metric metric, std::span<const float> query) override;
+	// With codes: rows of coded pages whose lower bound cannot enter the nearest `rows` seen so far are handed out as
+	// bounds (ListChunk::exact 0), resolved by ExactDistance (their page read again) when the stream reaches them.
+	void SetExactRows(std::size_t rows) override;
+	Status ExactDistance(ivf::ListId list, RowId id, std::uint64_t loc, float &out, bool &found) override;
 	// Fetch the remote parts of the lists a round will read, all at once (cache, then one parallel download).
 	Status Prefetch(std::span<const ivf::ListId> lists) override;
 	Status ChunkCount(ivf::ListId list, std::size_t &out) override;

@@ -87,6 +87,8 @@ int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 lis
 		int64 *ages = RowsAges(rows, l);
 		uint8 *flags = RowsFlags(rows, l);
 		float *vecs = RowsVectors(rows, l);
+		float *errors = l.codes != 0 ? RowsErrors(rows, l) : nullptr; // coded page: codes move with their rows
+		uint8 *codes = l.codes != 0 ? RowsCodes(rows, l) : nullptr;
 		uint16 w = 0;
 		for (uint16 r = 0; r < rows->count; r++) {
 			if (flags[r] & S5V_COLD_ROW_DEAD)
@@ -96,6 +98,10 @@ int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 lis
 				ages[w] = ages[r];
 				flags[w] = flags[r];
 				memmove(vecs + (Size)w * dim, vecs + (Size)r * dim, sizeof(float) * dim);
+				if (codes != nullptr) {
+					errors[w] = errors[r];
+					memmove(codes + (Size)w * dim, codes + (Size)r * dim, dim);
+				}
 			}
 			w++;
 		}
@@ -105,6 +111,10 @@ int CompactPage(Relation index, uint32 dim, const ColdTierInfo &tier, uint32 lis
 		memset(ages + w, 0, sizeof(int64) * (old_count - w));
 		memset(flags + w, 0, old_count - w);
 		memset(vecs + (Size)w * dim, 0, sizeof(float) * dim * (old_count - w));
+		if (codes != nullptr) {
+			memset(errors + w, 0, sizeof(float) * (old_count - w));
+			memset(codes + (Size)w * dim, 0, (Size)dim * (old_count - w));
+		}
 		rows->count = w;
 		e->rows = Max((int64)0, e->rows - dropped);
 		cm->cold_rows = Max((int64)0, cm->cold_rows - dropped);

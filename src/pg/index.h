@@ -150,6 +150,7 @@ typedef struct S5vOptions {
 	int lists;
 	int hot_window_offset; /* string option */
 	bool offload;          /* cold parts may go to S5 (default on) */
+	int cold_codes_offset; /* string option: auto | on | off (cold_store.h ColdCodesWanted) */
 } S5vOptions;
 
 namespace s5v::pg {
@@ -180,6 +181,11 @@ int OptionM(Relation index);
 bool OptionOffload(Relation index);
 int OptionEfConstruction(Relation index);
 int OptionLists(Relation index);
+// cold_codes: S5V_COLD_CODES_AUTO, _ON or _OFF (read when the cold tier is trained).
+#define S5V_COLD_CODES_AUTO 0
+#define S5V_COLD_CODES_ON 1
+#define S5V_COLD_CODES_OFF 2
+int OptionColdCodes(Relation index);
 void OptionHotWindow(Relation index, Interval *out, bool *infinite);
 
 // Metric chosen by the opclass of the first column (from its support function 1).

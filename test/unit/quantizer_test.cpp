@@ -278,6 +278,60 @@ TEST(QuantizerTest, ConstantDimensionsAndOutOfRangeRows) {
 	EXPECT_LE(std::fabs(std::sqrt(sq.Distance(q, code)) - std::sqrt(exact)), err + 1e-4);
 }
 
+// LowerBound (what the cold scan skips rows by) is never above the exact IndexDistance as the index computes it, for
+// every metric, rows inside the trained range and rows far outside it (clamped), at 784 dimensions, and it is tight
+// enough to prune: most rows' bounds are above the 10th nearest exact distance.
+TEST(QuantizerTest, LowerBoundNeverExceedsTheExactDistance) {
+	const std::size_t dim = 784, n = 600, train = 300;
+	for (Metric m : kAllMetrics) {
+		std::vector<float> rows = Clustered(n, dim, 8, 11);
+		if (m == Metric::Cosine)
+			Normalise(rows, dim);
+		ScalarQuantizer sq;
+		ASSERT_TRUE(sq.Train(std::span<const float>(rows.data(), train * dim), train, dim, m).ok());
+		// The second half: some rows scaled out of the trained range (clamped coordinates).
+		for (std::size_t i = train; i < n; i += 7)
+			for (std::size_t d = 0; d < dim; d++)
+				rows[i * dim + d] *= 3.0f;
+		std::vector<std::uint8_t> codes = EncodeAll(sq, rows);
+		std::vector<float> errors(n);
+		for (std::size_t i = 0; i < n; i++)
+			errors[i] = sq.RowError(&rows[i * dim], &codes[i * dim], m);
+		std::vector<float> est(n);
+		std::size_t pruned = 0, queries = 0;
+		for (std::size_t qi = 0; qi < 20; qi++) {
+			std::vector<float> query(rows.begin() + static_cast<std::ptrdiff_t>(qi * 29 * dim),
+			                         rows.begin() + static_cast<std::ptrdiff_t>((qi * 29 + 1) * dim));
+			for (std::size_t d = 0; d < dim; d++)
+				query[d] += 0.01f * static_cast<float>(d % 7);
+			if (m == Metric::Cosine)
+				Normalise(query, dim);
+			QuantizedQuery q;
+			ASSERT_TRUE(sq.Prepare(query, q).ok());
+			sq.Distances(q, codes.data(), n, dim, est.data());
+			std::vector<float> exact(n);
+			for (std::size_t i = 0; i < n; i++) {
+				exact[i] = s5v::IndexDistance(m, query.data(), &rows[i * dim], dim);
+				float lb = ScalarQuantizer::LowerBound(q, est[i], errors[i]);
+				ASSERT_LE(lb, exact[i]) << "metric " << static_cast<int>(m) << " row " << i << " query " << qi;
+			}
+			std::vector<float> sorted = exact;
+			std::nth_element(sorted.begin(), sorted.begin() + 9, sorted.end());
+			float tenth = sorted[9];
+			for (std::size_t i = 0; i < n; i++)
+				pruned += ScalarQuantizer::LowerBound(q, est[i], errors[i]) > tenth ? 1 : 0;
+			queries++;
+		}
+		// Rows whose exact distance the scan never computes for a top-10: most of them.
+		EXPECT_GT(static_cast<double>(pruned) / static_cast<double>(queries * n), 0.5) << static_cast<int>(m);
+	}
+	// Bad values give no bound at all rather than a wrong one.
+	QuantizedQuery q;
+	q.metric = Metric::L2;
+	EXPECT_EQ(ScalarQuantizer::LowerBound(q, std::numeric_limits<float>::quiet_NaN(), 0.0f),
+	          -std::numeric_limits<float>::infinity());
+}
+
 TEST(QuantizerTest, BadInput) {
 	const std::size_t dim = 3;
 	std::vector<float> rows = {1, 2, 3, 4, 5, 6};
