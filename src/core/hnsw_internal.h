@@ -56,6 +56,39 @@ struct AscendingFrom {
 	}
 };
 
+// Distances for the access types over graphs whose vectors sit in one array (InMemoryGraph, SharedGraph): G has
+// Vec(id), Dist(a, b) and stride (floats a vector). The next vector is prefetched while one is computed (up to 8
+// cache lines). live(id) gives pass.
+template <class G, class Live>
+Status ArenaDistances(G *g, const float *q, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass,
+                      Live &&live) {
+	const std::size_t lines = std::min<std::size_t>(g->stride / 16, 8);
+	for (std::size_t i = 0; i < n; ++i) {
+		if (i + 1 < n) {
+			const char *next = reinterpret_cast<const char *>(g->Vec(ids[i + 1]));
+			for (std::size_t k = 0; k < lines; ++k)
+				__builtin_prefetch(next + 64 * k);
+		}
+		out[i] = g->Dist(q, g->Vec(ids[i]));
+		if (pass != nullptr)
+			pass[i] = live(ids[i]) ? 1 : 0;
+	}
+	return Status::Ok();
+}
+
+// The heuristic's test on such a graph: is e nearer to the query than to every kept candidate?
+template <class G> Status ArenaNearerThanAll(G *g, const Cand &e, const std::vector<Cand> &kept, bool &good) {
+	const float *v = g->Vec(e.id);
+	good = true;
+	for (const Cand &k : kept) {
+		if (g->Dist(v, g->Vec(k.id)) <= e.d) {
+			good = false;
+			break;
+		}
+	}
+	return Status::Ok();
+}
+
 // Visited set for dense ids (InMemoryGraph): one generation stamp per node, reset in O(1).
 class DenseVisited {
 public:

@@ -127,18 +127,8 @@ struct MemoryAccess {
 	}
 
 	Status Distances(const float *q, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
-		const std::size_t lines = std::min<std::size_t>(g->stride / 16, 8);
-		for (std::size_t i = 0; i < n; ++i) {
-			if (i + 1 < n) {
-				const char *next = reinterpret_cast<const char *>(g->Vec(ids[i + 1]));
-				for (std::size_t k = 0; k < lines; ++k)
-					__builtin_prefetch(next + 64 * k);
-			}
-			out[i] = g->Dist(q, g->Vec(ids[i]));
-			if (pass != nullptr)
-				pass[i] = g->deleted[static_cast<std::size_t>(ids[i])] ? 0 : 1;
-		}
-		return Status::Ok();
+		return ArenaDistances(g, q, ids, n, out, pass,
+		                      [this](NodeId id) { return !g->deleted[static_cast<std::size_t>(id)]; });
 	}
 
 	Status StoredDistances(NodeId from, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
@@ -146,15 +136,7 @@ struct MemoryAccess {
 	}
 
 	Status NearerThanAll(const Cand &e, const std::vector<Cand> &kept, bool &good) {
-		const float *v = g->Vec(e.id);
-		good = true;
-		for (const Cand &k : kept) {
-			if (g->Dist(v, g->Vec(k.id)) <= e.d) {
-				good = false;
-				break;
-			}
-		}
-		return Status::Ok();
+		return ArenaNearerThanAll(g, e, kept, good);
 	}
 
 	Status SetNeighborIds(NodeId node, int level, const NodeId *ids, std::size_t n) {

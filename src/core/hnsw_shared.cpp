@@ -269,18 +269,7 @@ struct SharedAccess {
 	}
 
 	Status Distances(const float *q, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
-		const std::size_t lines = std::min<std::size_t>(g->stride / 16, 8);
-		for (std::size_t i = 0; i < n; ++i) {
-			if (i + 1 < n) {
-				const char *next = reinterpret_cast<const char *>(g->Vec(ids[i + 1]));
-				for (std::size_t k = 0; k < lines; ++k)
-					__builtin_prefetch(next + 64 * k);
-			}
-			out[i] = g->Dist(q, g->Vec(ids[i]));
-			if (pass != nullptr)
-				pass[i] = 1;
-		}
-		return Status::Ok();
+		return ArenaDistances(g, q, ids, n, out, pass, [](NodeId) { return true; });
 	}
 
 	Status StoredDistances(NodeId from, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
@@ -288,15 +277,7 @@ struct SharedAccess {
 	}
 
 	Status NearerThanAll(const Cand &e, const std::vector<Cand> &kept, bool &good) {
-		const float *v = g->Vec(e.id);
-		good = true;
-		for (const Cand &k : kept) {
-			if (g->Dist(v, g->Vec(k.id)) <= e.d) {
-				good = false;
-				break;
-			}
-		}
-		return Status::Ok();
+		return ArenaNearerThanAll(g, e, kept, good);
 	}
 
 	template <class Id> Status WriteList(NodeId node, int level, const Id *ids, std::size_t n) {

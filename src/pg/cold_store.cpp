@@ -314,9 +314,11 @@ bool ColdCodesWanted(Relation index, uint32 dim) {
 	return option == S5V_COLD_CODES_ON;
 }
 
-BlockNumber WriteQuantizerPages(Relation index, uint32 dim, const float *lo, const float *step, bool wal) {
-	uint32 per = QuantizerDimsPerPage();
-	uint32 npages = QuantizerPagesFor(dim);
+namespace {
+// A run of `npages` new pages that must be contiguous (the extension lock is held across it, so nothing else
+// extends meanwhile), each filled by fill(page, p) in its own record (none without wal). Returns the first block.
+template <class F>
+BlockNumber WriteContiguousPages(Relation index, uint32 npages, bool wal, const char *what, F &&fill) {
 	BlockNumber first = InvalidBlockNumber;
 	LockRelationForExtension(index, ExclusiveLock);
 	for (uint32 p = 0; p < npages; p++) {
@@ -325,20 +327,27 @@ BlockNumber WriteQuantizerPages(Relation index, uint32 dim, const float *lo, con
 		if (p == 0)
 			first = blk;
 		else if (blk != first + p)
-			elog(ERROR, "s5vector: quantizer pages are not contiguous (%u after %u)", blk, first + p - 1);
+			elog(ERROR, "s5vector: %s pages are not contiguous (%u after %u)", what, blk, first + p - 1);
 		PageEdit edit(index, wal);
-		Page page = edit.Register(buf, true);
+		fill(edit.Register(buf, true), p);
+		edit.Finish();
+		UnlockReleaseBuffer(buf);
+	}
+	UnlockRelationForExtension(index, ExclusiveLock);
+	return first;
+}
+} // namespace
+
+BlockNumber WriteQuantizerPages(Relation index, uint32 dim, const float *lo, const float *step, bool wal) {
+	uint32 per = QuantizerDimsPerPage();
+	return WriteContiguousPages(index, QuantizerPagesFor(dim), wal, "quantizer", [&](Page page, uint32 p) {
 		S5vQuantizer qp = (S5vQuantizer)InitColdPage(page, S5V_PAGE_COLD_META, S5V_TUPLE_QUANTIZER);
 		qp->dimensions = dim;
 		qp->first = p * per;
 		qp->count = Min(per, dim - p * per);
 		memcpy(qp->values, lo + qp->first, sizeof(float) * qp->count);
 		memcpy(qp->values + qp->count, step + qp->first, sizeof(float) * qp->count);
-		edit.Finish();
-		UnlockReleaseBuffer(buf);
-	}
-	UnlockRelationForExtension(index, ExclusiveLock);
-	return first;
+	});
 }
 
 bool ReadColdQuantizer(Relation index, uint32 dim, const ColdTierInfo &tier, float *lo, float *step) {
@@ -548,19 +557,7 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 
 BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroids, uint32 lists, bool wal) {
 	uint32 per = ListsPerCentroidPage(dim);
-	uint32 npages = (lists + per - 1) / per;
-	BlockNumber first = InvalidBlockNumber;
-	// The run must be contiguous: hold the extension lock across it (nothing else extends meanwhile).
-	LockRelationForExtension(index, ExclusiveLock);
-	for (uint32 p = 0; p < npages; p++) {
-		Buffer buf = NewPage(index, true);
-		BlockNumber blk = BufferGetBlockNumber(buf);
-		if (p == 0)
-			first = blk;
-		else if (blk != first + p)
-			elog(ERROR, "s5vector: centroid pages are not contiguous (%u after %u)", blk, first + p - 1);
-		PageEdit edit(index, wal);
-		Page page = edit.Register(buf, true);
+	return WriteContiguousPages(index, (lists + per - 1) / per, wal, "centroid", [&](Page page, uint32 p) {
 		S5vCentroids c = (S5vCentroids)InitColdPage(page, S5V_PAGE_CENTROIDS, S5V_TUPLE_CENTROIDS);
 		c->first_list = p * per;
 		c->count = (uint16)Min(per, lists - p * per);
@@ -569,11 +566,7 @@ BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroid
 			ResetEntry(e);
 			memcpy(EntryCentroid(e), centroids + (Size)(p * per + s) * dim, sizeof(float) * dim);
 		}
-		edit.Finish();
-		UnlockReleaseBuffer(buf);
-	}
-	UnlockRelationForExtension(index, ExclusiveLock);
-	return first;
+	});
 }
 
 void InstallLists(Relation index, uint32 dim, BlockNumber meta_blkno, BlockNumber centroid_head, uint32 lists,
