@@ -684,7 +684,7 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 }
 
 void FetchPartVectors(Relation index, const IndexInfoCache &info, const PartInfo *parts, int n, float **vecs,
-                      bool *warned) {
+                      bool *warned, bool thorough) {
 	if (n <= 0)
 		return;
 	S5vMetaPageData meta;
@@ -722,6 +722,7 @@ void FetchPartVectors(Relation index, const IndexInfoCache &info, const PartInfo
 			refs[i].segment_no = parts[i].segment_no;
 			refs[i].rows = parts[i].rows;
 			refs[i].row_ids = ids[i];
+			refs[i].dest = vecs[i];
 		}
 		std::vector<RemotePartRef> todo;
 		std::vector<int> where;
@@ -731,16 +732,14 @@ void FetchPartVectors(Relation index, const IndexInfoCache &info, const PartInfo
 				where.push_back(i);
 			}
 		std::vector<FetchedPart> got;
-		Status st = FetchRemoteParts(identity, todo, use_cache, &got, cancel);
+		Status st = FetchRemoteParts(identity, todo, use_cache, thorough, &got, cancel);
 		if (st.code() == StatusCode::Cancelled || st.code() == StatusCode::OutOfMemory ||
 		    st.code() == StatusCode::Internal)
 			return st;
 		for (size_t k = 0; k < todo.size(); k++) {
 			int i = where[k];
-			if (k < got.size() && got[k].status.ok()) {
-				memcpy(vecs[i], got[k].vectors.data(), sizeof(float) * dim * parts[i].rows);
+			if (k < got.size() && got[k].status.ok())
 				continue;
-			}
 			Status fs = k < got.size() ? got[k].status : st;
 			codes[i] = SqlStateFor(fs.code());
 			snprintf(msgs[i], sizeof(Message), "%s", fs.message().c_str());
@@ -1035,7 +1034,7 @@ int64 VerifyRemoteParts(Relation index, const IndexInfoCache &info, void (*fail)
 			PG_TRY();
 			{
 				bool warned = false;
-				FetchPartVectors(index, info, &parts[i], 1, &vecs[i], &warned);
+				FetchPartVectors(index, info, &parts[i], 1, &vecs[i], &warned, true);
 			}
 			PG_CATCH();
 			{

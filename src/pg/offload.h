@@ -151,8 +151,9 @@ int ReadPartChain(Relation index, BlockNumber head, uint32 list, PartInfo **out)
 // parallel download, each verified, decrypted, decoded and identity-checked. A part that cannot be had raises
 // (XX001 for a referenced blob that is missing or wrong, 08006 when the node cannot be reached) unless
 // s5vector.on_s5_error = warning: then its vecs[i] is NULL and one WARNING is raised per call site (*warned).
+// `thorough` also checks each decrypted segment against its plaintext hash (s5vector_verify).
 void FetchPartVectors(Relation index, const IndexInfoCache &info, const PartInfo *parts, int n, float **vecs,
-                      bool *warned);
+                      bool *warned, bool thorough = false);
 
 // Counters of the remote tier for stats (from the cold metapage) and the GC queue.
 struct RemoteTierStats {

@@ -51,21 +51,21 @@ std::list<MemEntry> mem_lru;
 std::unordered_map<s5::Blake3Hash, std::list<MemEntry>::iterator, HashOf> mem_index;
 size_t mem_bytes = 0;
 
-bool MemGet(const RemotePartRef &p, std::vector<float> *out) {
+bool MemGet(const RemotePartRef &p, size_t floats) {
 	auto it = mem_index.find(p.cid.encrypted.hash);
 	if (it == mem_index.end())
 		return false;
 	const MemEntry &e = *it->second;
-	if (e.list != p.list || e.segment_no != p.segment_no || e.row_ids.size() != p.rows ||
+	if (e.list != p.list || e.segment_no != p.segment_no || e.row_ids.size() != p.rows || e.vectors.size() != floats ||
 	    memcmp(e.row_ids.data(), p.row_ids, sizeof(uint64_t) * p.rows) != 0)
 		return false;
-	*out = e.vectors;
+	memcpy(p.dest, e.vectors.data(), sizeof(float) * floats);
 	mem_lru.splice(mem_lru.begin(), mem_lru, it->second);
 	return true;
 }
 
-void MemPut(const RemotePartRef &p, const std::vector<float> &vectors) {
-	size_t bytes = vectors.size() * sizeof(float) + (size_t)p.rows * sizeof(uint64_t);
+void MemPut(const RemotePartRef &p, size_t floats) {
+	size_t bytes = floats * sizeof(float) + (size_t)p.rows * sizeof(uint64_t);
 	if (bytes > kMemoryCacheBytes / 4 || mem_index.count(p.cid.encrypted.hash))
 		return;
 	while (mem_bytes + bytes > kMemoryCacheBytes && !mem_lru.empty()) {
@@ -75,7 +75,8 @@ void MemPut(const RemotePartRef &p, const std::vector<float> &vectors) {
 		mem_lru.pop_back();
 	}
 	mem_lru.push_front(MemEntry{p.cid.encrypted.hash, p.list, p.segment_no,
-	                            std::vector<uint64_t>(p.row_ids, p.row_ids + p.rows), vectors});
+	                            std::vector<uint64_t>(p.row_ids, p.row_ids + p.rows),
+	                            std::vector<float>(p.dest, p.dest + floats)});
 	mem_index[p.cid.encrypted.hash] = mem_lru.begin();
 	mem_bytes += bytes;
 }
@@ -300,9 +301,8 @@ bool Unchanged(const FileMemo &m, const struct stat &st) {
 	       SameTime(m.ctime, st.st_ctim);
 }
 
-// Decode a plaintext segment and check it is the part asked for; copy its vectors.
-Status DecodePart(const SegmentIdentity &identity, const RemotePartRef &part, std::span<const uint8_t> plain,
-                  std::vector<float> *vectors) {
+// Decode a plaintext segment and check it is the part asked for; copy its vectors to part.dest.
+Status DecodePart(const SegmentIdentity &identity, const RemotePartRef &part, std::span<const uint8_t> plain) {
 	s5::SegmentView view;
 	S5V_RETURN_IF_ERROR(s5::DecodeSegment(plain, {}, &view));
 	S5V_RETURN_IF_ERROR(s5::CheckSegmentIdentity(view.header, identity.index_id, part.list, part.segment_no,
@@ -313,8 +313,7 @@ Status DecodePart(const SegmentIdentity &identity, const RemotePartRef &part, st
 	for (uint64_t r = 0; r < part.rows; r++)
 		if (view.RowId(r) != part.row_ids[r])
 			return Status::Corrupt("segment row " + std::to_string(r) + " names another heap row than its part page");
-	vectors->resize((size_t)part.rows * identity.dims);
-	view.CopyVectors(std::span<float>(vectors->data(), vectors->size()));
+	view.CopyVectors(std::span<float>(part.dest, (size_t)part.rows * identity.dims));
 	return Status::Ok();
 }
 
@@ -439,25 +438,26 @@ int64_t CacheReset() noexcept {
 }
 
 Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemotePartRef> parts, bool use_cache,
-                        std::vector<FetchedPart> *out, const CancelToken &cancel) noexcept {
+                        bool thorough, std::vector<FetchedPart> *out, const CancelToken &cancel) noexcept {
 	try {
 		out->clear();
 		out->resize(parts.size());
 		std::vector<size_t> misses;
+		std::vector<uint8_t> plain; // one buffer for every segment of the call
 		for (size_t i = 0; i < parts.size(); i++) {
-			std::vector<uint8_t> plain;
-			if (use_cache && MemGet(parts[i], &(*out)[i].vectors)) {
+			const size_t floats = (size_t)parts[i].rows * identity.dims;
+			if (use_cache && MemGet(parts[i], floats)) {
 				(*out)[i].from_cache = true;
 				s5_fetch_counters.cache_hits++;
 				continue;
 			}
 			if (use_cache && CacheGet(parts[i].cid, &plain)) {
 				FetchedPart &f = (*out)[i];
-				f.status = DecodePart(identity, parts[i], plain, &f.vectors);
+				f.status = DecodePart(identity, parts[i], plain);
 				if (f.status.ok()) {
 					f.from_cache = true;
 					s5_fetch_counters.cache_hits++;
-					MemPut(parts[i], f.vectors);
+					MemPut(parts[i], floats);
 					continue;
 				}
 				// Right hash but wrong content: the page's CID names a bad segment; the network copy is the same
@@ -484,6 +484,10 @@ Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemoteP
 		Status st = client->DownloadMany(ids, &results, cancel);
 		if (st.code() == StatusCode::Cancelled)
 			return st;
+		// The client checked each answer's size and BLAKE3 against its CID: the decryption does not hash it again.
+		s5::DecryptChecks checks;
+		checks.ciphertext_hash = false;
+		checks.plaintext_hash = thorough;
 		for (size_t k = 0; k < misses.size(); k++) {
 			size_t i = misses[k];
 			const RemotePartRef &p = parts[i];
@@ -499,10 +503,9 @@ Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemoteP
 				continue;
 			}
 			s5_fetch_counters.fetched_bytes += (int64_t)results[k].data.size();
-			std::vector<uint8_t> plain;
-			Status ds = s5::DecryptBlob(results[k].data, p.cid, &plain);
+			Status ds = s5::DecryptBlob(results[k].data, p.cid, &plain, checks);
 			if (ds.ok())
-				ds = DecodePart(identity, p, plain, &f.vectors);
+				ds = DecodePart(identity, p, plain);
 			if (!ds.ok()) {
 				f.status = Status::Corrupt(PartName(p) + ": " + ds.message());
 				continue;
@@ -510,7 +513,7 @@ Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemoteP
 			std::vector<uint8_t>().swap(results[k].data);
 			if (use_cache) {
 				CachePut(p.cid, plain);
-				MemPut(p, f.vectors);
+				MemPut(p, (size_t)p.rows * identity.dims);
 			}
 		}
 		return Status::Ok();

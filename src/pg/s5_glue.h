@@ -48,6 +48,7 @@ struct RemotePartRef {
 	uint32_t segment_no = 0;
 	uint32_t rows = 0;
 	const uint64_t *row_ids = nullptr; // rows heap TIDs as keys (the part page's), the segment must hold the same
+	float *dest = nullptr;             // rows * dims floats: where the part's vectors are written (caller's memory)
 };
 
 struct SegmentIdentity {
@@ -57,15 +58,16 @@ struct SegmentIdentity {
 };
 
 struct FetchedPart {
-	Status status;
-	std::vector<float> vectors; // rows * dims
+	Status status; // Ok: the part's vectors are in its dest
 	bool from_cache = false;
 };
 
-// Fetch and check every part (cache first, the misses in one DownloadMany). One result per part; returns Cancelled
-// when the token fired, the client's failure when there is no client, else Ok (per-part statuses in *out; a blob
-// the node does not have is Corrupt: a durable page references it).
+// Fetch and check every part (cache first, the misses in one DownloadMany) and write its vectors to its dest. One
+// result per part; returns Cancelled when the token fired, the client's failure when there is no client, else Ok
+// (per-part statuses in *out; a blob the node does not have is Corrupt: a durable page references it). A download
+// is checked against its CID by the client (size and BLAKE3), then authenticated chunk by chunk while decrypted,
+// decoded and identity-checked; `thorough` adds the plaintext hash (s5vector_verify).
 Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemotePartRef> parts, bool use_cache,
-                        std::vector<FetchedPart> *out, const CancelToken &cancel) noexcept;
+                        bool thorough, std::vector<FetchedPart> *out, const CancelToken &cancel) noexcept;
 
 } // namespace s5v::pg

@@ -137,6 +137,47 @@ TEST(s5_encryption, TamperingIsDetected) {
 	EXPECT_EQ(EncryptBlob({}, &c2, &cid2).code(), StatusCode::InvalidInput);
 }
 
+// The download path skips the hashes the client has already checked (ciphertext) or that authentication makes
+// redundant (plaintext); tampering must still fail, and one buffer serves many blobs.
+TEST(s5_encryption, ChecksOffStillAuthenticateAndReuseTheBuffer) {
+	DecryptChecks fast;
+	fast.ciphertext_hash = false;
+	fast.plaintext_hash = false;
+	std::vector<uint8_t> out;
+	for (uint64_t seed : {3u, 4u}) {
+		std::vector<uint8_t> plain = RandomBytes(300 * 1024 + 7 * seed, seed);
+		std::vector<uint8_t> cipher;
+		EncryptedCid cid;
+		ASSERT_TRUE(EncryptBlob(plain, &cipher, &cid).ok());
+		ASSERT_TRUE(DecryptBlob(cipher, cid, &out, fast).ok());
+		EXPECT_EQ(out, plain);
+		for (size_t pos : {size_t{0}, cipher.size() / 3, cipher.size() - 1}) {
+			std::vector<uint8_t> bad = cipher;
+			bad[pos] ^= 0x01;
+			EXPECT_EQ(DecryptBlob(bad, cid, &out, fast).code(), StatusCode::Corrupt) << pos;
+			EXPECT_TRUE(out.empty());
+		}
+		std::vector<uint8_t> shorter(cipher.begin(), cipher.end() - 16);
+		EXPECT_EQ(DecryptBlob(shorter, cid, &out, fast).code(), StatusCode::Corrupt);
+		EncryptedCid wrong_key = cid;
+		wrong_key.key[5] ^= 1;
+		EXPECT_EQ(DecryptBlob(cipher, wrong_key, &out, fast).code(), StatusCode::Corrupt);
+		// A wrong plaintext field of the CID is caught only with the plaintext hash on.
+		EncryptedCid wrong_plain = cid;
+		wrong_plain.plaintext.hash[0] ^= 1;
+		EXPECT_TRUE(DecryptBlob(cipher, wrong_plain, &out, fast).ok());
+		EXPECT_EQ(out, plain);
+		DecryptChecks thorough = fast;
+		thorough.plaintext_hash = true;
+		EXPECT_EQ(DecryptBlob(cipher, wrong_plain, &out, thorough).code(), StatusCode::Corrupt);
+		// The outer hash is checked only when asked.
+		EncryptedCid wrong_outer = cid;
+		wrong_outer.encrypted.hash[0] ^= 1;
+		EXPECT_TRUE(DecryptBlob(cipher, wrong_outer, &out, fast).ok());
+		EXPECT_EQ(DecryptBlob(cipher, wrong_outer, &out).code(), StatusCode::Corrupt);
+	}
+}
+
 TEST(s5_encryption, EncryptedCidCodec) {
 	std::vector<uint8_t> plain = RandomBytes(5000, 3);
 	std::vector<uint8_t> cipher;

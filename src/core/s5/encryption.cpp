@@ -106,7 +106,8 @@ Status EncryptBlobWithKey(std::span<const uint8_t> plaintext, const EncryptionKe
 	return Status::Ok();
 }
 
-Status DecryptBlob(std::span<const uint8_t> ciphertext, const EncryptedCid &cid, std::vector<uint8_t> *plaintext) {
+Status DecryptBlob(std::span<const uint8_t> ciphertext, const EncryptedCid &cid, std::vector<uint8_t> *plaintext,
+                   const DecryptChecks &checks) {
 	if (!SodiumReady())
 		return Status::Internal("encryption: libsodium failed to initialise");
 	if (cid.chunk_size_log2 < 10 || cid.chunk_size_log2 > 24)
@@ -116,11 +117,17 @@ Status DecryptBlob(std::span<const uint8_t> ciphertext, const EncryptedCid &cid,
 		return Status::LimitExceeded("encryption: blob too large");
 	if (ciphertext.size() != cid.encrypted.size || ciphertext.size() != CiphertextSize(padded, cid.chunk_size_log2))
 		return Status::Corrupt("encryption: ciphertext has the wrong size");
-	if (Blake3(ciphertext) != cid.encrypted.hash)
+	if (checks.ciphertext_hash && Blake3(ciphertext) != cid.encrypted.hash)
 		return Status::Corrupt("encryption: ciphertext hash mismatch");
 	const size_t chunk = size_t{1} << cid.chunk_size_log2;
 	try {
-		std::vector<uint8_t> out(padded);
+		std::vector<uint8_t> &out = *plaintext;
+		out.resize(padded);
+		auto fail = [&](const char *why) {
+			sodium_memzero(out.data(), out.size());
+			out.clear();
+			return Status::Corrupt(why);
+		};
 		size_t in_pos = 0;
 		for (uint64_t offset = 0, index = 0; offset < padded; offset += chunk, index++) {
 			const size_t len = static_cast<size_t>(std::min<uint64_t>(chunk, padded - offset));
@@ -130,20 +137,18 @@ Status DecryptBlob(std::span<const uint8_t> ciphertext, const EncryptedCid &cid,
 			if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data() + offset, &mlen, nullptr,
 			                                               ciphertext.data() + in_pos, len + kEncryptionTagLen, nullptr,
 			                                               0, nonce, cid.key.data()) != 0 ||
-			    mlen != len) {
-				sodium_memzero(out.data(), out.size());
-				return Status::Corrupt("encryption: chunk failed authentication");
-			}
+			    mlen != len)
+				return fail("encryption: chunk failed authentication");
 			in_pos += len + kEncryptionTagLen;
 		}
 		for (uint64_t i = cid.plaintext.size; i < padded; i++)
 			if (out[i] != 0)
-				return Status::Corrupt("encryption: non-zero padding");
+				return fail("encryption: non-zero padding");
 		out.resize(cid.plaintext.size);
-		if (BlobIdOf(out) != cid.plaintext)
-			return Status::Corrupt("encryption: plaintext hash mismatch");
-		*plaintext = std::move(out);
+		if (checks.plaintext_hash && BlobIdOf(out) != cid.plaintext)
+			return fail("encryption: plaintext hash mismatch");
 	} catch (const std::bad_alloc &) {
+		plaintext->clear();
 		return Status::OutOfMemory("encryption: out of memory");
 	}
 	return Status::Ok();

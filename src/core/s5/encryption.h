@@ -44,10 +44,22 @@ uint64_t CiphertextSize(uint64_t padded_size, uint8_t chunk_size_log2) noexcept;
 [[nodiscard]] Status EncryptBlobWithKey(std::span<const uint8_t> plaintext, const EncryptionKey &key,
                                         std::vector<uint8_t> *ciphertext, EncryptedCid *cid);
 
+// Which hashes DecryptBlob computes besides the chunk authentication (which is always done).
+struct DecryptChecks {
+	// BLAKE3 of the ciphertext against cid.encrypted.hash (its size is always checked). Off only when the caller has
+	// just checked the same bytes (the client verifies every download against its CID).
+	bool ciphertext_hash = true;
+	// BLAKE3 of the plaintext against cid.plaintext. Every chunk is authenticated under the CID's key and its index
+	// (the nonce) and the sizes are checked, so bytes that authenticate are the ones encrypted under that key; the
+	// hash adds a check of the CID's own plaintext field (s5vector_verify keeps it on).
+	bool plaintext_hash = true;
+};
+
 // Checks the ciphertext against cid.encrypted (size and BLAKE3), authenticates and decrypts every chunk,
 // strips the padding (which must be zero) and checks the plaintext against cid.plaintext. Corrupt otherwise.
+// *plaintext is reused: its capacity is kept, so a caller decrypting many blobs allocates once.
 [[nodiscard]] Status DecryptBlob(std::span<const uint8_t> ciphertext, const EncryptedCid &cid,
-                                 std::vector<uint8_t> *plaintext);
+                                 std::vector<uint8_t> *plaintext, const DecryptChecks &checks = {});
 
 // Binary form: 0xae 0xa6 <log2 chunk> 0x1e <32-byte ciphertext hash> <32-byte key> <padding u32 LE>
 // <plaintext raw CID: 0x26 0x1f hash size>. Text form: base58btc ("z...").
