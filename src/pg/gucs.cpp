@@ -52,6 +52,7 @@ int s5v_s5_connect_timeout_ms = 5000;
 int s5v_s5_timeout_ms = 60000;
 int s5v_s5_retries = 3;
 int s5v_cache_size_kb = 1024 * 1024;
+int s5v_fetch_threads = -1;
 int s5v_gc_grace_s = 7 * 24 * 3600;
 int s5v_on_s5_error = S5V_ON_S5_ERROR_ERROR;
 
@@ -220,6 +221,12 @@ void InitGucs() {
 	                        "recency.",
 	                        &s5v_cache_size_kb, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr,
 	                        nullptr);
+	DefineCustomIntVariable("s5vector.fetch_threads",
+	                        "Extra threads that decrypt and decode the segments one query fetched (-1 = automatic).",
+	                        "Automatic: one less than the CPUs, fewer when the load average says they are busy, at "
+	                        "most 3, and only for batches of at least 1 MB. The threads run plain C++ code, never "
+	                        "PostgreSQL's, and end with the fetch.",
+	                        &s5v_fetch_threads, -1, -1, 8, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("s5vector.gc_grace",
 	                        "Age after which an unreferenced blob may be deleted from S5 "
 	                        "(-1 = never).",

@@ -27,6 +27,7 @@ extern int s5v_s5_connect_timeout_ms;
 extern int s5v_s5_timeout_ms;
 extern int s5v_s5_retries;
 extern int s5v_cache_size_kb;
+extern int s5v_fetch_threads;
 extern int s5v_gc_grace_s;
 extern int s5v_on_s5_error;
 #define S5V_ON_S5_ERROR_ERROR 0

@@ -8,6 +8,7 @@ extern "C" {
 #include "pg/gucs.h"
 #include "pg/s5_glue.h"
 
+#include "core/parallel.h"
 #include "core/s5/blake3_hash.h"
 
 #include <algorithm>
@@ -86,6 +87,10 @@ void MemClear() {
 	mem_lru.clear();
 	mem_bytes = 0;
 }
+
+// A download batch of at least this many bytes is decrypted and decoded on spare CPUs too (ParallelFor): starting
+// a thread costs tens of microseconds, a megabyte of segments about a millisecond.
+constexpr uint64_t kParallelDecodeBytes = uint64_t{1} << 20;
 
 // Concurrent transfers (and kept-alive connections) of a backend's client.
 constexpr int kMaxParallelTransfers = 64;
@@ -378,38 +383,65 @@ bool CacheGet(const s5::EncryptedCid &cid, std::vector<uint8_t> *plain) noexcept
 	}
 }
 
+namespace {
+
+bool EnsureCacheDir() {
+	std::string dir = CacheDir();
+	return mkdir(dir.c_str(), S_IRWXU) == 0 || errno == EEXIST;
+}
+
+// A fresh temporary name in the cache directory (this backend's pid and a counter; called on the backend's thread).
+std::string NextTempPath() {
+	static uint64_t counter = 0;
+	return CacheDir() + "/tmp." + std::to_string(MyProcPid) + "." + std::to_string(++counter);
+}
+
+// Writes `plain` to a new file at `tmp` (plain POSIX: safe on a ParallelFor worker). False, and no file left, on
+// any failure (a full disk: the segment is simply not cached).
+bool WriteTempFile(const std::string &tmp, std::span<const uint8_t> plain) noexcept {
+	int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	if (fd < 0)
+		return false;
+	size_t done = 0;
+	bool ok = true;
+	while (done < plain.size()) {
+		ssize_t n = write(fd, plain.data() + done, plain.size() - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ok = false;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (close(fd) != 0)
+		ok = false;
+	if (!ok)
+		(void)unlink(tmp.c_str());
+	return ok;
+}
+
+// Renames a written temporary file to the blob's cache file (atomic) and keeps the cache under its limit.
+void PublishCacheFile(const std::string &tmp, const s5::EncryptedCid &cid, uint64_t bytes, uint64_t limit) {
+	if (rename(tmp.c_str(), CachePath(cid).c_str()) != 0) {
+		(void)unlink(tmp.c_str());
+		return;
+	}
+	MaybeEvictCache(limit, bytes);
+}
+
+} // namespace
+
 void CachePut(const s5::EncryptedCid &cid, std::span<const uint8_t> plain) noexcept {
 	uint64_t limit = CacheLimitBytes();
 	if (limit == 0 || plain.size() > limit)
 		return;
 	try {
-		std::string dir = CacheDir();
-		if (mkdir(dir.c_str(), S_IRWXU) != 0 && errno != EEXIST)
+		if (!EnsureCacheDir())
 			return;
-		static uint64_t counter = 0;
-		std::string tmp = dir + "/tmp." + std::to_string(MyProcPid) + "." + std::to_string(++counter);
-		int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, S_IRUSR | S_IWUSR);
-		if (fd < 0)
-			return;
-		size_t done = 0;
-		bool ok = true;
-		while (done < plain.size()) {
-			ssize_t n = write(fd, plain.data() + done, plain.size() - done);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				ok = false; // a full disk: the segment is simply not cached
-				break;
-			}
-			done += (size_t)n;
-		}
-		if (close(fd) != 0)
-			ok = false;
-		if (!ok || rename(tmp.c_str(), CachePath(cid).c_str()) != 0) {
-			(void)unlink(tmp.c_str());
-			return;
-		}
-		MaybeEvictCache(limit, plain.size());
+		std::string tmp = NextTempPath();
+		if (WriteTempFile(tmp, plain))
+			PublishCacheFile(tmp, cid, plain.size(), limit);
 	} catch (...) {
 	}
 }
@@ -488,6 +520,15 @@ Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemoteP
 		s5::DecryptChecks checks;
 		checks.ciphertext_hash = false;
 		checks.plaintext_hash = thorough;
+		struct Job {
+			size_t k; // in misses and results
+			std::string tmp;
+			bool written = false;
+			Status status;
+		};
+		std::vector<Job> jobs;
+		jobs.reserve(misses.size());
+		uint64_t job_bytes = 0;
 		for (size_t k = 0; k < misses.size(); k++) {
 			size_t i = misses[k];
 			const RemotePartRef &p = parts[i];
@@ -503,18 +544,52 @@ Status FetchRemoteParts(const SegmentIdentity &identity, std::span<const RemoteP
 				continue;
 			}
 			s5_fetch_counters.fetched_bytes += (int64_t)results[k].data.size();
-			Status ds = s5::DecryptBlob(results[k].data, p.cid, &plain, checks);
-			if (ds.ok())
-				ds = DecodePart(identity, p, plain);
-			if (!ds.ok()) {
-				f.status = Status::Corrupt(PartName(p) + ": " + ds.message());
+			job_bytes += results[k].data.size();
+			jobs.push_back(Job{k, {}, false, {}});
+		}
+		const uint64_t limit = use_cache ? CacheLimitBytes() : 0;
+		const bool to_cache = limit > 0 && EnsureCacheDir();
+		if (to_cache)
+			for (Job &j : jobs)
+				j.tmp = NextTempPath();
+		// Decrypt, decode (into each part's dest) and write the cache files on this thread and, for a batch worth
+		// it, on spare CPUs too: plain C++ and POSIX only, nothing of PostgreSQL's (the backend's state, memory
+		// contexts, errors) is touched there. Renames, counters and the memory cache stay on this thread.
+		const unsigned extra = jobs.size() < 2                     ? 0
+		                       : s5v_fetch_threads >= 0            ? (unsigned)s5v_fetch_threads
+		                       : job_bytes >= kParallelDecodeBytes ? SpareCpus(3)
+		                                                           : 0;
+		std::vector<std::vector<uint8_t>> plains(1 + extra);
+		ParallelFor(jobs.size(), extra, [&](size_t n, unsigned worker) {
+			Job &j = jobs[n];
+			const RemotePartRef &p = parts[misses[j.k]];
+			try {
+				std::vector<uint8_t> &plain = plains[worker];
+				Status ds = s5::DecryptBlob(results[j.k].data, p.cid, &plain, checks);
+				if (ds.ok())
+					ds = DecodePart(identity, p, plain);
+				if (!ds.ok()) {
+					j.status = Status::Corrupt(PartName(p) + ": " + ds.message());
+					return;
+				}
+				std::vector<uint8_t>().swap(results[j.k].data);
+				if (to_cache && plain.size() <= limit)
+					j.written = WriteTempFile(j.tmp, plain);
+			} catch (const std::bad_alloc &) {
+				j.status = Status::OutOfMemory("out of memory decoding a segment");
+			} catch (...) {
+				j.status = Status::Internal("unexpected exception decoding a segment");
+			}
+		});
+		for (const Job &j : jobs) {
+			size_t i = misses[j.k];
+			(*out)[i].status = j.status;
+			if (!j.status.ok())
 				continue;
-			}
-			std::vector<uint8_t>().swap(results[k].data);
-			if (use_cache) {
-				CachePut(p.cid, plain);
-				MemPut(p, (size_t)p.rows * identity.dims);
-			}
+			if (j.written)
+				PublishCacheFile(j.tmp, parts[i].cid, parts[i].cid.plaintext.size, limit);
+			if (use_cache)
+				MemPut(parts[i], (size_t)parts[i].rows * identity.dims);
 		}
 		return Status::Ok();
 	} catch (const std::bad_alloc &) {

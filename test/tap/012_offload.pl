@@ -107,6 +107,20 @@ is($hm[-1], '8/0', 'warm cache: 8 hits in a new session, no miss (the cache is s
 my $warm = answers($primary);
 is($warm, $before, 'answers identical with a warm cache');
 
+# Decrypting and decoding on extra threads (forced here: automatic needs a batch of 1 MB and an idle CPU): the
+# same answers from a cold cache, and the cache files the threads wrote serve the next session.
+for my $t (0, 1, 3)
+{
+	is(answers($primary, "SET s5vector.fetch_threads = $t; DO \$\$BEGIN PERFORM s5vector_cache_reset(); END\$\$;"),
+		$before, "fetch_threads = $t, cold cache: answers identical");
+}
+$hm = $primary->safe_psql('postgres', "$knn SET s5vector.fetch_threads = 3; SELECT s5vector_cache_reset(); SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT cache_hits || '/' || cache_misses FROM s5vector_index_stats('t_idx');");
+@hm = split /\n/, $hm;
+is($hm[-1], '0/8', 'fetch_threads = 3: 8 segments fetched');
+$hm = $primary->safe_psql('postgres', "$knn SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT cache_hits || '/' || cache_misses FROM s5vector_index_stats('t_idx'); SELECT count(*) FROM pg_ls_dir('s5vector_cache') f WHERE f LIKE 'tmp.%';");
+@hm = split /\n/, $hm;
+is("$hm[-2] $hm[-1]", '8/0 0', 'the files written by the threads are in the cache (8 hits in a new session), no temporary file left');
+
 # cache_size = 0: no cache, every query fetches, answers unchanged.
 $hm = $primary->safe_psql('postgres', "$knn SET s5vector.cache_size = 0; SELECT s5vector_cache_reset(); SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT id FROM t ORDER BY v <-> '$queries[0]' LIMIT 1; SELECT cache_hits || '/' || cache_misses FROM s5vector_index_stats('t_idx'); SELECT count(*) FROM pg_ls_dir('s5vector_cache') f WHERE f LIKE '%.seg';");
 @hm = split /\n/, $hm;
