@@ -8,18 +8,8 @@
 # Env: S5V_BENCH_ROWS (100000), S5V_BENCH_DIM (128), S5V_BENCH_LISTS (100), S5V_BENCH_QUERIES (30),
 #      S5V_BENCH_PROBES (8), S5V_BENCH_NODE_DELAY_MS (0), PG_CONFIG.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$($PG_CONFIG --bindir)
-if [ "$(id -u)" -eq 0 ]; then
-	W=$(mktemp -d /tmp/s5v-offload-bench.XXXXXX)
-	cp "$ROOT/bench/offload_bench.sh" "$W/"
-	chown -R s5vtest "$W"
-	exec runuser -u s5vtest -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" S5V_BENCH_WORK="$W" \
-		S5V_BENCH_ROWS="${S5V_BENCH_ROWS:-}" S5V_BENCH_DIM="${S5V_BENCH_DIM:-}" S5V_BENCH_LISTS="${S5V_BENCH_LISTS:-}" \
-		S5V_BENCH_QUERIES="${S5V_BENCH_QUERIES:-}" S5V_BENCH_PROBES="${S5V_BENCH_PROBES:-}" \
-		S5V_BENCH_NODE_DELAY_MS="${S5V_BENCH_NODE_DELAY_MS:-}" S5V_BENCH_KEEP="${S5V_BENCH_KEEP:-0}" bash "$W/offload_bench.sh"
-fi
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+bench_as_s5vtest "$@"
 ROWS=${S5V_BENCH_ROWS:-100000}
 ROWS=${ROWS:-100000}
 DIM=${S5V_BENCH_DIM:-128}
@@ -32,7 +22,7 @@ PROBES=${S5V_BENCH_PROBES:-8}
 PROBES=${PROBES:-8}
 DELAY=${S5V_BENCH_NODE_DELAY_MS:-0}
 DELAY=${DELAY:-0}
-W=${S5V_BENCH_WORK:-$(mktemp -d /tmp/s5v-offload-bench.XXXXXX)}
+W=$(mktemp -d /tmp/s5v-offload-bench.XXXXXX)
 PORT=$((20000 + RANDOM % 20000))
 export PGHOST=$W PGPORT=$PORT PGDATABASE=postgres
 
