@@ -217,7 +217,7 @@ void FlushColdBuildRows(ColdBuildState *cb) {
 	if (cb->pend_n == 0)
 		return;
 	uint32 dim = cb->info.dimensions;
-	uint32 *start = (uint32 *)palloc0(sizeof(uint32) * (cb->lists + 1));
+	int64 *start = (int64 *)palloc0(sizeof(int64) * (cb->lists + 1));
 	for (int64 i = 0; i < cb->pend_n; i++)
 		start[cb->pend_list[i] + 1]++;
 	for (uint32 l = 0; l < cb->lists; l++)
@@ -225,13 +225,21 @@ void FlushColdBuildRows(ColdBuildState *cb) {
 	int64 *order = (int64 *)palloc_extended(sizeof(int64) * cb->pend_n, MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < cb->pend_n; i++)
 		order[start[cb->pend_list[i]]++] = i;
+	// The appends in a context of their own, reset now and then (as the per-row path resets tmpcxt).
+	MemoryContext appendcxt =
+	    AllocSetContextCreate(CurrentMemoryContext, "s5vector cold build appends", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(appendcxt);
 	for (int64 k = 0; k < cb->pend_n; k++) {
 		int64 i = order[k];
 		ColdAppendRow(cb->index, dim, cb->target, cb->pend_list[i], &cb->pend_tid[i], cb->pend_age[i],
 		              cb->pend_flags[i], cb->pend_vecs + (Size)i * dim);
-		if (k % 256 == 0)
+		if (k % 256 == 255) {
 			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(appendcxt);
+		}
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(appendcxt);
 	pfree(order);
 	pfree(start);
 	cb->pend_n = 0;
@@ -387,10 +395,26 @@ void TrainFromStaging(Relation index, const IndexInfoCache &info, const ColdTier
 	ColdAppendTarget target{tier.meta_blkno, head, made, ListsPerCentroidPage(dim), false, true, false}; // new lists
 	BlockNumber quant_head;
 	target.coder = TrainColdQuantizer(index, info, vecs, n, true, &quant_head);
+	// List by list (each list's rows in staging order), so that a list's new row pages are neighbours, as a build
+	// writes them (FlushColdBuildRows).
+	int64 *start = (int64 *)palloc0(sizeof(int64) * (made + 1));
 	for (int64 i = 0; i < n; i++) {
+		if (assign[i] >= made)
+			elog(ERROR, "s5vector: training assigned a row to list %u of %u", assign[i], made);
+		start[assign[i] + 1]++;
+	}
+	for (uint32 l = 0; l < made; l++)
+		start[l + 1] += start[l];
+	int64 *order = (int64 *)palloc_extended(sizeof(int64) * Max(n, (int64)1), MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < n; i++)
+		order[start[assign[i]]++] = i;
+	for (int64 k = 0; k < n; k++) {
 		CHECK_FOR_INTERRUPTS();
+		int64 i = order[k];
 		ColdAppendRow(index, dim, target, assign[i], &tids[i], ages[i], flags[i], vecs + (Size)i * dim);
 	}
+	pfree(order);
+	pfree(start);
 	// Dead staging rows are not carried over: the tier's count drops by them.
 	InstallLists(index, dim, tier.meta_blkno, head, made, n - tier.staging.rows, true, true, quant_head);
 }

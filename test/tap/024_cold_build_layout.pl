@@ -57,6 +57,7 @@ sub chain_breaks
 	for my $blk (keys %$pages)
 	{
 		my ($list, $next) = @{ $pages->{$blk} };
+		next if $list == 0xFFFFFFFF;    # staging (left unreferenced once trained)
 		$seen{$list} = 1;
 		$breaks++ if $next != 0xFFFFFFFF && $next != $blk + 1;
 	}
@@ -129,6 +130,21 @@ for my $q (@queries)
 	  . " (SELECT id FROM src ORDER BY v <-> '$q' LIMIT 10) s";
 	is($standby->safe_psql('postgres', $sql), $node->safe_psql('postgres', $sql), 'the standby answers alike');
 }
+
+# Training on insert (64 rows in staging, then 4 lists) appends the staging rows list by list too: 256 dimensions
+# (coded, 6 rows a page), so each list has a few pages.
+$node->safe_psql('postgres', 'CREATE TABLE ins (id int, v vector(256))');
+$node->safe_psql('postgres', "CREATE INDEX ins_idx ON ins USING s5vector (v) WITH (hot_window = '0', lists = 4)");
+$node->safe_psql('postgres', "INSERT INTO ins SELECT i, " . vec_sql('i', 256, 4, 0.5) . "::vector(256) FROM generate_series(1, 64) i");
+is($node->safe_psql('postgres', "SELECT cold_lists FROM s5vector_index_stats('ins_idx')"), 4, 'the 64th insert trained 4 lists');
+$pages = row_pages('ins_idx');
+($breaks, $seen) = chain_breaks($pages);
+is($seen, 4, 'training on insert: every list has row pages');
+is($breaks, 0, "training on insert: each list's row pages are consecutive blocks");
+verify_all_ok($node, 'ins_idx', 'training on insert: verify clean');
+my $q256 = $node->safe_psql('postgres', 'SELECT v::text FROM ins WHERE id = 5');
+is_deeply(knn_ids($node, 'ins', 'v', '<->', $q256, 10, 'index', 'SET s5vector.probes = 4;'),
+	knn_ids($node, 'ins', 'v', '<->', $q256, 10, 'exact'), 'training on insert: exact top 10 with every list probed');
 
 $standby->stop;
 $node->stop;
