@@ -152,8 +152,8 @@ struct ColdBuildState {
 	double written;
 	ColdUploadState *upload; // S5 configured: the trained lists' rows go up as segments (cold_upload.h)
 	// Pass 2 into trained local lists: rows wait here and are appended list by list (FlushColdBuildRows), so that a
-	// list's row pages are consecutive blocks (a scan reads ahead along them: cold_store.cpp ReadAheadRowPages).
-	// Bounded by half of memory_limit; a flush empties it.
+	// list's row pages are consecutive blocks, and neighbouring buffers for the scans that follow (docs/benchmarks.md,
+	// "IVF", 2026-12-02). At most half of memory_limit (the sample's room, freed by then); a flush empties it.
 	int64 pend_n;
 	int64 pend_cap;
 	uint32 *pend_list;
