@@ -151,6 +151,16 @@ struct ColdBuildState {
 	MemoryContext tmpcxt;
 	double written;
 	ColdUploadState *upload; // S5 configured: the trained lists' rows go up as segments (cold_upload.h)
+	// Pass 2 into trained local lists: rows wait here and are appended list by list (FlushColdBuildRows), so that a
+	// list's row pages are consecutive blocks, and neighbouring buffers for the scans that follow (docs/benchmarks.md,
+	// "IVF", 2026-12-02). At most half of memory_limit (the sample's room, freed by then); a flush empties it.
+	int64 pend_n;
+	int64 pend_cap;
+	uint32 *pend_list;
+	ItemPointerData *pend_tid;
+	int64 *pend_age;
+	uint8 *pend_flags;
+	float *pend_vecs;
 };
 
 ColdBuildState *ColdBuildBegin(Relation index, const IndexInfoCache &info, int lists_option, const Interval &hot_window,
@@ -201,6 +211,40 @@ void ColdBuildSample(ColdBuildState *cb, const float *vec) {
 
 namespace {
 
+// Append the waiting rows of pass 2 to their lists, list by list (each list's rows in the order the table scan
+// gave them): consecutive appends to one list take consecutive new pages.
+void FlushColdBuildRows(ColdBuildState *cb) {
+	if (cb->pend_n == 0)
+		return;
+	uint32 dim = cb->info.dimensions;
+	int64 *start = (int64 *)palloc0(sizeof(int64) * (cb->lists + 1));
+	for (int64 i = 0; i < cb->pend_n; i++)
+		start[cb->pend_list[i] + 1]++;
+	for (uint32 l = 0; l < cb->lists; l++)
+		start[l + 1] += start[l];
+	int64 *order = (int64 *)palloc_extended(sizeof(int64) * cb->pend_n, MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < cb->pend_n; i++)
+		order[start[cb->pend_list[i]]++] = i;
+	// The appends in a context of their own, reset now and then (as the per-row path resets tmpcxt).
+	MemoryContext appendcxt =
+	    AllocSetContextCreate(CurrentMemoryContext, "s5vector cold build appends", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(appendcxt);
+	for (int64 k = 0; k < cb->pend_n; k++) {
+		int64 i = order[k];
+		ColdAppendRow(cb->index, dim, cb->target, cb->pend_list[i], &cb->pend_tid[i], cb->pend_age[i],
+		              cb->pend_flags[i], cb->pend_vecs + (Size)i * dim);
+		if (k % 256 == 255) {
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(appendcxt);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(appendcxt);
+	pfree(order);
+	pfree(start);
+	cb->pend_n = 0;
+}
+
 void ColdBuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool tupleIsAlive, void *state) {
 	ColdBuildState *cb = (ColdBuildState *)state;
 	if (isnull[0])
@@ -218,10 +262,22 @@ void ColdBuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isn
 		if (ColdPolicyIsCold(cb->policy, age, flags)) {
 			uint32 list = cb->lists > 0 ? NearestOf(cb->info, cb->centroids, cb->lists, cb->vec) : S5V_STAGING_LIST;
 			uint8 row_flags = (flags & S5V_ELEMENT_AGE_NULL) ? S5V_COLD_ROW_AGE_NULL : 0;
-			if (cb->upload != nullptr && list != S5V_STAGING_LIST)
+			if (cb->upload != nullptr && list != S5V_STAGING_LIST) {
 				ColdUploadAdd(cb->upload, list, tid, age, row_flags, cb->vec);
-			else
+			} else if (cb->pend_cap > 0 && list != S5V_STAGING_LIST) {
+				MemoryContext keep = MemoryContextSwitchTo(old);
+				if (cb->pend_n == cb->pend_cap)
+					FlushColdBuildRows(cb);
+				MemoryContextSwitchTo(keep);
+				int64 i = cb->pend_n++;
+				cb->pend_list[i] = list;
+				cb->pend_tid[i] = *tid;
+				cb->pend_age[i] = age;
+				cb->pend_flags[i] = row_flags;
+				memcpy(cb->pend_vecs + (Size)i * cb->info.dimensions, cb->vec, sizeof(float) * cb->info.dimensions);
+			} else {
 				ColdAppendRow(cb->index, cb->info.dimensions, cb->target, list, tid, age, row_flags, cb->vec);
+			}
 			cb->written++;
 			if ((uint64)cb->written % 1000 == 0)
 				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)cb->written);
@@ -283,7 +339,29 @@ double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexI
 	cb->vec = (float *)palloc(sizeof(float) * dim);
 	cb->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "s5vector cold build", ALLOCSET_DEFAULT_SIZES);
 	cb->upload = ColdUploadBegin(index, cb->info, cb->lists, cb->memory_limit);
+	if (cb->upload == nullptr && cb->lists > 0) {
+		Size row = sizeof(uint32) + sizeof(ItemPointerData) + sizeof(int64) + 1 + sizeof(float) * dim;
+		cb->pend_cap = Min((int64)(cb->memory_limit / 2 / row), cb->count);
+		if (cb->pend_cap < 64)
+			cb->pend_cap = 0; // too little memory to gain anything: append as the scan goes
+		if (cb->pend_cap > 0) {
+			cb->pend_list = (uint32 *)palloc_extended(sizeof(uint32) * cb->pend_cap, MCXT_ALLOC_HUGE);
+			cb->pend_tid = (ItemPointerData *)palloc_extended(sizeof(ItemPointerData) * cb->pend_cap, MCXT_ALLOC_HUGE);
+			cb->pend_age = (int64 *)palloc_extended(sizeof(int64) * cb->pend_cap, MCXT_ALLOC_HUGE);
+			cb->pend_flags = (uint8 *)palloc_extended(cb->pend_cap, MCXT_ALLOC_HUGE);
+			cb->pend_vecs = (float *)palloc_extended(sizeof(float) * dim * cb->pend_cap, MCXT_ALLOC_HUGE);
+		}
+	}
 	table_index_build_scan(heap, index, indexInfo, true, true, ColdBuildCallback, (void *)cb, NULL);
+	FlushColdBuildRows(cb);
+	if (cb->pend_cap > 0) {
+		pfree(cb->pend_list);
+		pfree(cb->pend_tid);
+		pfree(cb->pend_age);
+		pfree(cb->pend_flags);
+		pfree(cb->pend_vecs);
+		cb->pend_cap = 0;
+	}
 	MemoryContextDelete(cb->tmpcxt);
 	if (cb->upload != nullptr)
 		(void)ColdUploadFinish(cb->upload, index, cb->target);
@@ -317,10 +395,26 @@ void TrainFromStaging(Relation index, const IndexInfoCache &info, const ColdTier
 	ColdAppendTarget target{tier.meta_blkno, head, made, ListsPerCentroidPage(dim), false, true, false}; // new lists
 	BlockNumber quant_head;
 	target.coder = TrainColdQuantizer(index, info, vecs, n, true, &quant_head);
+	// List by list (each list's rows in staging order), so that a list's new row pages are neighbours, as a build
+	// writes them (FlushColdBuildRows).
+	int64 *start = (int64 *)palloc0(sizeof(int64) * (made + 1));
 	for (int64 i = 0; i < n; i++) {
+		if (assign[i] >= made)
+			elog(ERROR, "s5vector: training assigned a row to list %u of %u", assign[i], made);
+		start[assign[i] + 1]++;
+	}
+	for (uint32 l = 0; l < made; l++)
+		start[l + 1] += start[l];
+	int64 *order = (int64 *)palloc_extended(sizeof(int64) * Max(n, (int64)1), MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < n; i++)
+		order[start[assign[i]]++] = i;
+	for (int64 k = 0; k < n; k++) {
 		CHECK_FOR_INTERRUPTS();
+		int64 i = order[k];
 		ColdAppendRow(index, dim, target, assign[i], &tids[i], ages[i], flags[i], vecs + (Size)i * dim);
 	}
+	pfree(order);
+	pfree(start);
 	// Dead staging rows are not carried over: the tier's count drops by them.
 	InstallLists(index, dim, tier.meta_blkno, head, made, n - tier.staging.rows, true, true, quant_head);
 }
