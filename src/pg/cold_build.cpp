@@ -225,18 +225,20 @@ void FlushColdBuildRows(ColdBuildState *cb) {
 	int64 *order = (int64 *)palloc_extended(sizeof(int64) * cb->pend_n, MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < cb->pend_n; i++)
 		order[start[cb->pend_list[i]]++] = i;
-	// The appends in a context of their own, reset now and then (as the per-row path resets tmpcxt).
+	// The appends in a context of their own, reset after each list (as the per-row path resets tmpcxt). After the
+	// counting sort start[l] is the end of list l's run in order[] (and the start of list l + 1's).
 	MemoryContext appendcxt =
 	    AllocSetContextCreate(CurrentMemoryContext, "s5vector cold build appends", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(appendcxt);
-	for (int64 k = 0; k < cb->pend_n; k++) {
-		int64 i = order[k];
-		ColdAppendRow(cb->index, dim, cb->target, cb->pend_list[i], &cb->pend_tid[i], cb->pend_age[i],
-		              cb->pend_flags[i], cb->pend_vecs + (Size)i * dim);
-		if (k % 256 == 255) {
-			CHECK_FOR_INTERRUPTS();
-			MemoryContextReset(appendcxt);
-		}
+	ColdRowsIn in{cb->pend_tid, cb->pend_age, cb->pend_flags, cb->pend_vecs, nullptr};
+	for (uint32 l = 0; l < cb->lists; l++) {
+		int64 from = l == 0 ? 0 : start[l - 1];
+		if (start[l] == from)
+			continue;
+		in.order = order + from;
+		ColdAppendRows(cb->index, dim, cb->target, l, start[l] - from, in);
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(appendcxt);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(appendcxt);
@@ -408,10 +410,15 @@ void TrainFromStaging(Relation index, const IndexInfoCache &info, const ColdTier
 	int64 *order = (int64 *)palloc_extended(sizeof(int64) * Max(n, (int64)1), MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < n; i++)
 		order[start[assign[i]]++] = i;
-	for (int64 k = 0; k < n; k++) {
+	// After the counting sort start[l] is the end of list l's run in order[] (and the start of list l + 1's).
+	ColdRowsIn in{tids, ages, flags, vecs, nullptr};
+	for (uint32 l = 0; l < made; l++) {
+		int64 from = l == 0 ? 0 : start[l - 1];
+		if (start[l] == from)
+			continue;
 		CHECK_FOR_INTERRUPTS();
-		int64 i = order[k];
-		ColdAppendRow(index, dim, target, assign[i], &tids[i], ages[i], flags[i], vecs + (Size)i * dim);
+		in.order = order + from;
+		ColdAppendRows(index, dim, target, l, start[l] - from, in);
 	}
 	pfree(order);
 	pfree(start);

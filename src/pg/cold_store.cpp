@@ -399,17 +399,13 @@ const s5v::ScalarQuantizer *TrainColdQuantizer(Relation index, const IndexInfoCa
 	return q;
 }
 
-void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
-                   int64 age, uint8 row_flags, const float *vec) {
-	bool staging = list == S5V_STAGING_LIST;
-	// Before any buffer lock: the tier's quantizer (training installs it under the cold write lock we hold).
-	const s5v::ScalarQuantizer *coder = target.coder;
-	if (coder == nullptr && !staging)
-		coder = LookupCoder(index, dim, target.meta_blkno);
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	if (!staging && (list >= target.lists || target.centroid_head == InvalidBlockNumber))
-		elog(ERROR, "s5vector: append to list %u of %u", list, target.lists);
+namespace {
 
+// One step of ColdAppendRows: rows from..n-1 (as many as fit) into one page of the list (the tail, a page with room
+// VACUUM freed, or a new page), under one lock cycle and one WAL record. Returns how many it took (at least 1).
+int64 AppendToOnePage(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, bool staging,
+                      const s5v::ScalarQuantizer *coder, int64 from, int64 n, const ColdRowsIn &in) {
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	// Lock and check, in the documented order: cold metapage, centroid page, tail page, new page.
 	Buffer metabuf = InvalidBuffer, cbuf = InvalidBuffer, tbuf = InvalidBuffer, nbuf = InvalidBuffer;
 	bool need_meta = staging || target.count_in_meta;
@@ -524,25 +520,35 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 		ReportCorruptCold(index, BufferGetBlockNumber(npage != nullptr ? nbuf : tbuf),
 		                  "coded row page in a cold tier without a quantizer");
 	S5vRowsLayout l = RowsLayoutFor(dim, rows->capacity, coded_page);
-	uint16 i = rows->count;
-	RowsTids(rows, l)[i] = *tid;
-	RowsAges(rows, l)[i] = age;
-	RowsFlags(rows, l)[i] = row_flags & S5V_COLD_ROW_FLAGS;
-	memcpy(RowsVectors(rows, l) + (Size)i * dim, vec, sizeof(float) * dim);
-	if (coded_page) {
-		// The row's code and its own error: the scan's lower bound stays true for a row outside the trained range.
-		uint8 *code = RowsCodes(rows, l) + (Size)i * dim;
-		(void)coder->Encode(vec, code);
-		RowsErrors(rows, l)[i] = coder->RowError(vec, code, coder->metric());
+	int64 k = Min((int64)(rows->capacity - rows->count), n - from);
+	if (k <= 0)
+		ReportCorruptCold(index, BufferGetBlockNumber(npage != nullptr ? nbuf : tbuf), "row page has no room");
+	for (int64 r = from; r < from + k; r++) {
+		int64 src = in.order ? in.order[r] : r;
+		const float *vec = in.vecs + (Size)src * dim;
+		uint8 row_flags = in.flags[src];
+		int64 age = in.ages[src];
+		uint16 i = rows->count;
+		RowsTids(rows, l)[i] = in.tids[src];
+		RowsAges(rows, l)[i] = age;
+		RowsFlags(rows, l)[i] = row_flags & S5V_COLD_ROW_FLAGS;
+		memcpy(RowsVectors(rows, l) + (Size)i * dim, vec, sizeof(float) * dim);
+		if (coded_page) {
+			// The row's code and its own error: the scan's lower bound stays true for a row outside the trained
+			// range.
+			uint8 *code = RowsCodes(rows, l) + (Size)i * dim;
+			(void)coder->Encode(vec, code);
+			RowsErrors(rows, l)[i] = coder->RowError(vec, code, coder->metric());
+		}
+		rows->count = i + 1;
+		e->rows++;
+		if (!(row_flags & S5V_COLD_ROW_AGE_NULL)) {
+			e->min_age = Min(e->min_age, age);
+			e->max_age = Max(e->max_age, age);
+		}
+		if (cm != nullptr && target.count_in_meta)
+			cm->cold_rows++;
 	}
-	rows->count = i + 1;
-	e->rows++;
-	if (!(row_flags & S5V_COLD_ROW_AGE_NULL)) {
-		e->min_age = Min(e->min_age, age);
-		e->max_age = Max(e->max_age, age);
-	}
-	if (cm != nullptr && target.count_in_meta)
-		cm->cold_rows++;
 	edit.Finish();
 
 	if (BufferIsValid(nbuf))
@@ -553,6 +559,31 @@ void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, u
 		UnlockReleaseBuffer(cbuf);
 	if (BufferIsValid(metabuf))
 		UnlockReleaseBuffer(metabuf);
+	return k;
+}
+
+} // namespace
+
+void ColdAppendRows(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, int64 n,
+                    const ColdRowsIn &in) {
+	bool staging = list == S5V_STAGING_LIST;
+	// Before any buffer lock: the tier's quantizer (training installs it under the cold write lock we hold).
+	const s5v::ScalarQuantizer *coder = target.coder;
+	if (coder == nullptr && !staging && n > 0)
+		coder = LookupCoder(index, dim, target.meta_blkno);
+	if (!staging && (list >= target.lists || target.centroid_head == InvalidBlockNumber))
+		elog(ERROR, "s5vector: append to list %u of %u", list, target.lists);
+	for (int64 done = 0; done < n;) {
+		if (done > 0)
+			CHECK_FOR_INTERRUPTS();
+		done += AppendToOnePage(index, dim, target, list, staging, coder, done, n, in);
+	}
+}
+
+void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
+                   int64 age, uint8 row_flags, const float *vec) {
+	ColdRowsIn in{tid, &age, &row_flags, vec, nullptr};
+	ColdAppendRows(index, dim, target, list, 1, in);
 }
 
 BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroids, uint32 lists, bool wal) {

@@ -96,6 +96,20 @@ inline constexpr uint32 kColdRoomWalkPages = 8;
 void ColdAppendRow(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, const ItemPointerData *tid,
                    int64 age, uint8 row_flags, const float *vec);
 
+// Rows for ColdAppendRows: row r of the call is element order[r] (or r when order is NULL) of the arrays.
+struct ColdRowsIn {
+	const ItemPointerData *tids;
+	const int64 *ages;
+	const uint8 *flags;
+	const float *vecs; // dim floats per element
+	const int64 *order;
+};
+
+// Append n rows to one list, in order, as ColdAppendRow does one: each page they go to is filled in one lock cycle
+// and one WAL record (a build's or a training's list-by-list appends write a page per record, not a row).
+void ColdAppendRows(Relation index, uint32 dim, const ColdAppendTarget &target, uint32 list, int64 n,
+                    const ColdRowsIn &in);
+
 // Write `lists` centroids (lists * dim floats) to a new contiguous run of centroid pages with empty lists; the
 // pages are not referenced until InstallLists. Returns the first block. Caller holds the cold write lock.
 BlockNumber WriteCentroidPages(Relation index, uint32 dim, const float *centroids, uint32 lists, bool wal);
