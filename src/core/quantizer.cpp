@@ -233,17 +233,40 @@ float ScalarQuantizer::LowerBound(const QuantizedQuery &q, float estimate, float
 	return -std::numeric_limits<float>::infinity();
 }
 
+namespace {
+
+// The code of one coordinate: v = (x - lo) / step rounded to the nearest of 0..255 (halves up); !(v > 0) also maps
+// NaN to 0. v + 0.5 is below 256 here, so the truncation is the rounding (what std::lround gave, without the call).
+inline std::uint8_t CodeOf(float v) {
+	return !(v > 0.0f) ? 0 : v >= 255.0f ? 255 : static_cast<std::uint8_t>(v + 0.5f);
+}
+
+} // namespace
+
 float ScalarQuantizer::Encode(const float *x, std::uint8_t *code) const {
 	double err = 0.0;
 	for (std::size_t d = 0; d < lo_.size(); d++) {
-		float v = (x[d] - lo_[d]) * inv_step_[d];
-		// !(v > 0) also maps NaN to 0.
-		std::uint8_t c = !(v > 0.0f) ? 0 : v >= 255.0f ? 255 : static_cast<std::uint8_t>(std::lround(v));
+		std::uint8_t c = CodeOf((x[d] - lo_[d]) * inv_step_[d]);
 		code[d] = c;
 		double e = static_cast<double>(x[d]) - (lo_[d] + step_[d] * static_cast<float>(c));
 		err += e * e;
 	}
 	return static_cast<float>(std::sqrt(err));
+}
+
+float ScalarQuantizer::EncodeWithError(const float *x, std::uint8_t *code, Metric metric) const {
+	double err = 0.0;
+	const bool l1 = metric == Metric::L1;
+	for (std::size_t d = 0; d < lo_.size(); d++) {
+		std::uint8_t c = CodeOf((x[d] - lo_[d]) * inv_step_[d]);
+		code[d] = c;
+		double e = static_cast<double>(x[d]) - (lo_[d] + step_[d] * static_cast<float>(c));
+		err += l1 ? std::fabs(e) : e * e;
+	}
+	if (!l1)
+		err = std::sqrt(err);
+	float out = static_cast<float>(err * (1.0 + 1e-6));
+	return std::nextafter(out, std::numeric_limits<float>::infinity());
 }
 
 void ScalarQuantizer::Decode(const std::uint8_t *code, float *out) const {

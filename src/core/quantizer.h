@@ -71,6 +71,8 @@ public:
 	// L2 norm otherwise, computed in double and rounded up, so that it is never below the true error. Valid for any
 	// finite x, clamped coordinates included.
 	float RowError(const float *x, const std::uint8_t *code, Metric metric) const;
+	// Encode and RowError in one pass over x (what an append stores): the same code and the same error.
+	float EncodeWithError(const float *x, std::uint8_t *code, Metric metric) const;
 	// A lower bound of the exact IndexDistance between the prepared query and a row x, from the estimate of x's
 	// code (Distances) and the row's RowError: L2 (sqrt(estimate) - error)^2, IP/cosine estimate - |q| error
 	// (Cauchy-Schwarz), L1 estimate - error; lowered by a margin that covers the float rounding of both the

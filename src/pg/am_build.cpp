@@ -291,25 +291,25 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (isnull[0])
 		return;
 	MemoryContext old = MemoryContextSwitchTo(bs->tmpcxt);
+	uint8 flags = 0;
+	int64 age;
+	if (bs->info.age_kind != S5V_AGE_NONE && isnull[1]) {
+		flags |= S5V_ELEMENT_AGE_NULL;
+		age = GetCurrentTimestamp();
+	} else {
+		age = AgeFromDatum(bs->info.age_kind, bs->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
+	}
+	// Cold tier hook: a row older than the window is counted here, and its vector read (detoasted, checked) only
+	// when the sample takes it; ColdBuildFinish's second scan reads, checks and writes every cold row.
+	if (ColdBuildWantsRow(bs->cold, age, flags)) {
+		ColdBuildOffer(bs->cold, values[0]);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(bs->tmpcxt);
+		return;
+	}
 	bool prepared = PrepareVector(bs->info, values[0], bs->vec);
 	CheckBuildVector(bs->info, values[0], bs->vec, prepared);
 	if (prepared) {
-		uint8 flags = 0;
-		int64 age;
-		if (bs->info.age_kind != S5V_AGE_NONE && isnull[1]) {
-			flags |= S5V_ELEMENT_AGE_NULL;
-			age = GetCurrentTimestamp();
-		} else {
-			age = AgeFromDatum(bs->info.age_kind, bs->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
-		}
-		// Cold tier hook: a row older than the window is counted and sampled here, written by ColdBuildFinish.
-		if (ColdBuildWantsRow(bs->cold, age, flags)) {
-			ColdBuildSample(bs->cold, bs->vec);
-			bs->index_tuples++;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(bs->tmpcxt);
-			return;
-		}
 		int level = DrawLevel(bs);
 		BuildObjects *objs = bs->objects;
 		if (!bs->on_disk && objs->graph.memory_bytes() + objs->tids.capacity() * 16 > bs->memory_limit) {
@@ -480,7 +480,7 @@ IndexBuildResult *Build(Relation heap, Relation index, IndexInfo *indexInfo) {
 	}
 
 	// Cold tier hook: lists, training and the cold rows' pages, after the graph's.
-	ColdBuildFinish(bs->cold, heap, index, indexInfo);
+	bs->index_tuples += ColdBuildFinish(bs->cold, heap, index, indexInfo);
 
 	if (RelationNeedsWAL(index))
 		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);

@@ -22,6 +22,7 @@ extern "C" {
 #include "pg/cold_store.h"
 #include "pg/cold_upload.h"
 #include "pg/guard.h"
+#include "pg/parallel_build.h"
 
 #include "core/kmeans.h"
 
@@ -135,7 +136,9 @@ struct ColdBuildState {
 	ColdPolicy policy;
 	int lists_option;
 	Size memory_limit;
-	int64 count; // cold rows seen by pass 1
+	int64 count;       // cold rows seen by pass 1 (vector not NULL; prepared or not)
+	int64 seen;        // the same count in pass 2
+	float *sample_vec; // pass 1's prepared vector of a row the sample takes
 	// Reservoir sample of pass 1's cold rows (Algorithm R).
 	int64 sample_cap;
 	int64 sample_n;
@@ -175,11 +178,16 @@ ColdBuildState *ColdBuildBegin(Relation index, const IndexInfoCache &info, int l
 	cb->policy = policy;
 	cb->lists_option = lists_option;
 	cb->memory_limit = memory_limit;
-	// Half of maintenance_work_mem for the sample, at least 256 rows, at most 256 per list of the largest count.
+	// Half of maintenance_work_mem for the sample, at least 256 rows, at most what training takes: the refinement's
+	// S5V_REFINE_ROWS_PER_LIST rows a list (at least 4096) of the given lists, or of the largest count with lists = 0
+	// (chosen from the count, known only after this pass). A row the reservoir does not take is not detoasted.
 	int64 cap = (int64)(memory_limit / 2 / (sizeof(float) * info.dimensions));
-	cb->sample_cap = Max((int64)256, Min(cap, (int64)256 * S5V_MAX_LISTS));
+	int64 wanted = lists_option > 0 ? Max((int64)lists_option * S5V_REFINE_ROWS_PER_LIST, (int64)4096)
+	                                : (int64)256 * S5V_MAX_LISTS;
+	cb->sample_cap = Max((int64)256, Min(cap, wanted));
 	cb->sample_alloc = Min(cb->sample_cap, (int64)1024);
 	cb->sample = (float *)palloc_extended(sizeof(float) * info.dimensions * cb->sample_alloc, MCXT_ALLOC_HUGE);
+	cb->sample_vec = (float *)palloc(sizeof(float) * info.dimensions);
 	pg_prng_seed(&cb->prng, UINT64CONST(0x53355653414d504c));
 	cb->index = index;
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_COLD_SAMPLE);
@@ -190,23 +198,31 @@ bool ColdBuildWantsRow(const ColdBuildState *cb, int64 age, uint8 element_flags)
 	return cb != nullptr && ColdPolicyIsCold(cb->policy, age, element_flags);
 }
 
-void ColdBuildSample(ColdBuildState *cb, const float *vec) {
+void ColdBuildOffer(ColdBuildState *cb, Datum value) {
 	uint32 dim = cb->info.dimensions;
 	cb->count++;
 	int64 slot;
-	if (cb->sample_n < cb->sample_cap) {
+	bool grow = cb->sample_n < cb->sample_cap;
+	if (grow) {
 		// The array starts small (most builds have few cold rows or none) and doubles up to the cap.
 		if (cb->sample_n == cb->sample_alloc) {
 			cb->sample_alloc = Min(cb->sample_cap, cb->sample_alloc * 2);
 			cb->sample = (float *)repalloc_huge(cb->sample, sizeof(float) * dim * cb->sample_alloc);
 		}
-		slot = cb->sample_n++;
+		slot = cb->sample_n;
 	} else {
 		slot = (int64)pg_prng_uint64_range(&cb->prng, 0, (uint64)cb->count - 1);
 		if (slot >= cb->sample_cap)
-			return;
+			return; // not sampled: its vector is not read now (pass 2 reads and checks it)
 	}
-	memcpy(cb->sample + (Size)slot * dim, vec, sizeof(float) * dim);
+	float *dest = cb->sample + (Size)slot * dim;
+	bool prepared = PrepareVector(cb->info, value, cb->sample_vec);
+	CheckBuildVector(cb->info, value, cb->sample_vec, prepared);
+	if (!prepared)
+		return; // not indexed (a zero vector under cosine): pass 2 skips it too
+	memcpy(dest, cb->sample_vec, sizeof(float) * dim);
+	if (grow)
+		cb->sample_n++;
 }
 
 namespace {
@@ -252,16 +268,20 @@ void ColdBuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isn
 	if (isnull[0])
 		return;
 	MemoryContext old = MemoryContextSwitchTo(cb->tmpcxt);
-	if (PrepareVector(cb->info, values[0], cb->vec)) {
-		uint8 flags = 0;
-		int64 age;
-		if (cb->info.age_kind != S5V_AGE_NONE && isnull[1]) {
-			flags |= S5V_ELEMENT_AGE_NULL;
-			age = GetCurrentTimestamp();
-		} else {
-			age = AgeFromDatum(cb->info.age_kind, cb->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
-		}
-		if (ColdPolicyIsCold(cb->policy, age, flags)) {
+	uint8 flags = 0;
+	int64 age;
+	if (cb->info.age_kind != S5V_AGE_NONE && isnull[1]) {
+		flags |= S5V_ELEMENT_AGE_NULL;
+		age = GetCurrentTimestamp();
+	} else {
+		age = AgeFromDatum(cb->info.age_kind, cb->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
+	}
+	if (ColdPolicyIsCold(cb->policy, age, flags)) {
+		cb->seen++;
+		// Pass 1 read only the sampled rows' vectors: every cold row is checked here (NaN, infinity: 22000).
+		bool prepared = PrepareVector(cb->info, values[0], cb->vec);
+		CheckBuildVector(cb->info, values[0], cb->vec, prepared);
+		if (prepared) {
 			uint32 list = cb->lists > 0 ? NearestOf(cb->info, cb->centroids, cb->lists, cb->vec) : S5V_STAGING_LIST;
 			uint8 row_flags = (flags & S5V_ELEMENT_AGE_NULL) ? S5V_COLD_ROW_AGE_NULL : 0;
 			if (cb->upload != nullptr && list != S5V_STAGING_LIST) {
@@ -304,7 +324,7 @@ double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexI
 	cb->target.wal = false;
 	cb->target.reuse_room = false; // lists written from scratch: no holes
 	cb->lists = 0;
-	if (cb->count >= train_rows && cb->count >= (int64)lists * S5V_MIN_ROWS_PER_LIST) {
+	if (cb->count >= train_rows && cb->count >= (int64)lists * S5V_MIN_ROWS_PER_LIST && cb->sample_n > 0) {
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, S5V_PHASE_COLD_TRAIN);
 		// Train on a uniform choice among the sample (a partial shuffle): its first n_train rows are a uniform choice
 		// too.
@@ -367,8 +387,8 @@ double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexI
 	MemoryContextDelete(cb->tmpcxt);
 	if (cb->upload != nullptr)
 		(void)ColdUploadFinish(cb->upload, index, cb->target);
-	if ((int64)cb->written != cb->count)
-		elog(ERROR, "s5vector: the second table scan found %.0f cold rows, the first %lld", cb->written,
+	if (cb->seen != cb->count)
+		elog(ERROR, "s5vector: the second table scan found %lld cold rows, the first %lld", (long long)cb->seen,
 		     (long long)cb->count);
 	return cb->written;
 }

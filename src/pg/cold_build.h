@@ -51,8 +51,9 @@ struct ColdBuildState;
 ColdBuildState *ColdBuildBegin(Relation index, const IndexInfoCache &info, int lists_option, const Interval &hot_window,
                                bool infinite, Size memory_limit);
 bool ColdBuildWantsRow(const ColdBuildState *cb, int64 age, uint8 element_flags);
-// Pass 1: count and sample a cold row (vector as the index stores it).
-void ColdBuildSample(ColdBuildState *cb, const float *vec);
+// Pass 1: count a cold row and offer it to the sample: its vector (the column's datum) is detoasted, prepared and
+// checked only when the reservoir takes it (pass 2 does so for every cold row).
+void ColdBuildOffer(ColdBuildState *cb, Datum value);
 // After the graph is on pages: choose lists, train, write the tier (second table scan). Returns cold rows written.
 double ColdBuildFinish(ColdBuildState *cb, Relation heap, Relation index, IndexInfo *indexInfo);
 

@@ -537,8 +537,7 @@ int64 AppendToOnePage(Relation index, uint32 dim, const ColdAppendTarget &target
 			// The row's code and its own error: the scan's lower bound stays true for a row outside the trained
 			// range.
 			uint8 *code = RowsCodes(rows, l) + (Size)i * dim;
-			(void)coder->Encode(vec, code);
-			RowsErrors(rows, l)[i] = coder->RowError(vec, code, coder->metric());
+			RowsErrors(rows, l)[i] = coder->EncodeWithError(vec, code, coder->metric());
 		}
 		rows->count = i + 1;
 		e->rows++;
