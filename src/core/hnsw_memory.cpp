@@ -457,6 +457,14 @@ std::size_t InMemoryGraph::memory_bytes() const {
 	       g.upper.capacity() * sizeof(void *) + g.upper_words * sizeof(std::uint32_t) + sizeof(Impl);
 }
 
+std::size_t InMemoryGraph::build_copy_bytes() const {
+	return impl_->halves.capacity() * sizeof(std::uint16_t);
+}
+
+void InMemoryGraph::DropBuildCopies() {
+	impl_->DropHalves();
+}
+
 void InMemoryGraph::MarkDeleted(NodeId node) {
 	if (node < impl_->count)
 		impl_->deleted[static_cast<std::size_t>(node)] = 1;

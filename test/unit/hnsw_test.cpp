@@ -286,6 +286,31 @@ TEST(Hnsw, HalfBuildOffMidBuild) {
 	EXPECT_GE(Recall(*g, Metric::L2, data, queries, dim, 64), 0.97);
 }
 
+// Dropping the copies mid-build (the glue does when maintenance_work_mem runs out): memory shrinks, the build goes on
+// with float distances and the graph stays good.
+TEST(Hnsw, DropBuildCopiesMidBuild) {
+	const std::size_t dim = 256, n = 1024;
+	auto data = Clustered(n, dim, 20, 29, false);
+	auto queries = NearQueries(data, dim, 20, 0.05f);
+	auto g = std::make_unique<InMemoryGraph>(dim, Metric::L2, Params{});
+	NeverCancel never;
+	std::uint64_t state = 42;
+	for (std::size_t i = 0; i < n; ++i) {
+		if (i == 500) {
+			const std::size_t before = g->memory_bytes(), copies = g->build_copy_bytes();
+			EXPECT_EQ(copies > 0, CpuBuildsOnHalves());
+			g->DropBuildCopies();
+			EXPECT_EQ(g->build_copy_bytes(), 0u);
+			EXPECT_EQ(g->memory_bytes(), before - copies);
+		}
+		NodeId id;
+		ASSERT_TRUE(g->AddAndInsert(&data[i * dim], SplitMix(state), never, id).ok());
+	}
+	EXPECT_EQ(g->build_copy_bytes(), 0u);
+	EXPECT_EQ(Reachable(*g), n);
+	EXPECT_GE(Recall(*g, Metric::L2, data, queries, dim, 64), 0.97);
+}
+
 // Vectors whose components are all tiny (below 2^-10) would lose their precision in half: floats again.
 TEST(Hnsw, HalfBuildOffForTinyVectors) {
 	const std::size_t dim = 256, n = 1024;
