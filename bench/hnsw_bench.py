@@ -4,7 +4,7 @@
 For each engine: load the vectors, build the index (timed), report its size, then run the queries one
 at a time for a sweep of ef_search values and report recall@k against exact ground truth, queries per
 second and the p50/p99 latency. PostgreSQL engines run `SELECT id FROM t ORDER BY embedding <-> $1
-LIMIT k` over a local connection; faiss runs in this process on one thread.
+LIMIT k` (`<=>` with --metric cosine) over a local connection; faiss runs in this process on one thread.
 
 Uses Debian's python3 with python3-psycopg, python3-numpy and python3-faiss (hence /usr/bin/python3).
 bench/run_hnsw_bench.sh starts a throwaway cluster and passes its arguments through; see
@@ -14,6 +14,7 @@ Examples:
   hnsw_bench.py --dsn 'host=/tmp port=55432 dbname=s5v' --pgvector-dsn 'host=/tmp port=55432 dbname=pgv'
   hnsw_bench.py --dataset fashion-mnist --engines pgvector,faiss --pgvector-dsn ... --json out.json
   hnsw_bench.py --dataset fvecs:/data/sift_base.fvecs --n 100000 --queries 1000 --engines faiss
+  hnsw_bench.py --dataset glove100-wink --n 100000 ...   # after bench/datasets/glove100-wink.sh; cosine
 """
 
 import argparse
@@ -28,6 +29,12 @@ import time
 import numpy as np
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+# Where bench/datasets/*.sh put what they download (outside the repository).
+DATASETS_DIR = os.environ.get("S5V_DATASETS_DIR", "/var/tmp/s5vector-datasets")
+# Prepared datasets: name -> (directory under DATASETS_DIR, the script that prepares it, default metric).
+PREPARED = {"glove100-wink": ("glove100-wink", "bench/datasets/glove100-wink.sh", "cosine")}
+# Per metric: the operator class and the ORDER BY operator of both PostgreSQL engines.
+METRICS = {"l2": ("vector_l2_ops", "<->"), "cosine": ("vector_cosine_ops", "<=>")}
 ALL_ENGINES = ("s5vector", "pgvector", "faiss")
 
 
@@ -98,6 +105,24 @@ def fvecs(path, n, queries, query_path):
     return base[: n or len(base)], data[len(data) - queries :]
 
 
+def prepared(spec, n, queries):
+    """A dataset that a bench/datasets script wrote as base.fvecs + queries.fvecs (held-out queries)."""
+    sub, script, _ = PREPARED[spec]
+    d = os.path.join(DATASETS_DIR, sub)
+    base_path, query_path = os.path.join(d, "base.fvecs"), os.path.join(d, "queries.fvecs")
+    if not (os.path.exists(base_path) and os.path.exists(query_path)):
+        raise SystemExit(f"--dataset {spec}: {base_path} or {query_path} missing: run {script} first "
+                         f"(S5V_DATASETS_DIR={DATASETS_DIR})")
+    source = ""
+    try:
+        with open(os.path.join(d, "SOURCE")) as f:
+            source = f.readline().strip()
+    except OSError:
+        pass
+    base, q = fvecs(base_path, n, queries, query_path)
+    return base, q, f"{spec} ({source})" if source else spec
+
+
 def load_dataset(args):
     spec = args.dataset
     if spec == "synthetic":
@@ -107,12 +132,15 @@ def load_dataset(args):
     elif spec == "fashion-mnist":
         base, q = fashion_mnist(args.n, args.queries)
         name = "fashion-mnist (train as base, t10k as queries)"
+    elif spec in PREPARED:
+        base, q, name = prepared(spec, args.n, args.queries)
     elif spec.startswith("fvecs:"):
         path = spec[len("fvecs:") :]
         base, q = fvecs(path, args.n, args.queries, args.query_fvecs)
         name = f"fvecs {path}"
     else:
-        raise SystemExit(f"unknown --dataset {spec!r} (synthetic, fashion-mnist or fvecs:PATH)")
+        raise SystemExit(f"unknown --dataset {spec!r} (synthetic, fashion-mnist, "
+                         f"{', '.join(PREPARED)} or fvecs:PATH)")
     return name, np.ascontiguousarray(base, dtype=np.float32), np.ascontiguousarray(q, dtype=np.float32)
 
 
@@ -120,10 +148,19 @@ def load_dataset(args):
 # Exact ground truth
 
 
-def ground_truth(base, queries, k, batch=256):
-    """Exact k nearest neighbours by L2: float32 matrix products pick k+32 candidates per query, then the
+def normalized(x):
+    """Rows scaled to unit L2 norm (float32; the norm taken in float64), for cosine distance: on unit vectors the
+    L2 order is the cosine order (|a - b|^2 = 2 - 2 cos)."""
+    norm = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.where(norm > 0, norm, 1.0), dtype=np.float32)
+
+
+def ground_truth(base, queries, k, batch=256, metric="l2"):
+    """Exact k nearest neighbours by L2 (for cosine: by L2 between the normalised vectors): float32 matrix products pick k+32 candidates per query, then the
     candidates are re-ranked in float64 (the float32 expansion ||x||^2 - 2 q.x + ||q||^2 cancels badly
     on un-normalised data such as 0..255 pixels)."""
+    if metric == "cosine":
+        base, queries = normalized(base), normalized(queries)
     k = min(k, len(base))
     extra = min(len(base), k + 32)
     base_sq = np.einsum("ij,ij->i", base, base, dtype=np.float32)
@@ -259,6 +296,7 @@ class PgEngine:
         conn.execute(f"CREATE TABLE {self.table} (id int4 NOT NULL, embedding vector({dim}))")
 
         t0 = time.perf_counter()
+        # The table holds the vectors as given (for cosine not normalised: the index normalises what it stores).
         (self.copy_text if args.copy_format == "text" else self.copy_binary)(conn, base)
         conn.execute(f"VACUUM ANALYZE {self.table}")
         res["load_s"] = time.perf_counter() - t0
@@ -269,11 +307,15 @@ class PgEngine:
         notices = []
         conn.add_notice_handler(lambda d: notices.append(d.message_primary))
         t0 = time.perf_counter()
+        cpu0 = self.backend_cpu()
         conn.execute(
-            f"CREATE INDEX {self.index} ON {self.table} USING {self.am} (embedding vector_l2_ops) "
+            f"CREATE INDEX {self.index} ON {self.table} USING {self.am} (embedding {METRICS[args.metric][0]}) "
             f"WITH (m = {args.m}, ef_construction = {args.ef_construction})"
         )
         res["build_s"] = time.perf_counter() - t0
+        cpu1 = self.backend_cpu()
+        # The backend's CPU time for the (serial) build: steadier than the wall clock on a shared machine.
+        res["build_cpu_s"] = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
         res["build_notices"] = notices
         res["index_bytes"] = conn.execute("SELECT pg_relation_size(%s)", (self.index,)).fetchone()[0]
         return self.prepare(res, queries)
@@ -286,12 +328,15 @@ class PgEngine:
             (self.index,)).fetchone()
         if not row or row[0] != self.am:
             return False
+        indexdef = conn.execute("SELECT pg_get_indexdef(%s::regclass)", (self.index,)).fetchone()[0]
+        if METRICS[self.args.metric][0] not in indexdef:
+            return False
         return conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0] == n
 
     def prepare(self, res, queries):
         args, conn = self.args, self.conn
         self.literals = [vector_literal(q) for q in queries]
-        self.sql = f"SELECT id FROM {self.table} ORDER BY embedding <-> %s LIMIT {args.k}"
+        self.sql = f"SELECT id FROM {self.table} ORDER BY embedding {METRICS[args.metric][1]} %s LIMIT {args.k}"
         self.cur = conn.cursor()
         # The plan must be the index scan, or the numbers mean nothing.
         self.cur.execute("EXPLAIN (COSTS OFF) " + self.sql, (self.literals[0],))
@@ -363,12 +408,17 @@ class FaissEngine:
 
         faiss.omp_set_num_threads(1)
         n, dim = base.shape
+        if self.args.metric == "cosine":
+            # Cosine as L2 between unit vectors (the same order), as ann-benchmarks does for angular sets.
+            base, queries = normalized(base), normalized(queries)
         res = {"engine": "faiss", "version": faiss.__version__}
         self.index = faiss.IndexHNSWFlat(dim, self.args.m)
         self.index.hnsw.efConstruction = self.args.ef_construction
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         self.index.add(base)
         res["build_s"] = time.perf_counter() - t0
+        res["build_cpu_s"] = time.process_time() - cpu0
         res["index_bytes"] = int(faiss.serialize_index(self.index).nbytes)
         self.queries = queries
         return res
@@ -488,7 +538,8 @@ def print_table(res, args):
     if "error" in res:
         print(f"skipped: {res['error']}")
         return
-    line = ("reused (not built), " if res.get("reused") else f"build {res['build_s']:.2f} s, ") + \
+    cpu = f" (CPU {res['build_cpu_s']:.2f} s)" if res.get("build_cpu_s") is not None else ""
+    line = ("reused (not built), " if res.get("reused") else f"build {res['build_s']:.2f} s{cpu}, ") + \
         f"index {mib(res['index_bytes'])}"
     if "load_s" in res:
         line += f", load {res['load_s']:.2f} s, table {mib(res['table_bytes'])}"
@@ -625,6 +676,13 @@ def print_comparison(results, args):
             if o in built:
                 parts.append(f"{o} {built[o]['build_s']:.2f} s (s5v/{o} {s['build_s'] / built[o]['build_s']:.2f}x)")
         print("build: " + ", ".join(parts))
+        if all(built[o].get("build_cpu_s") for o in ["s5vector"] + [o for o in ("pgvector", "faiss") if o in built]):
+            cparts = [f"s5vector {s['build_cpu_s']:.2f} s"]
+            for o in ("pgvector", "faiss"):
+                if o in built:
+                    cparts.append(f"{o} {built[o]['build_cpu_s']:.2f} s "
+                                  f"(s5v/{o} {s['build_cpu_s'] / built[o]['build_cpu_s']:.2f}x)")
+            print("build CPU: " + ", ".join(cparts))
         if "pgvector" in built:
             pg = built["pgvector"]
             print(f"index: s5vector {mib(s['index_bytes'])}, pgvector {mib(pg['index_bytes'])} "
@@ -645,7 +703,10 @@ def print_comparison(results, args):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="synthetic", help="synthetic | fashion-mnist | fvecs:PATH")
+    p.add_argument("--dataset", default="synthetic",
+                   help="synthetic | fashion-mnist | " + " | ".join(PREPARED) + " | fvecs:PATH")
+    p.add_argument("--metric", choices=sorted(METRICS),
+                   help="distance: l2 or cosine (default: cosine for " + ", ".join(PREPARED) + ", l2 otherwise)")
     p.add_argument("--n", type=int, default=0, help="base vectors (default: 100000 synthetic, all otherwise)")
     p.add_argument("--queries", type=int, default=1000, help="query vectors (default 1000)")
     p.add_argument("--query-fvecs", help="queries from this .fvecs file (with --dataset fvecs:PATH)")
@@ -684,6 +745,8 @@ def parse_args(argv):
                         "loading and building them again (build time is then not measured)")
     p.add_argument("--json", help="write all results to this file")
     args = p.parse_args(argv)
+    if args.metric is None:
+        args.metric = PREPARED[args.dataset][2] if args.dataset in PREPARED else "l2"
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     for e in args.engines:
         if e not in ALL_ENGINES:
@@ -698,12 +761,13 @@ def main(argv):
     print(f"dataset: {name}: {base.shape[0]} x {base.shape[1]}, {len(queries)} queries "
           f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     t0 = time.perf_counter()
-    truth = ground_truth(base, queries, args.k)
+    truth = ground_truth(base, queries, args.k, metric=args.metric)
     print(f"ground truth: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
     results = run_engines(base, queries, truth, args)
 
-    print(f"\ndataset: {name}, {base.shape[0]} x {base.shape[1]}, {len(queries)} queries, k={args.k}")
+    print(f"\ndataset: {name}, {base.shape[0]} x {base.shape[1]}, {len(queries)} queries, k={args.k}, "
+          f"metric {args.metric}")
     print(f"index: m={args.m}, ef_construction={args.ef_construction}; queries one at a time, single client")
     for res in results:
         print_table(res, args)
@@ -713,7 +777,7 @@ def main(argv):
         out = {
             "dataset": {"name": name, "spec": args.dataset, "n": int(base.shape[0]), "dim": int(base.shape[1]),
                         "queries": int(len(queries))},
-            "params": {"k": args.k, "m": args.m, "ef_construction": args.ef_construction,
+            "params": {"k": args.k, "metric": args.metric, "m": args.m, "ef_construction": args.ef_construction,
                        "ef_search": args.ef_search, "maintenance_work_mem": args.maintenance_work_mem,
                        "warmup": args.warmup, "rounds": args.rounds, "copy_format": args.copy_format},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": cpu_model()},

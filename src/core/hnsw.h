@@ -183,7 +183,12 @@ public:
 	std::span<const NodeId> neighbors_view(NodeId node, int level) const;
 	std::span<const std::uint32_t> neighbor_ids(NodeId node, int level) const; // zero-copy view of the same list
 	std::size_t memory_bytes() const;                                          // approximate heap use
-	void MarkDeleted(NodeId node);                                             // for tests of Repair (pass = 0)
+	// The half-precision copies that vectors of 256+ dimensions get for the build's distances (hnsw_memory.cpp):
+	// their bytes (0 when there are none), and dropping them for good (the build goes on with float distances),
+	// e.g. when memory_bytes() reaches a budget.
+	std::size_t build_copy_bytes() const;
+	void DropBuildCopies();
+	void MarkDeleted(NodeId node); // for tests of Repair (pass = 0)
 	bool deleted(NodeId node) const;
 	Metric metric() const;
 	const Params &params() const;

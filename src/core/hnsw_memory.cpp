@@ -3,9 +3,12 @@
 // arrays ([count, ids...]; level 0 holds 2m, upper levels m).
 // Vectors are stored as given: for cosine the caller normalises before Add (the glue does), as IndexDistance
 // for cosine is -dot.
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <new>
+
+#include <immintrin.h>
 
 #include "hnsw.h"
 #include "hnsw_internal.h"
@@ -30,6 +33,96 @@ template <class T> struct AlignedAllocator {
 
 using KernelFn = float (*)(const float *, const float *, std::size_t) noexcept;
 
+// Build copies in IEEE half precision (see Impl::half): the build's distances read half the bytes of a float
+// vector. A float query against a half vector, on AVX2 + FMA + F16C; only used when the CPU has them.
+#if defined(__x86_64__)
+#define S5V_HALF_TARGET __attribute__((target("avx2,fma,f16c")))
+S5V_HALF_TARGET inline float HorizontalSum(__m256 v) noexcept {
+	const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+S5V_HALF_TARGET float HalfL2(const float *q, const std::uint16_t *h, std::size_t n) noexcept {
+	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	std::size_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		const __m256 x0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i)));
+		const __m256 x1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i + 8)));
+		const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), x0);
+		const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(q + i + 8), x1);
+		a0 = _mm256_fmadd_ps(d0, d0, a0);
+		a1 = _mm256_fmadd_ps(d1, d1, a1);
+	}
+	float sum = HorizontalSum(_mm256_add_ps(a0, a1));
+	for (; i < n; ++i) {
+		const float d = q[i] - _cvtsh_ss(h[i]);
+		sum += d * d;
+	}
+	return sum;
+}
+S5V_HALF_TARGET float HalfDot(const float *q, const std::uint16_t *h, std::size_t n) noexcept {
+	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	std::size_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		const __m256 x0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i)));
+		const __m256 x1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i + 8)));
+		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), x0, a0);
+		a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), x1, a1);
+	}
+	float sum = HorizontalSum(_mm256_add_ps(a0, a1));
+	for (; i < n; ++i)
+		sum += q[i] * _cvtsh_ss(h[i]);
+	return sum;
+}
+S5V_HALF_TARGET void ToHalf(const float *x, std::uint16_t *h, std::size_t n) noexcept {
+	std::size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128(reinterpret_cast<__m128i *>(h + i),
+		                 _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+	for (; i < n; ++i)
+		h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+S5V_HALF_TARGET void FromHalf(const std::uint16_t *h, float *x, std::size_t n) noexcept {
+	std::size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i))));
+	for (; i < n; ++i)
+		x[i] = _cvtsh_ss(h[i]);
+}
+bool CpuHasHalf() noexcept {
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#else
+float HalfL2(const float *, const std::uint16_t *, std::size_t) noexcept {
+	return 0.0f;
+}
+float HalfDot(const float *, const std::uint16_t *, std::size_t) noexcept {
+	return 0.0f;
+}
+void ToHalf(const float *, std::uint16_t *, std::size_t) noexcept {}
+void FromHalf(const std::uint16_t *, float *, std::size_t) noexcept {}
+bool CpuHasHalf() noexcept {
+	return false;
+}
+#endif
+
+// Half copies pay off where a vector is several cache lines and the build's distances wait on memory (784-d:
+// 3 KB a float vector); below this the float kernels are as fast.
+constexpr std::size_t kHalfMinDim = 256;
+// A vector is kept in half precision only if that keeps its distances close: no component beyond the half range
+// (65504), and not a vector whose components are all so small that half precision's 10-bit mantissa has run out of
+// exponent (below 2^-14 it loses bits). One that does not qualify turns half copies off for the whole graph.
+bool HalfRepresentable(const float *x, std::size_t n) noexcept {
+	float top = 0.0f;
+	for (std::size_t i = 0; i < n; ++i) {
+		const float a = std::fabs(x[i]);
+		if (!(a <= 60000.0f))
+			return false; // too large, or NaN
+		top = std::max(top, a);
+	}
+	return top == 0.0f || top >= 1.0f / 1024.0f;
+}
+
 } // namespace
 
 struct InMemoryGraph::Impl {
@@ -51,6 +144,12 @@ struct InMemoryGraph::Impl {
 	std::size_t count = 0;
 	NodeId entry = kNoNode;
 	int entry_level = -1;
+	// Build distances on half-precision copies (L2, inner product, cosine; dim >= kHalfMinDim; CPU with F16C):
+	// Insert's searches, heuristic and back-links read half the bytes. The float vectors stay the stored ones (the
+	// pages are written from them) and searches of a built graph use them. Turned off (and freed) for good by the
+	// first vector that half precision cannot represent closely (HalfRepresentable).
+	bool half = false;
+	std::vector<std::uint16_t, AlignedAllocator<std::uint16_t>> halves;
 	std::vector<NodeId> view_buf;                  // neighbors_view conversion buffer
 	std::unique_ptr<internal::MemoryAccess> build; // scratch reused by every insert
 
@@ -79,12 +178,21 @@ struct InMemoryGraph::Impl {
 			negate = true;
 			break;
 		}
+		half = metric != Metric::L1 && dim >= kHalfMinDim && CpuHasHalf();
 	}
 
 	const float *Vec(NodeId id) const { return vectors.data() + static_cast<std::size_t>(id) * stride; }
 	float Dist(const float *a, const float *b) const {
 		const float r = kernel(a, b, dim);
 		return negate ? -r : r;
+	}
+	const std::uint16_t *Half(NodeId id) const { return halves.data() + static_cast<std::size_t>(id) * stride; }
+	float HalfDist(const float *a, const std::uint16_t *b) const {
+		return negate ? -HalfDot(a, b, dim) : HalfL2(a, b, dim);
+	}
+	void DropHalves() {
+		half = false;
+		std::vector<std::uint16_t, AlignedAllocator<std::uint16_t>>().swap(halves);
 	}
 	std::uint32_t *List(NodeId id, int level) {
 		if (level == 0)
@@ -101,12 +209,16 @@ namespace internal {
 
 // The devirtualised access: direct array reads, kernel pointer, dense visited table.
 struct MemoryAccess {
-	explicit MemoryAccess(InMemoryGraph::Impl *impl) : g(impl) {}
+	explicit MemoryAccess(InMemoryGraph::Impl *impl, bool for_build = false) : g(impl), build(for_build) {}
 	static InMemoryGraph::Impl *ImplOf(InMemoryGraph &graph) { return graph.impl_; }
 
 	InMemoryGraph::Impl *g;
+	bool build; // Insert/Repair: distances on the half copies when the graph has them
 	DenseVisited visited;
 	Scratch scratch;
+	std::vector<float> from_half, e_half; // a half copy widened to float (StoredDistances, NearerThanAll)
+
+	bool UseHalf() const { return build && g->half; }
 
 	std::size_t VisitedCapacity() const { return g->count; }
 
@@ -127,16 +239,44 @@ struct MemoryAccess {
 	}
 
 	Status Distances(const float *q, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
-		return ArenaDistances(g, q, ids, n, out, pass,
-		                      [this](NodeId id) { return !g->deleted[static_cast<std::size_t>(id)]; });
+		if (!UseHalf())
+			return ArenaDistances(g, q, ids, n, out, pass,
+			                      [this](NodeId id) { return !g->deleted[static_cast<std::size_t>(id)]; });
+		const std::size_t lines = g->stride / 32; // 64-byte lines of a half copy
+		for (std::size_t i = 0; i < n; ++i) {
+			if (i + 1 < n) {
+				const char *next = reinterpret_cast<const char *>(g->Half(ids[i + 1]));
+				for (std::size_t k = 0; k < lines; ++k)
+					__builtin_prefetch(next + 64 * k);
+			}
+			out[i] = g->HalfDist(q, g->Half(ids[i]));
+			if (pass != nullptr)
+				pass[i] = g->deleted[static_cast<std::size_t>(ids[i])] ? 0 : 1;
+		}
+		return Status::Ok();
 	}
 
 	Status StoredDistances(NodeId from, const NodeId *ids, std::size_t n, float *out, std::uint8_t *pass) {
-		return Distances(g->Vec(from), ids, n, out, pass);
+		if (!UseHalf())
+			return Distances(g->Vec(from), ids, n, out, pass);
+		from_half.resize(g->dim);
+		FromHalf(g->Half(from), from_half.data(), g->dim);
+		return Distances(from_half.data(), ids, n, out, pass);
 	}
 
 	Status NearerThanAll(const Cand &e, const std::vector<Cand> &kept, bool &good) {
-		return ArenaNearerThanAll(g, e, kept, good);
+		if (!UseHalf())
+			return ArenaNearerThanAll(g, e, kept, good);
+		e_half.resize(g->dim);
+		FromHalf(g->Half(e.id), e_half.data(), g->dim);
+		good = true;
+		for (const Cand &k : kept) {
+			if (g->HalfDist(e_half.data(), g->Half(k.id)) <= e.d) {
+				good = false;
+				break;
+			}
+		}
+		return Status::Ok();
 	}
 
 	Status SetNeighborIds(NodeId node, int level, const NodeId *ids, std::size_t n) {
@@ -184,7 +324,7 @@ Status MemoryLink(InMemoryGraph &graph, NodeId node, int level, const float *vec
 	if (node >= g->count || level > static_cast<int>(g->levels[static_cast<std::size_t>(node)]))
 		return Status::InvalidInput("hnsw node is not in the graph");
 	if (!g->build)
-		g->build = std::make_unique<MemoryAccess>(g);
+		g->build = std::make_unique<MemoryAccess>(g, true);
 	return LinkNode(*g->build, node, level, vec, p, cancel, mode);
 }
 
@@ -194,7 +334,7 @@ Status MemoryRepairLocal(InMemoryGraph &graph, NodeId node, int level, const flo
 	if (node >= g->count || level > static_cast<int>(g->levels[static_cast<std::size_t>(node)]))
 		return Status::InvalidInput("hnsw node is not in the graph");
 	if (!g->build)
-		g->build = std::make_unique<MemoryAccess>(g);
+		g->build = std::make_unique<MemoryAccess>(g, true);
 	return RepairLocalT(*g->build, node, level, vec, p, sparse);
 }
 
@@ -222,7 +362,11 @@ NodeId InMemoryGraph::Add(const float *vec, int level) {
 			if (v.capacity() < need)
 				v.reserve(std::max(need, v.capacity() * 2));
 		};
+		if (g.half && !HalfRepresentable(vec, g.dim))
+			g.DropHalves();
 		grow(g.vectors, (id + 1) * g.stride);
+		if (g.half)
+			grow(g.halves, (id + 1) * g.stride);
 		grow(g.level0, (id + 1) * (g.cap0 + 1));
 		grow(g.levels, id + 1);
 		grow(g.deleted, id + 1);
@@ -236,6 +380,10 @@ NodeId InMemoryGraph::Add(const float *vec, int level) {
 		}
 		g.vectors.resize((id + 1) * g.stride, 0.0f);
 		std::copy(vec, vec + g.dim, g.vectors.data() + id * g.stride);
+		if (g.half) {
+			g.halves.resize((id + 1) * g.stride, 0);
+			ToHalf(vec, g.halves.data() + id * g.stride, g.dim);
+		}
 		g.level0.resize((id + 1) * (g.cap0 + 1), 0);
 		g.levels.push_back(static_cast<std::uint8_t>(level));
 		g.deleted.push_back(0);
@@ -304,9 +452,17 @@ std::span<const std::uint32_t> InMemoryGraph::neighbor_ids(NodeId node, int leve
 
 std::size_t InMemoryGraph::memory_bytes() const {
 	const Impl &g = *impl_;
-	return g.vectors.capacity() * sizeof(float) + g.level0.capacity() * sizeof(std::uint32_t) + g.levels.capacity() +
-	       g.deleted.capacity() + g.upper.capacity() * sizeof(void *) + g.upper_words * sizeof(std::uint32_t) +
-	       sizeof(Impl);
+	return g.vectors.capacity() * sizeof(float) + g.halves.capacity() * sizeof(std::uint16_t) +
+	       g.level0.capacity() * sizeof(std::uint32_t) + g.levels.capacity() + g.deleted.capacity() +
+	       g.upper.capacity() * sizeof(void *) + g.upper_words * sizeof(std::uint32_t) + sizeof(Impl);
+}
+
+std::size_t InMemoryGraph::build_copy_bytes() const {
+	return impl_->halves.capacity() * sizeof(std::uint16_t);
+}
+
+void InMemoryGraph::DropBuildCopies() {
+	impl_->DropHalves();
 }
 
 void InMemoryGraph::MarkDeleted(NodeId node) {

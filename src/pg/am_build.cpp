@@ -312,6 +312,11 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (prepared) {
 		int level = DrawLevel(bs);
 		BuildObjects *objs = bs->objects;
+		// The graph's half-precision build copies (vectors of 256+ dimensions) go first: dropped, the build goes on
+		// in memory with float distances, which is much faster than on pages.
+		if (!bs->on_disk && objs->graph.build_copy_bytes() > 0 &&
+		    objs->graph.memory_bytes() + objs->tids.capacity() * 16 > bs->memory_limit)
+			objs->graph.DropBuildCopies();
 		if (!bs->on_disk && objs->graph.memory_bytes() + objs->tids.capacity() * 16 > bs->memory_limit) {
 			ereport(NOTICE, (errmsg("s5vector graph no longer fits into maintenance_work_mem after %.0f tuples",
 			                        bs->index_tuples),

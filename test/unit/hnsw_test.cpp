@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <set>
 #include <vector>
@@ -194,6 +195,133 @@ TEST_P(MetricRecall, RecallAt10IsHigh) {
 
 INSTANTIATE_TEST_SUITE_P(AllMetrics, MetricRecall,
                          ::testing::Values(Metric::L2, Metric::InnerProduct, Metric::Cosine, Metric::L1));
+
+// Graphs of 256 dimensions and more are built on half-precision copies of the vectors on CPUs with F16C (the
+// build's distances read half the bytes); the float vectors stay, and searches of the built graph use them.
+bool CpuBuildsOnHalves() {
+#if defined(__x86_64__)
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+	return false;
+#endif
+}
+
+// Queries near data points (not in the data).
+std::vector<float> NearQueries(const std::vector<float> &data, std::size_t dim, std::size_t nq, float spread) {
+	const std::size_t n = data.size() / dim;
+	std::mt19937 rng(11);
+	std::normal_distribution<float> noise(0.0f, spread);
+	std::vector<float> q;
+	for (std::size_t qi = 0; qi < nq; ++qi)
+		for (std::size_t j = 0; j < dim; ++j)
+			q.push_back(data[((qi * 97) % n) * dim + j] + noise(rng));
+	return q;
+}
+
+class HalfBuild : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(HalfBuild, HighDimensionalRecallAndStoredVectors) {
+	const Metric metric = GetParam();
+	const std::size_t dim = 256, n = 1024, nq = 20;
+	auto data = Clustered(n, dim, 20, 21, metric == Metric::Cosine);
+	auto queries = NearQueries(data, dim, nq, 0.05f);
+	if (metric == Metric::Cosine)
+		for (std::size_t qi = 0; qi < nq; ++qi) {
+			float nn = 0;
+			for (std::size_t j = 0; j < dim; ++j)
+				nn += queries[qi * dim + j] * queries[qi * dim + j];
+			for (std::size_t j = 0; j < dim; ++j)
+				queries[qi * dim + j] /= std::sqrt(nn);
+		}
+	Params p;
+	p.m = 16;
+	p.ef_construction = 64;
+	auto g = Build(data, dim, metric, p);
+	// The half copies are there (4 + 2 bytes a dimension) exactly when the CPU can use them (n a power of two: the
+	// arrays' capacity is n vectors).
+	if (CpuBuildsOnHalves())
+		EXPECT_GT(g->memory_bytes(), n * dim * 6);
+	else
+		EXPECT_LT(g->memory_bytes(), n * dim * 5);
+	// The stored vectors are the floats given, bit for bit.
+	for (std::size_t i = 0; i < n; i += 97)
+		EXPECT_EQ(std::memcmp(g->vector_data(i), &data[i * dim], dim * sizeof(float)), 0) << i;
+	// Search distances are exact (computed on the floats).
+	auto r = Search(*g, dim, &queries[0], 5, 40);
+	ASSERT_EQ(r.size(), 5u);
+	for (const Candidate &c : r) {
+		const float exact = RefDistance(metric, &queries[0], g->vector_data(c.node), dim);
+		EXPECT_NEAR(c.distance, exact, 1e-5f * std::max(1.0f, std::fabs(exact)));
+	}
+	EXPECT_EQ(Reachable(*g), n);
+	EXPECT_GE(Recall(*g, metric, data, queries, dim, 64), 0.97);
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, HalfBuild, ::testing::Values(Metric::L2, Metric::Cosine));
+
+// Vectors that half precision cannot hold (components beyond 65504, here about 3e5): the graph drops its half
+// copies and builds on the floats. With the half copies the distances would be infinite and the graph random.
+TEST(Hnsw, HalfBuildOffForLargeValues) {
+	const std::size_t dim = 256, n = 1024;
+	auto data = Clustered(n, dim, 20, 23, false);
+	for (float &x : data)
+		x *= 1e5f;
+	auto queries = NearQueries(data, dim, 20, 5e3f);
+	Params p;
+	auto g = Build(data, dim, Metric::L2, p);
+	EXPECT_LT(g->memory_bytes(), n * dim * 5);
+	EXPECT_EQ(Reachable(*g), n);
+	EXPECT_GE(Recall(*g, Metric::L2, data, queries, dim, 64), 0.97);
+}
+
+// One such vector in the middle of a build turns the half copies off from there on; the graph stays good.
+TEST(Hnsw, HalfBuildOffMidBuild) {
+	const std::size_t dim = 256, n = 1024;
+	auto data = Clustered(n, dim, 20, 25, false);
+	data[700 * dim + 3] = 1e6f; // one component beyond the half range
+	auto queries = NearQueries(data, dim, 20, 0.05f);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	EXPECT_LT(g->memory_bytes(), n * dim * 5);
+	EXPECT_EQ(Reachable(*g), n);
+	EXPECT_GE(Recall(*g, Metric::L2, data, queries, dim, 64), 0.97);
+}
+
+// Dropping the copies mid-build (the glue does when maintenance_work_mem runs out): memory shrinks, the build goes on
+// with float distances and the graph stays good.
+TEST(Hnsw, DropBuildCopiesMidBuild) {
+	const std::size_t dim = 256, n = 1024;
+	auto data = Clustered(n, dim, 20, 29, false);
+	auto queries = NearQueries(data, dim, 20, 0.05f);
+	auto g = std::make_unique<InMemoryGraph>(dim, Metric::L2, Params{});
+	NeverCancel never;
+	std::uint64_t state = 42;
+	for (std::size_t i = 0; i < n; ++i) {
+		if (i == 500) {
+			const std::size_t before = g->memory_bytes(), copies = g->build_copy_bytes();
+			EXPECT_EQ(copies > 0, CpuBuildsOnHalves());
+			g->DropBuildCopies();
+			EXPECT_EQ(g->build_copy_bytes(), 0u);
+			EXPECT_EQ(g->memory_bytes(), before - copies);
+		}
+		NodeId id;
+		ASSERT_TRUE(g->AddAndInsert(&data[i * dim], SplitMix(state), never, id).ok());
+	}
+	EXPECT_EQ(g->build_copy_bytes(), 0u);
+	EXPECT_EQ(Reachable(*g), n);
+	EXPECT_GE(Recall(*g, Metric::L2, data, queries, dim, 64), 0.97);
+}
+
+// Vectors whose components are all tiny (below 2^-10) would lose their precision in half: floats again.
+TEST(Hnsw, HalfBuildOffForTinyVectors) {
+	const std::size_t dim = 256, n = 1024;
+	auto data = Clustered(n, dim, 20, 27, false);
+	for (float &x : data)
+		x *= 1e-5f;
+	auto queries = NearQueries(data, dim, 20, 5e-7f);
+	auto g = Build(data, dim, Metric::L2, Params{});
+	EXPECT_LT(g->memory_bytes(), n * dim * 5);
+	EXPECT_GE(Recall(*g, Metric::L2, data, queries, dim, 64), 0.97);
+}
 
 TEST(Hnsw, EmptyGraphSearchIsDone) {
 	InMemoryGraph g(4, Metric::L2, Params{});
