@@ -297,6 +297,12 @@ TEST(QuantizerTest, LowerBoundNeverExceedsTheExactDistance) {
 		std::vector<float> errors(n);
 		for (std::size_t i = 0; i < n; i++)
 			errors[i] = sq.RowError(&rows[i * dim], &codes[i * dim], m);
+		// The append's one-pass form gives the same code and the same error.
+		std::vector<std::uint8_t> one(dim);
+		for (std::size_t i = 0; i < n; i += 13) {
+			EXPECT_EQ(sq.EncodeWithError(&rows[i * dim], one.data(), m), errors[i]) << i;
+			EXPECT_TRUE(std::equal(one.begin(), one.end(), codes.begin() + static_cast<std::ptrdiff_t>(i * dim))) << i;
+		}
 		std::vector<float> est(n);
 		std::size_t pruned = 0, queries = 0;
 		for (std::size_t qi = 0; qi < 20; qi++) {
