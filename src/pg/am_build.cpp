@@ -292,13 +292,7 @@ void BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	MemoryContext old = MemoryContextSwitchTo(bs->tmpcxt);
 	uint8 flags = 0;
-	int64 age;
-	if (bs->info.age_kind != S5V_AGE_NONE && isnull[1]) {
-		flags |= S5V_ELEMENT_AGE_NULL;
-		age = GetCurrentTimestamp();
-	} else {
-		age = AgeFromDatum(bs->info.age_kind, bs->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
-	}
+	int64 age = RowAge(bs->info, values, isnull, &flags);
 	// Cold tier hook: a row older than the window is counted here, and its vector read (detoasted, checked) only
 	// when the sample takes it; ColdBuildFinish's second scan reads, checks and writes every cold row.
 	if (ColdBuildWantsRow(bs->cold, age, flags)) {

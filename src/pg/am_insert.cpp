@@ -36,13 +36,7 @@ bool Insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, R
 	float *vec = (float *)palloc(sizeof(float) * info.dimensions);
 	if (PrepareVector(info, values[0], vec)) {
 		uint8 flags = 0;
-		int64 age;
-		if (info.age_kind != S5V_AGE_NONE && isnull[1]) {
-			flags |= S5V_ELEMENT_AGE_NULL;
-			age = GetCurrentTimestamp();
-		} else {
-			age = AgeFromDatum(info.age_kind, info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
-		}
+		int64 age = RowAge(info, values, isnull, &flags);
 		// Cold tier hook: a row already older than the window goes to its list, not to the graph.
 		if (ColdInsertIfOld(index, info, heap_tid, age, flags, vec)) {
 			MemoryContextSwitchTo(old);

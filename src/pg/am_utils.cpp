@@ -518,6 +518,14 @@ bool PrepareVector(const IndexInfoCache &info, Datum value, float *out) {
 	return true;
 }
 
+int64 RowAge(const IndexInfoCache &info, const Datum *values, const bool *isnull, uint8 *flags) {
+	if (info.age_kind != S5V_AGE_NONE && isnull[1]) {
+		*flags |= S5V_ELEMENT_AGE_NULL;
+		return GetCurrentTimestamp();
+	}
+	return AgeFromDatum(info.age_kind, info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
+}
+
 int64 AgeFromDatum(uint8 age_kind, Datum value) {
 	switch (age_kind) {
 	case S5V_AGE_TIMESTAMPTZ:

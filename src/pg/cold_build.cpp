@@ -269,13 +269,7 @@ void ColdBuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isn
 		return;
 	MemoryContext old = MemoryContextSwitchTo(cb->tmpcxt);
 	uint8 flags = 0;
-	int64 age;
-	if (cb->info.age_kind != S5V_AGE_NONE && isnull[1]) {
-		flags |= S5V_ELEMENT_AGE_NULL;
-		age = GetCurrentTimestamp();
-	} else {
-		age = AgeFromDatum(cb->info.age_kind, cb->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
-	}
+	int64 age = RowAge(cb->info, values, isnull, &flags);
 	if (ColdPolicyIsCold(cb->policy, age, flags)) {
 		cb->seen++;
 		// Pass 1 read only the sampled rows' vectors: every cold row is checked here (NaN, infinity: 22000).

@@ -244,5 +244,8 @@ void ReleaseNeighborPage(Buffer buf, Buffer nbuf);
 // `out` has dimensions floats; normalised for cosine.
 bool PrepareVector(const IndexInfoCache &info, Datum value, float *out);
 int64 AgeFromDatum(uint8 age_kind, Datum value);
+// A row's age from the index's values (values[1] is the age column when there is one): a NULL age is now and sets
+// S5V_ELEMENT_AGE_NULL in *flags; without an age column the age is when the row entered the index (now).
+int64 RowAge(const IndexInfoCache &info, const Datum *values, const bool *isnull, uint8 *flags);
 
 } // namespace s5v::pg

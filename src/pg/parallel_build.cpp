@@ -128,12 +128,7 @@ void ParallelBuildCallback(Relation index, ItemPointer tid, Datum *values, bool 
 		S5vBuildRow row;
 		memset(&row, 0, sizeof(row));
 		row.tid = *tid;
-		if (ps->info.age_kind != S5V_AGE_NONE && isnull[1]) {
-			row.flags |= S5V_ELEMENT_AGE_NULL;
-			row.age = GetCurrentTimestamp();
-		} else {
-			row.age = AgeFromDatum(ps->info.age_kind, ps->info.age_kind == S5V_AGE_NONE ? (Datum)0 : values[1]);
-		}
+		row.age = RowAge(ps->info, values, isnull, &row.flags);
 		if (!ps->overflow) {
 			int level = LevelOfRow(ps->info, tid);
 			ParticipantObjects *objs = ps->objects;
