@@ -439,9 +439,10 @@ bool FindLiveOnlyUnreachable(Relation index, uint32 dim, const DeletedSet &delet
 			break;
 	}
 	pfree(stack);
-	hash_destroy(newer);
-	if (!ok)
+	if (!ok) {
+		hash_destroy(newer);
 		return false;
+	}
 	int64 ncap = 64;
 	*out = (uint64 *)palloc(sizeof(uint64) * ncap);
 	*out_levels = (int16 *)palloc(sizeof(int16) * ncap);
@@ -468,6 +469,45 @@ bool FindLiveOnlyUnreachable(Relation index, uint32 dim, const DeletedSet &delet
 			(*out_levels)[*nout] = (int16)level;
 			(*out)[(*nout)++] = NodeIdFromTid(b, off);
 		}
+	// Pages added since the pass that built the map hold only elements inserted during this VACUUM: the walk
+	// reached them through `newer`; a live one it did not reach is unreachable too (an insert that linked only to
+	// elements this VACUUM removes).
+	BlockNumber now = RelationGetNumberOfBlocks(index);
+	for (BlockNumber b = map->nblocks; b < now; b++) {
+		vacuum_delay_point();
+		Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, b, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		if (PageIsNew(page)) {
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		CheckPage(index, page, b);
+		if (S5vPageGetOpaque(page)->page_type != S5V_PAGE_HOT) {
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+			S5vElementTuple etup = GetElement(index, page, b, off, dim);
+			if (etup == nullptr || (etup->flags & S5V_ELEMENT_DELETED))
+				continue;
+			uint64 id = NodeIdFromTid(b, off);
+			bool found = false;
+			hash_search(newer, &id, HASH_FIND, &found);
+			if (found)
+				continue;
+			if (*nout == ncap) {
+				ncap *= 2;
+				*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * ncap);
+				*out_levels = (int16 *)repalloc_huge(*out_levels, sizeof(int16) * ncap);
+			}
+			(*out_levels)[*nout] = (int16)etup->level;
+			(*out)[(*nout)++] = id;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	hash_destroy(newer);
 	return true;
 }
 
