@@ -446,6 +446,16 @@ bool FindLiveOnlyUnreachable(Relation index, uint32 dim, const DeletedSet &delet
 	int64 ncap = 64;
 	*out = (uint64 *)palloc(sizeof(uint64) * ncap);
 	*out_levels = (int16 *)palloc(sizeof(int16) * ncap);
+	// Appends an unreached live element (its id and level) to the output arrays.
+	auto add_lost = [&](uint64 id, int level) {
+		if (*nout == ncap) {
+			ncap *= 2;
+			*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * ncap);
+			*out_levels = (int16 *)repalloc_huge(*out_levels, sizeof(int16) * ncap);
+		}
+		(*out_levels)[*nout] = (int16)level;
+		(*out)[(*nout)++] = id;
+	};
 	for (BlockNumber b = 0; b < map->nblocks; b++)
 		for (int64 slot = map->base[b]; slot < (int64)map->base[b + 1]; slot++) {
 			if (!BitGet(map->live, slot) || BitGet(map->reached, slot))
@@ -461,13 +471,7 @@ bool FindLiveOnlyUnreachable(Relation index, uint32 dim, const DeletedSet &delet
 			UnlockReleaseBuffer(buf);
 			if (level < 0)
 				continue;
-			if (*nout == ncap) {
-				ncap *= 2;
-				*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * ncap);
-				*out_levels = (int16 *)repalloc_huge(*out_levels, sizeof(int16) * ncap);
-			}
-			(*out_levels)[*nout] = (int16)level;
-			(*out)[(*nout)++] = NodeIdFromTid(b, off);
+			add_lost(NodeIdFromTid(b, off), level);
 		}
 	// Pages added since the pass that built the map hold only elements inserted during this VACUUM: the walk
 	// reached them through `newer`; a live one it did not reach is unreachable too (an insert that linked only to
@@ -497,13 +501,7 @@ bool FindLiveOnlyUnreachable(Relation index, uint32 dim, const DeletedSet &delet
 			hash_search(newer, &id, HASH_FIND, &found);
 			if (found)
 				continue;
-			if (*nout == ncap) {
-				ncap *= 2;
-				*out = (uint64 *)repalloc_huge(*out, sizeof(uint64) * ncap);
-				*out_levels = (int16 *)repalloc_huge(*out_levels, sizeof(int16) * ncap);
-			}
-			(*out_levels)[*nout] = (int16)etup->level;
-			(*out)[(*nout)++] = id;
+			add_lost(id, etup->level);
 		}
 		UnlockReleaseBuffer(buf);
 	}
